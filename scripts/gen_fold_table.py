@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Print a Rust source snippet with a diacritic-folding table for Latin letters.
+
+Usage (from the repo root):
+
+    python3 scripts/gen_fold_table.py > scripts/fold_table.rs.txt
+
+The output is a `const FOLD: &[(char, &str)]` table, sorted by char (so the
+engine can use `binary_search_by_key`), mapping every Latin letter with
+diacritics in U+00C0..=U+024F (Latin-1 Supplement letters, Latin Extended-A/B)
+and U+1E00..=U+1EFF (Latin Extended Additional; Vietnamese lives in
+U+1EA0..=U+1EF9) to its ASCII base letter(s) in UPPER CASE.
+
+How a character is mapped, first rule that applies wins:
+
+1. SPECIAL below (letters whose base is not reachable through Unicode
+   decomposition, or that fold to two letters): ß->SS, Æ/æ->AE, Œ/œ->OE,
+   Ø/ø->O, Đ/đ->D, Ł/ł->L, Þ/þ->TH, Ð/ð->D, ı->I, ...
+2. NFD decomposition with combining marks (category Mn) removed, if what is
+   left is ASCII letters (é -> e -> E, ệ -> e -> E, Ǻ -> A).
+3. NFKD decomposition, same test (compatibility digraphs: Ĳ -> IJ,
+   ǅ -> DZ, ſ -> S).
+4. The Unicode character name "LATIN (CAPITAL|SMALL) LETTER X WITH ..." for a
+   single ASCII letter X (letters with a stroke, hook, bar or tail that have
+   no decomposition: ƀ -> B, Ɨ -> I, ƙ -> K).
+
+Letters that match none of these (schwa, eng, ezh, yogh, wynn, click letters,
+Latin letters that are their own base like ĸ kra...) are not in the table;
+they are listed in a comment at the end of the output. Non-letters in the
+ranges (× U+00D7, ÷ U+00F7) are skipped silently.
+
+Stdlib only; the output depends only on the Python unicodedata version, which
+is printed in the header.
+
+`derive_names.py` imports `fold_text` from this module so the name lists and
+the engine fold text the same way.
+"""
+
+import re
+import sys
+import unicodedata
+
+RANGES = [(0x00C0, 0x024F), (0x1E00, 0x1EFF)]
+
+# Letters whose ASCII base can't be (fully) derived from Unicode decomposition.
+SPECIAL = {
+    "\u00df": "SS",  # ß  LATIN SMALL LETTER SHARP S
+    "\u1e9e": "SS",  # ẞ  LATIN CAPITAL LETTER SHARP S
+    "\u00c6": "AE",  # Æ
+    "\u00e6": "AE",  # æ
+    "\u01fc": "AE",  # Ǽ  AE WITH ACUTE
+    "\u01fd": "AE",  # ǽ
+    "\u01e2": "AE",  # Ǣ  AE WITH MACRON
+    "\u01e3": "AE",  # ǣ
+    "\u0152": "OE",  # Œ
+    "\u0153": "OE",  # œ
+    "\u00d8": "O",   # Ø
+    "\u00f8": "O",   # ø
+    "\u01fe": "O",   # Ǿ  O WITH STROKE AND ACUTE
+    "\u01ff": "O",   # ǿ
+    "\u0110": "D",   # Đ  D WITH STROKE (Vietnamese, Croatian)
+    "\u0111": "D",   # đ
+    "\u00d0": "D",   # Ð  ETH (capital)
+    "\u00f0": "D",   # ð  eth
+    "\u0141": "L",   # Ł
+    "\u0142": "L",   # ł
+    "\u00de": "TH",  # Þ  THORN
+    "\u00fe": "TH",  # þ  thorn
+    "\u0131": "I",   # ı  DOTLESS I (Turkish)
+    "\u0149": "N",   # ŉ  N PRECEDED BY APOSTROPHE (NFKD gives ʼn)
+    "\u0189": "D",   # Ɖ  AFRICAN D (capital of ɖ d with tail)
+    "\u0237": "J",   # ȷ  DOTLESS J
+    "\u0244": "U",   # Ʉ  U BAR
+    "\u024a": "Q",   # Ɋ  SMALL Q WITH HOOK TAIL (capital)
+    "\u1e9c": "S",   # ẜ  LONG S WITH DIAGONAL STROKE
+    "\u1e9d": "S",   # ẝ  LONG S WITH HIGH STROKE
+    "\u1efa": "LL",  # Ỻ  MIDDLE-WELSH LL
+    "\u1efb": "LL",  # ỻ
+}
+
+_NAME_RE = re.compile(r"^LATIN (?:CAPITAL|SMALL) LETTER ([A-Z]) WITH ")
+
+
+def _ascii_letters(s):
+    return s if s and all("A" <= c <= "Z" for c in s) else None
+
+
+def fold_char(ch):
+    """ASCII upper-case base letter(s) of a Latin letter, or None."""
+    if ch in SPECIAL:
+        return SPECIAL[ch]
+    for form in ("NFD", "NFKD"):
+        base = "".join(
+            c for c in unicodedata.normalize(form, ch) if unicodedata.category(c) != "Mn"
+        )
+        got = _ascii_letters(base.upper())
+        if got:
+            return got
+    m = _NAME_RE.match(unicodedata.name(ch, ""))
+    if m:
+        return m.group(1)
+    return None
+
+
+def fold_text(s):
+    """Fold a string to upper-case ASCII: letters with diacritics become their
+    base letter(s), ASCII letters are upper-cased, combining marks are
+    dropped, every other character is kept as is (callers filter)."""
+    out = []
+    for ch in unicodedata.normalize("NFC", s):
+        if ch.isascii():
+            out.append(ch.upper())
+        elif unicodedata.category(ch) == "Mn":
+            continue
+        else:
+            f = fold_char(ch)
+            out.append(f if f is not None else ch)
+    return "".join(out)
+
+
+def build_table():
+    table, skipped = [], []
+    for lo, hi in RANGES:
+        for cp in range(lo, hi + 1):
+            ch = chr(cp)
+            if not unicodedata.category(ch).startswith("L"):
+                continue
+            if "LATIN" not in unicodedata.name(ch, ""):
+                continue
+            f = fold_char(ch)
+            if f is None:
+                skipped.append(ch)
+            else:
+                table.append((ch, f))
+    table.sort()
+    return table, skipped
+
+
+def main():
+    table, skipped = build_table()
+    w = sys.stdout.write
+    w("// Generated by scripts/gen_fold_table.py -- do not edit by hand.\n")
+    w("// Unicode data version: %s (Python unicodedata).\n" % unicodedata.unidata_version)
+    w("// Latin letters with diacritics in U+00C0..=U+024F and U+1E00..=U+1EFF\n")
+    w("// mapped to their ASCII base letter(s), upper case. Sorted by char:\n")
+    w("// look up with `FOLD.binary_search_by_key(&c, |&(k, _)| k)`.\n")
+    w("// ASCII letters are not in the table (upper-case them directly).\n")
+    w("// Precomposed letters only: for decomposed text (base letter followed by\n")
+    w("// combining marks U+0300..=U+036F, e.g. from NFD input) drop the marks.\n")
+    w("// %d entries.\n" % len(table))
+    w("pub const FOLD: &[(char, &str)] = &[\n")
+    for ch, f in table:
+        w("    ('\\u{%04X}', \"%s\"), // %s %s\n" % (ord(ch), f, ch, unicodedata.name(ch)))
+    w("];\n")
+    if skipped:
+        w("\n// Latin letters in those ranges with no ASCII base (not in FOLD):\n")
+        for ch in skipped:
+            w("//   U+%04X %s %s\n" % (ord(ch), ch, unicodedata.name(ch)))
+
+
+if __name__ == "__main__":
+    main()

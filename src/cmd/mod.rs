@@ -1,0 +1,104 @@
+//! Command-line parsing and the subcommands.
+
+mod redact;
+mod rules;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use scrubs::{Engine, PseudonymKey, RuleSet};
+
+/// Keeps patient data (PHI) out of operational telemetry.
+#[derive(Debug, Parser)]
+#[command(name = "scrubs", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Redact lines from stdin to stdout, one line out per line in.
+    Redact(redact::RedactArgs),
+    /// Test or list rules.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
+}
+
+/// Where rules come from; shared by every command that builds an engine.
+#[derive(Debug, Args, Clone)]
+pub struct RuleArgs {
+    /// A rule file or a directory of *.yaml rule files; repeatable. Without
+    /// it the built-in HIPAA Safe Harbor pack is used.
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+    /// A file holding the pseudonym key (at least 32 bytes). Without it,
+    /// pseudonyms use a random key for this process only.
+    #[arg(long = "key-file", value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+}
+
+impl RuleArgs {
+    pub fn rule_set(&self) -> Result<RuleSet, scrubs::Error> {
+        if self.rules.is_empty() {
+            RuleSet::builtin()
+        } else {
+            RuleSet::load(&self.rules)
+        }
+    }
+
+    pub fn engine(&self) -> Result<Engine, scrubs::Error> {
+        let key = match &self.key_file {
+            Some(p) => PseudonymKey::from_file(p)?,
+            None => PseudonymKey::ephemeral(),
+        };
+        Engine::new(&self.rule_set()?, key)
+    }
+}
+
+/// An error that ends the process with exit code 2.
+#[derive(Debug)]
+pub enum CliError {
+    Scrubs(scrubs::Error),
+    Io(std::io::Error),
+}
+
+impl CliError {
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            CliError::Io(e) => Some(e.kind()),
+            CliError::Scrubs(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Scrubs(e) => write!(f, "{e}"),
+            CliError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<scrubs::Error> for CliError {
+    fn from(e: scrubs::Error) -> CliError {
+        CliError::Scrubs(e)
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> CliError {
+        CliError::Io(e)
+    }
+}
+
+pub fn try_main() -> Result<ExitCode, CliError> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Redact(args) => redact::run(args),
+        Command::Rules(cmd) => rules::run(cmd),
+    }
+}

@@ -1,0 +1,1122 @@
+//! The compiled engine and the per-line detection and rewrite.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use regex_automata::meta;
+use regex_automata::util::syntax;
+use regex_automata::Input;
+
+use super::names::{self, BuildFx, Names};
+use super::numeric::{self, NumToken, NumericMatcher};
+use super::pseudonym::PseudonymKey;
+use super::structure::{self, normalise_key, Frame, Pair, MAX_KEY};
+use super::validate::Validator;
+use crate::error::{Error, RuleProblem};
+use crate::rules::{ActionSpec, Category, ContextSide, ExampleSpec, ExamplesSpec, RuleSet};
+
+/// The compiled size limit for one regex (and for the union of all).
+const REGEX_SIZE_LIMIT: usize = 4 << 20;
+
+/// What replaces a match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `[REDACTED:TAG]`.
+    Label,
+    /// `[TAG:8 hex digits]`, a keyed HMAC of the normalised value.
+    Pseudonym,
+    /// Letters and digits become `*` except the last `keep_last`.
+    Mask { keep_last: usize },
+    /// The value is removed (structured fields are emptied).
+    DropField,
+}
+
+impl Rule {
+    /// Whether the rule's values are free text, which runs to a delimiter.
+    fn free_text(&self) -> bool {
+        matches!(self.category, Category::ClinicalText | Category::Diagnosis)
+    }
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::Label => "label",
+            Action::Pseudonym => "pseudonym",
+            Action::Mask { .. } => "mask",
+            Action::DropField => "drop_field",
+        }
+    }
+}
+
+/// A rule as compiled, without its patterns.
+#[derive(Debug)]
+struct Rule {
+    id: String,
+    description: String,
+    category: Category,
+    action: Action,
+    validator: Option<Validator>,
+    window: usize,
+    side: ContextSide,
+    has_context: bool,
+    /// For regex rules with a `value` group: the rule's own regex, run with
+    /// captures on a match to find the part to redact.
+    value_regex: Option<meta::Regex>,
+    /// AC pattern ids that gate this regex rule.
+    triggers: Vec<u32>,
+    detector: &'static str,
+    file: Arc<str>,
+    line: usize,
+    examples: Option<ExamplesSpec>,
+}
+
+/// Public facts about one rule, for `scrubs rules list` and metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleInfo<'e> {
+    pub id: &'e str,
+    pub description: &'e str,
+    pub category: Category,
+    pub action: &'static str,
+    pub detector: &'static str,
+    pub file: &'e str,
+    pub line: usize,
+}
+
+#[derive(Debug, Default)]
+struct AcPattern {
+    /// Keyword and context patterns only count on word boundaries.
+    keyword_rules: Vec<u32>,
+    context_rules: Vec<u32>,
+    trigger: bool,
+}
+
+/// The literals of every rule, deduplicated case-insensitively, with what
+/// each one means to which rules.
+#[derive(Default)]
+struct LiteralTable {
+    literals: Vec<String>,
+    index: HashMap<String, usize>,
+    patterns: Vec<AcPattern>,
+}
+
+impl LiteralTable {
+    fn add(&mut self, lit: &str) -> (usize, &mut AcPattern) {
+        let lower = lit.to_ascii_lowercase();
+        let i = match self.index.get(&lower) {
+            Some(&i) => i,
+            None => {
+                self.literals.push(lower.clone());
+                self.patterns.push(AcPattern::default());
+                self.index.insert(lower, self.patterns.len() - 1);
+                self.patterns.len() - 1
+            }
+        };
+        (i, &mut self.patterns[i])
+    }
+}
+
+#[derive(Debug)]
+struct TokenRule {
+    rule: u32,
+    regex: meta::Regex,
+    min: usize,
+    max: usize,
+}
+
+/// Strength of a finding, for overlap resolution: a structured key outranks
+/// context, which outranks a bare pattern.
+const STRENGTH_KEY: u8 = 3;
+const STRENGTH_CONTEXT: u8 = 2;
+const STRENGTH_PLAIN: u8 = 1;
+
+#[derive(Clone, Copy, Debug)]
+struct Finding {
+    start: usize,
+    end: usize,
+    rule: u32,
+    strength: u8,
+    /// Write the replacement as a JSON string (it replaces a non-string).
+    quote: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Hit {
+    pattern: u32,
+    start: usize,
+    end: usize,
+}
+
+/// Per-line working memory for one detection run.
+#[derive(Debug, Default)]
+struct State {
+    hits: Vec<Hit>,
+    findings: Vec<Finding>,
+    triggered: bool,
+}
+
+/// Reusable scratch space for redaction: one per thread. Holding on to it
+/// between lines is what makes a clean line allocation-free.
+#[derive(Debug)]
+pub struct Scratch {
+    main: State,
+    sub: State,
+    stack: Vec<Frame>,
+    decoded: Vec<u8>,
+    out: Vec<u8>,
+    norm: Vec<u8>,
+    num: NumToken,
+    regex_cache: Option<meta::Cache>,
+    counts: Vec<u64>,
+}
+
+impl std::fmt::Debug for NumToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token's bytes are event content; show nothing of them.
+        f.write_str("NumToken")
+    }
+}
+
+impl Scratch {
+    /// Calls `f(rule index, count)` for every rule that redacted something
+    /// since the last call, and resets the counts.
+    pub fn drain_counts(&mut self, mut f: impl FnMut(usize, u64)) {
+        for (i, c) in self.counts.iter_mut().enumerate() {
+            if *c > 0 {
+                f(i, *c);
+                *c = 0;
+            }
+        }
+    }
+
+    /// The total number of redactions since the last drain.
+    pub fn pending_total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// The outcome of redacting a structured field.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FieldResult<'a> {
+    /// The value, redacted where needed.
+    Value(Cow<'a, str>),
+    /// The field's rule says to drop it.
+    Drop,
+}
+
+/// A rule example that did not behave as written.
+#[derive(Debug, Clone)]
+pub struct ExampleFailure {
+    pub rule: String,
+    pub file: String,
+    pub line: usize,
+    /// "redact" or "keep".
+    pub kind: &'static str,
+    /// The example's index within its list.
+    pub index: usize,
+    pub message: String,
+}
+
+/// The compiled rule set. Cheap to share across threads behind an `Arc`.
+#[derive(Debug)]
+pub struct Engine {
+    rules: Vec<Rule>,
+    ac: Option<AhoCorasick>,
+    ac_patterns: Vec<AcPattern>,
+    keys: HashMap<Box<[u8]>, u32, BuildFx>,
+    numeric: NumericMatcher,
+    tokens: Vec<TokenRule>,
+    token_min: usize,
+    token_max: usize,
+    names: Option<Names>,
+    regex: Option<meta::Regex>,
+    regex_rules: Vec<u32>,
+    regex_always: bool,
+    key: PseudonymKey,
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b >= 0x80 || b == b'_'
+}
+
+impl Engine {
+    /// The built-in HIPAA pack with an ephemeral pseudonym key.
+    pub fn builtin() -> Result<Engine, Error> {
+        Engine::new(&RuleSet::builtin()?, PseudonymKey::ephemeral())
+    }
+
+    /// Compiles a rule set. Every problem in every rule is reported at once,
+    /// each with its file, line and rule id.
+    pub fn new(set: &RuleSet, key: PseudonymKey) -> Result<Engine, Error> {
+        let mut problems: Vec<RuleProblem> = Vec::new();
+        let mut rules = Vec::new();
+        let mut lits = LiteralTable::default();
+        let mut keys: HashMap<Box<[u8]>, u32, BuildFx> = HashMap::with_hasher(BuildFx);
+        let mut numeric = NumericMatcher::default();
+        let mut tokens = Vec::new();
+        let mut names = None;
+        let mut regex_patterns: Vec<String> = Vec::new();
+        let mut regex_rules = Vec::new();
+        let mut regex_always = false;
+
+
+        let syntax_config = syntax::Config::new().unicode(false).utf8(false);
+        let regex_config = meta::Config::new()
+            .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+            .utf8_empty(false);
+        let compile_one = |pat: &str, anchored: bool| -> Result<meta::Regex, String> {
+            let full = if anchored {
+                format!("^(?:{pat})$")
+            } else {
+                pat.to_string()
+            };
+            meta::Regex::builder()
+                .syntax(syntax_config)
+                .configure(regex_config.clone())
+                .build(&full)
+                .map_err(|e| format!("regex does not compile or is too large: {e}"))
+        };
+
+        for (idx, lr) in set.rules.iter().enumerate() {
+            let idx = idx as u32;
+            let spec = &lr.spec;
+            let category = Category::parse(&spec.category).expect("checked at load");
+            let action = match &spec.action {
+                None | Some(ActionSpec::Label) => Action::Label,
+                Some(ActionSpec::Pseudonym) => Action::Pseudonym,
+                Some(ActionSpec::Mask { keep_last }) => Action::Mask {
+                    keep_last: *keep_last,
+                },
+                Some(ActionSpec::DropField) => Action::DropField,
+            };
+            let validator = spec.validator.as_deref().and_then(Validator::parse);
+            let d = &spec.detector;
+            let mut triggers = Vec::new();
+            let mut value_regex = None;
+            let detector;
+
+            if let Some(ctx) = &spec.context {
+                for w in &ctx.words {
+                    lits.add(w).1.context_rules.push(idx);
+                }
+            }
+
+            if let Some(re) = &d.regex {
+                detector = "regex";
+                for p in re.to_vec() {
+                    match compile_one(&p, false) {
+                        Ok(r) => {
+                            if r.is_match(Input::new("")) {
+                                problems.push(lr.problem("regex matches the empty string"));
+                                continue;
+                            }
+                            if r.group_info().to_index(regex_automata::PatternID::ZERO, "value").is_some() {
+                                value_regex = Some(r);
+                            }
+                            regex_patterns.push(p);
+                            regex_rules.push(idx);
+                        }
+                        Err(e) => problems.push(lr.problem(e)),
+                    }
+                }
+                match &d.requires {
+                    Some(req) if !req.is_empty() => {
+                        for lit in req {
+                            let (p, pat) = lits.add(lit);
+                            pat.trigger = true;
+                            triggers.push(p as u32);
+                        }
+                    }
+                    _ => regex_always = true,
+                }
+            } else if d.keywords.is_some() || d.dictionary.is_some() {
+                detector = "keywords";
+                let mut words: Vec<String> = d.keywords.clone().unwrap_or_default();
+                if let Some(path) = &d.dictionary {
+                    match lr.read_relative(path) {
+                        Ok(text) => words.extend(
+                            text.lines()
+                                .map(|l| l.split('#').next().unwrap_or("").trim())
+                                .filter(|l| !l.is_empty())
+                                .map(str::to_string),
+                        ),
+                        Err(e) => problems.push(lr.problem(format!("dictionary: {e}"))),
+                    }
+                }
+                for w in words.iter().filter(|w| !w.trim().is_empty()) {
+                    lits.add(w.trim()).1.keyword_rules.push(idx);
+                }
+            } else if let Some(list) = &d.keys {
+                detector = "keys";
+                for k in list {
+                    let mut buf = [0u8; MAX_KEY];
+                    match normalise_key(k.as_bytes(), &mut buf) {
+                        Some(n) => {
+                            if let Some(prev) = keys.insert(buf[..n].into(), idx).filter(|&p| p != idx) {
+                                let other = &set.rules[prev as usize].spec.id;
+                                problems.push(lr.problem(format!(
+                                    "key '{k}' is already claimed by rule '{other}'"
+                                )));
+                            }
+                        }
+                        None => problems.push(lr.problem(format!(
+                            "key '{k}' is empty or longer than {MAX_KEY} characters after normalisation"
+                        ))),
+                    }
+                }
+            } else if let Some(n) = &d.numeric {
+                detector = "numeric";
+                if let Err(e) = numeric.add_shapes(idx, &n.shapes) {
+                    problems.push(lr.problem(e));
+                }
+                if let Some([lo, hi]) = n.digits {
+                    let prefix = n.prefix.as_ref().and_then(|p| p.bytes().next());
+                    numeric.add_digits(idx, lo, hi, prefix);
+                }
+            } else if let Some(t) = &d.token {
+                detector = "token";
+                match compile_one(&t.pattern, true) {
+                    Ok(regex) => {
+                        let (min, max) = length_bounds(&t.pattern);
+                        tokens.push(TokenRule {
+                            rule: idx,
+                            regex,
+                            min,
+                            max,
+                        });
+                    }
+                    Err(e) => problems.push(lr.problem(e)),
+                }
+            } else if let Some(ns) = &d.names {
+                detector = "names";
+                let read = |p: &Option<String>| -> Option<Cow<'static, str>> {
+                    p.as_ref().and_then(|p| match lr.read_relative(p) {
+                        Ok(t) => Some(t),
+                        Err(_) => None,
+                    })
+                };
+                let first = lr.read_relative(&ns.first);
+                let last = lr.read_relative(&ns.last);
+                for (what, r) in [("first", &first), ("last", &last)] {
+                    if let Err(e) = r {
+                        problems.push(lr.problem(format!("names.{what}: {e}")));
+                    }
+                }
+                for (what, p) in [("ambiguous", &ns.ambiguous), ("english", &ns.english)] {
+                    if let Some(p) = p {
+                        if let Err(e) = lr.read_relative(p) {
+                            problems.push(lr.problem(format!("names.{what}: {e}")));
+                        }
+                    }
+                }
+                if names.is_some() {
+                    problems.push(lr.problem("only one names rule may be in force"));
+                } else if let (Ok(first), Ok(last)) = (first, last) {
+                    names = Some(Names::new(
+                        idx,
+                        &first,
+                        &last,
+                        read(&ns.ambiguous).as_deref(),
+                        read(&ns.english).as_deref(),
+                        &ns.titles,
+                    ));
+                }
+            } else {
+                unreachable!("checked at load: exactly one detector");
+            }
+
+            rules.push(Rule {
+                id: spec.id.clone(),
+                description: spec.description.clone(),
+                category,
+                action,
+                validator,
+                window: spec.context.as_ref().map_or(0, |c| c.window),
+                side: spec.context.as_ref().map_or(ContextSide::Either, |c| c.side),
+                has_context: spec.context.is_some(),
+                value_regex,
+                triggers,
+                detector,
+                file: lr.file.clone(),
+                line: lr.line,
+                examples: None,
+            });
+        }
+
+        let LiteralTable {
+            literals: ac_literals,
+            patterns: ac_patterns,
+            ..
+        } = lits;
+        let ac = if ac_literals.is_empty() {
+            None
+        } else {
+            match AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(&ac_literals)
+            {
+                Ok(ac) => Some(ac),
+                Err(e) => {
+                    problems.push(RuleProblem {
+                        file: "<all rules>".into(),
+                        line: None,
+                        rule: None,
+                        message: format!("keyword automaton: {e}"),
+                    });
+                    None
+                }
+            }
+        };
+        let regex = if regex_patterns.is_empty() || !problems.is_empty() {
+            None
+        } else {
+            match meta::Regex::builder()
+                .syntax(syntax_config)
+                .configure(regex_config.clone())
+                .build_many(&regex_patterns)
+            {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    problems.push(RuleProblem {
+                        file: "<all rules>".into(),
+                        line: None,
+                        rule: None,
+                        message: format!("the union of all regex rules is too large: {e}"),
+                    });
+                    None
+                }
+            }
+        };
+        if !problems.is_empty() {
+            return Err(Error::rules(problems));
+        }
+        // Examples are kept for `rules test`; attach them now that indexes are final.
+        for (rule, lr) in rules.iter_mut().zip(&set.rules) {
+            rule.examples = lr.spec.examples.as_ref().map(clone_examples);
+        }
+        let token_min = tokens.iter().map(|t| t.min).min().unwrap_or(0);
+        let token_max = tokens.iter().map(|t| t.max).max().unwrap_or(0);
+        Ok(Engine {
+            rules,
+            ac,
+            ac_patterns,
+            keys,
+            numeric,
+            tokens,
+            token_min,
+            token_max,
+            names,
+            regex,
+            regex_rules,
+            regex_always,
+            key,
+        })
+    }
+
+    /// Scratch space for this engine.
+    pub fn scratch(&self) -> Scratch {
+        Scratch {
+            main: State::default(),
+            sub: State::default(),
+            stack: Vec::with_capacity(structure::MAX_DEPTH),
+            decoded: Vec::new(),
+            out: Vec::new(),
+            norm: Vec::new(),
+            num: NumToken::new(),
+            regex_cache: self.regex.as_ref().map(|r| r.create_cache()),
+            counts: vec![0; self.rules.len()],
+        }
+    }
+
+    /// The number of rules in force.
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Facts about rule `i`.
+    pub fn rule(&self, i: usize) -> RuleInfo<'_> {
+        let r = &self.rules[i];
+        RuleInfo {
+            id: &r.id,
+            description: &r.description,
+            category: r.category,
+            action: r.action.name(),
+            detector: r.detector,
+            file: &r.file,
+            line: r.line,
+        }
+    }
+
+    /// Whether the pseudonym key is an ephemeral one.
+    pub fn key_is_ephemeral(&self) -> bool {
+        self.key.is_ephemeral()
+    }
+
+    /// The rule a structured key names, if any.
+    pub fn key_rule(&self, key: &str) -> Option<usize> {
+        let mut buf = [0u8; MAX_KEY];
+        let n = normalise_key(key.as_bytes(), &mut buf)?;
+        self.keys.get(&buf[..n]).map(|&r| r as usize)
+    }
+
+    /// Redacts one line of bytes. Returns `line` itself when nothing matched,
+    /// otherwise the rewritten line held in `scratch`.
+    pub fn redact<'a>(&self, scratch: &'a mut Scratch, line: &'a [u8]) -> &'a [u8] {
+        self.detect_line(line, scratch);
+        if scratch.main.findings.is_empty() {
+            return line;
+        }
+        self.rewrite(line, scratch);
+        &scratch.out
+    }
+
+    /// Redacts a string; the result is valid UTF-8 (a replacement that
+    /// splits a character is repaired lossily).
+    pub fn redact_str<'a>(&self, scratch: &mut Scratch, text: &'a str) -> Cow<'a, str> {
+        self.detect_line(text.as_bytes(), scratch);
+        if scratch.main.findings.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        self.rewrite(text.as_bytes(), scratch);
+        Cow::Owned(String::from_utf8_lossy(&scratch.out).into_owned())
+    }
+
+    /// Redacts a structured field: the key may name a rule that takes the
+    /// whole value; otherwise the value is redacted as text.
+    pub fn redact_field<'a>(&self, scratch: &mut Scratch, key: &str, value: &'a str) -> FieldResult<'a> {
+        if let Some(rule) = self.key_rule(key) {
+            let r = &self.rules[rule];
+            scratch.counts[rule] += 1;
+            if r.action == Action::DropField {
+                return FieldResult::Drop;
+            }
+            scratch.out.clear();
+            self.write_replacement(rule as u32, value.as_bytes(), false, &mut scratch.out, &mut scratch.norm);
+            return FieldResult::Value(Cow::Owned(String::from_utf8_lossy(&scratch.out).into_owned()));
+        }
+        FieldResult::Value(self.redact_str(scratch, value))
+    }
+
+    /// Runs every rule's examples against the whole engine.
+    pub fn check_examples(&self) -> (usize, Vec<ExampleFailure>) {
+        let mut scratch = self.scratch();
+        let mut ran = 0;
+        let mut failures = Vec::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let Some(ex) = &rule.examples else { continue };
+            let fail = |kind, index, message: String| ExampleFailure {
+                rule: rule.id.clone(),
+                file: rule.file.to_string(),
+                line: rule.line,
+                kind,
+                index,
+                message,
+            };
+            for (k, e) in ex.redact.iter().enumerate() {
+                ran += 1;
+                let (input, want) = match e {
+                    ExampleSpec::Input(s) => (s.as_str(), None),
+                    ExampleSpec::Exact { input, output } => (input.as_str(), Some(output.as_str())),
+                };
+                let out = self.redact_str(&mut scratch, input).into_owned();
+                // A rule fired if it found something, even where an
+                // overlapping, stronger finding named the replacement.
+                let fired = scratch.main.findings.iter().any(|f| f.rule as usize == i);
+                scratch.drain_counts(|_, _| {});
+                if !fired {
+                    failures.push(fail("redact", k, format!("rule did not fire; output: {out:?}")));
+                } else if let Some(want) = want {
+                    if out != want {
+                        failures.push(fail("redact", k, format!("expected {want:?}, got {out:?}")));
+                    }
+                }
+            }
+            for (k, input) in ex.keep.iter().enumerate() {
+                ran += 1;
+                let out = self.redact_str(&mut scratch, input);
+                if out != input.as_str() {
+                    let mut who = Vec::new();
+                    scratch.drain_counts(|r, _| who.push(self.rules[r].id.clone()));
+                    failures.push(fail(
+                        "keep",
+                        k,
+                        format!("changed by rule(s) {}; output: {out:?}", who.join(", ")),
+                    ));
+                }
+                scratch.drain_counts(|_, _| {});
+            }
+        }
+        (ran, failures)
+    }
+
+    // ---- detection -------------------------------------------------------
+
+    fn detect_line(&self, hay: &[u8], s: &mut Scratch) {
+        let Scratch {
+            main,
+            sub,
+            stack,
+            decoded,
+            num,
+            regex_cache,
+            ..
+        } = s;
+        main.findings.clear();
+        self.literal_pass(hay, main);
+
+        // Structure: keys name values; query values may be encoded.
+        let lookup = |k: &[u8]| self.keys.get(k).copied();
+        let mut pairs_done = false;
+        if hay.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+            let findings = &mut main.findings;
+            pairs_done = structure::scan_json(hay, stack, &lookup, &mut |p: Pair| {
+                findings.push(Finding {
+                    start: p.start,
+                    end: p.end,
+                    rule: p.rule.expect("json pairs carry a rule"),
+                    strength: STRENGTH_KEY,
+                    quote: p.quote,
+                });
+            });
+        }
+        if !pairs_done {
+            let mut query_values: [(usize, usize); 16] = [(0, 0); 16];
+            let mut nq = 0;
+            {
+                let findings = &mut main.findings;
+                structure::scan_pairs(hay, &lookup, &mut |p: Pair| {
+                    if let Some(rule) = p.rule {
+                        // An unquoted value's end is a guess. Free text runs
+                        // to the delimiter; an identifier ("DOB: 03/14/1985
+                        // verified") ends before the first lower-case word.
+                        let end = if p.bare && !self.rules[rule as usize].free_text() {
+                            lower_word_cut(hay, p.start, p.end)
+                        } else {
+                            p.end
+                        };
+                        findings.push(Finding {
+                            start: p.start,
+                            end,
+                            rule,
+                            strength: STRENGTH_KEY,
+                            quote: false,
+                        });
+                    } else if p.query
+                        && nq < query_values.len()
+                        && hay[p.start..p.end].iter().any(|b| *b == b'%' || *b == b'+')
+                    {
+                        query_values[nq] = (p.start, p.end);
+                        nq += 1;
+                    }
+                });
+            }
+            // Decode encoded query values and look at them as text; any
+            // finding redacts the whole encoded value.
+            for &(vs, ve) in &query_values[..nq] {
+                structure::url_decode(&hay[vs..ve], decoded);
+                sub.findings.clear();
+                self.literal_pass(decoded, sub);
+                self.value_pass(decoded, sub, num, regex_cache);
+                if let Some(best) = sub.findings.iter().max_by_key(|f| (f.strength, f.end - f.start)) {
+                    main.findings.push(Finding {
+                        start: vs,
+                        end: ve,
+                        rule: best.rule,
+                        strength: best.strength,
+                        quote: false,
+                    });
+                }
+            }
+        }
+        self.value_pass(hay, main, num, regex_cache);
+    }
+
+    /// The Aho-Corasick pass: keywords become findings; context words and
+    /// regex gates are remembered for the later passes.
+    fn literal_pass(&self, hay: &[u8], st: &mut State) {
+        st.hits.clear();
+        st.triggered = false;
+        let Some(ac) = &self.ac else { return };
+        for m in ac.find_overlapping_iter(hay) {
+            let pid = m.pattern().as_u32();
+            let pat = &self.ac_patterns[pid as usize];
+            let (s, e) = (m.start(), m.end());
+            if pat.trigger {
+                st.triggered = true;
+            }
+            let bounded = (s == 0 || !is_word(hay[s - 1]) || !is_word(hay[s]))
+                && (e == hay.len() || !is_word(hay[e]) || !is_word(hay[e - 1]));
+            if !bounded && !pat.trigger {
+                continue;
+            }
+            st.hits.push(Hit {
+                pattern: pid,
+                start: s,
+                end: e,
+            });
+            if bounded {
+                for &r in &pat.keyword_rules {
+                    if let Some(strength) = self.accept(r, hay, s, e, &st.hits) {
+                        st.findings.push(Finding {
+                            start: s,
+                            end: e,
+                            rule: r,
+                            strength,
+                            quote: false,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Validator and context checks; returns the finding's strength.
+    fn accept(&self, rule: u32, hay: &[u8], s: usize, e: usize, hits: &[Hit]) -> Option<u8> {
+        let r = &self.rules[rule as usize];
+        if let Some(v) = r.validator {
+            if !v.check(&hay[s..e]) {
+                return None;
+            }
+        }
+        if !r.has_context {
+            return Some(STRENGTH_PLAIN);
+        }
+        let lo = if r.side == ContextSide::After { s } else { s.saturating_sub(r.window) };
+        let hi = if r.side == ContextSide::Before { s } else { e + r.window };
+        let near = hits.iter().any(|h| {
+            h.end <= hi
+                && h.start >= lo
+                && !(h.start >= s && h.end <= e)
+                && self.ac_patterns[h.pattern as usize].context_rules.contains(&rule)
+        });
+        near.then_some(STRENGTH_CONTEXT)
+    }
+
+    /// The tokenizer (numbers, tokens, names) and the gated regex pass.
+    fn value_pass(
+        &self,
+        hay: &[u8],
+        st: &mut State,
+        num: &mut NumToken,
+        regex_cache: &mut Option<meta::Cache>,
+    ) {
+        let n = hay.len();
+        let mut i = 0;
+        let mut prev_word: Option<(usize, usize)> = None;
+        while i < n {
+            let b = hay[i];
+            if b == b'\\' {
+                // An escape (`\n`, `\"`) is not part of the word after it.
+                i += 2;
+                continue;
+            }
+            let starts_number = b.is_ascii_digit()
+                || ((b == b'+' || b == b'(') && hay.get(i + 1).is_some_and(u8::is_ascii_digit));
+            if starts_number && !self.numeric.is_empty() && numeric::scan(hay, i, num) {
+                self.numeric_candidates(hay, num, st);
+                i = num.end;
+                prev_word = None;
+                continue;
+            }
+            if !(b.is_ascii_alphanumeric() || b >= 0x80) {
+                i += 1;
+                continue;
+            }
+            let e = token_end(hay, i);
+            let tok = &hay[i..e];
+            let has_digit = tok.iter().any(u8::is_ascii_digit);
+            if has_digit {
+                let len = tok.len();
+                if !self.tokens.is_empty()
+                    && len >= self.token_min
+                    && len <= self.token_max
+                    && tok.iter().any(u8::is_ascii_alphabetic)
+                {
+                    for t in &self.tokens {
+                        if len >= t.min && len <= t.max && t.regex.is_match(tok) {
+                            if let Some(strength) = self.accept(t.rule, hay, i, e, &st.hits) {
+                                st.findings.push(Finding {
+                                    start: i,
+                                    end: e,
+                                    rule: t.rule,
+                                    strength,
+                                    quote: false,
+                                });
+                                break;
+                            }
+                        }
+                    }
+                }
+                prev_word = None;
+                i = e;
+                continue;
+            }
+            // A word of letters.
+            let we = names::word_end(hay, i).max(i + 1);
+            if let Some(nm) = &self.names {
+                if names::is_capitalised(&hay[i..we]) {
+                    if let Some((s, e)) = nm.phrase(hay, i, we, prev_word) {
+                        st.findings.push(Finding {
+                            start: s,
+                            end: e,
+                            rule: nm.rule,
+                            strength: STRENGTH_CONTEXT,
+                            quote: false,
+                        });
+                        i = e;
+                        prev_word = None;
+                        continue;
+                    }
+                }
+            }
+            prev_word = Some((i, we));
+            i = we;
+        }
+
+        if let Some(re) = &self.regex {
+            if self.regex_always || st.triggered {
+                let cache = regex_cache.get_or_insert_with(|| re.create_cache());
+                let mut input = Input::new(hay);
+                while let Some(m) = re.search_with(cache, &input) {
+                    let rule = self.regex_rules[m.pattern().as_usize()];
+                    let r = &self.rules[rule as usize];
+                    let gated = r.triggers.is_empty()
+                        || st.hits.iter().any(|h| r.triggers.contains(&h.pattern));
+                    let (vs, ve) = match &r.value_regex {
+                        Some(vr) if gated => value_group(vr, hay, m.start(), m.end()),
+                        _ => Some((m.start(), m.end())),
+                    }
+                    .unwrap_or((m.start(), m.end()));
+                    if gated && ve > vs {
+                        if let Some(strength) = self.accept(rule, hay, vs, ve, &st.hits) {
+                            st.findings.push(Finding {
+                                start: vs,
+                                end: ve,
+                                rule,
+                                strength,
+                                quote: false,
+                            });
+                        }
+                    }
+                    let next = if m.end() > m.start() { m.end() } else { m.end() + 1 };
+                    if next > hay.len() {
+                        break;
+                    }
+                    input.set_start(next);
+                }
+            }
+        }
+    }
+
+    fn numeric_candidates(&self, hay: &[u8], num: &NumToken, st: &mut State) {
+        let segs = num.segments();
+        let mut i = 0;
+        while i < segs {
+            let mut matched = false;
+            for j in (i..segs).rev() {
+                let (shape, s, e) = num.sub(i, j);
+                let mut best: Option<(u32, u8)> = None;
+                self.numeric.candidates(shape, |rule| {
+                    if let Some(strength) = self.accept(rule, hay, s, e, &st.hits) {
+                        if best.is_none_or(|(_, bs)| strength > bs) {
+                            best = Some((rule, strength));
+                        }
+                    }
+                });
+                if let Some((rule, strength)) = best {
+                    st.findings.push(Finding {
+                        start: s,
+                        end: e,
+                        rule,
+                        strength,
+                        quote: false,
+                    });
+                    i = j + 1;
+                    matched = true;
+                    break;
+                }
+            }
+            if !matched {
+                i += 1;
+            }
+        }
+    }
+
+    // ---- rewrite ---------------------------------------------------------
+
+    fn rewrite(&self, hay: &[u8], s: &mut Scratch) {
+        let Scratch {
+            main,
+            out,
+            norm,
+            counts,
+            ..
+        } = s;
+        let f = &mut main.findings;
+        f.sort_unstable_by_key(|x| (x.start, std::cmp::Reverse(x.end)));
+        out.clear();
+        out.reserve(hay.len() + 16);
+        let mut pos = 0;
+        let mut k = 0;
+        while k < f.len() {
+            // Merge every finding that overlaps this one; the strongest,
+            // then the longest, names the replacement.
+            let mut cur = f[k];
+            let mut end = cur.end;
+            let mut quote = cur.quote;
+            k += 1;
+            while k < f.len() && f[k].start < end {
+                let o = f[k];
+                if (o.strength, o.end - o.start) > (cur.strength, cur.end - cur.start) {
+                    cur = o;
+                }
+                end = end.max(o.end);
+                quote |= o.quote;
+                k += 1;
+            }
+            let start = f[..k]
+                .iter()
+                .rev()
+                .take_while(|x| x.end > pos)
+                .map(|x| x.start)
+                .min()
+                .unwrap_or(cur.start)
+                .max(pos);
+            out.extend_from_slice(&hay[pos..start]);
+            self.write_replacement(cur.rule, &hay[start..end], quote, out, norm);
+            counts[cur.rule as usize] += 1;
+            pos = end;
+        }
+        out.extend_from_slice(&hay[pos..]);
+    }
+
+    fn write_replacement(&self, rule: u32, value: &[u8], quote: bool, out: &mut Vec<u8>, norm: &mut Vec<u8>) {
+        let r = &self.rules[rule as usize];
+        if quote {
+            out.push(b'"');
+        }
+        match r.action {
+            Action::Label => {
+                out.extend_from_slice(b"[REDACTED:");
+                out.extend_from_slice(r.category.tag().as_bytes());
+                out.push(b']');
+            }
+            Action::Pseudonym => {
+                // Normalise so that "John Smith" and "JOHN  SMITH", or
+                // "415-555-0132" and "(415) 555 0132", give one token.
+                norm.clear();
+                norm.extend(
+                    value
+                        .iter()
+                        .filter(|b| b.is_ascii_alphanumeric() || **b >= 0x80)
+                        .map(u8::to_ascii_uppercase),
+                );
+                let tag = r.category.tag();
+                out.push(b'[');
+                out.extend_from_slice(tag.as_bytes());
+                out.push(b':');
+                out.extend_from_slice(&self.key.token(tag, norm));
+                out.push(b']');
+            }
+            Action::Mask { keep_last } => {
+                let total = value.iter().filter(|b| b.is_ascii_alphanumeric()).count();
+                let mut seen = 0;
+                for &b in value {
+                    if b.is_ascii_alphanumeric() {
+                        seen += 1;
+                        out.push(if total - seen < keep_last { b } else { b'*' });
+                    } else if b < 0x80 {
+                        out.push(b);
+                    } else {
+                        out.push(b'*');
+                    }
+                }
+            }
+            Action::DropField => {}
+        }
+        if quote {
+            out.push(b'"');
+        }
+    }
+}
+
+/// The end of a bare value at the first space followed by a lower-case
+/// ASCII letter, or `end`.
+fn lower_word_cut(hay: &[u8], start: usize, end: usize) -> usize {
+    hay[start..end]
+        .windows(2)
+        .position(|w| w[0] == b' ' && w[1].is_ascii_lowercase())
+        .map_or(end, |i| start + i)
+}
+
+/// The span of the `value` group of a rule's own regex within a match.
+fn value_group(re: &meta::Regex, hay: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
+    let mut caps = re.create_captures();
+    re.search_captures(&Input::new(hay).range(s..e), &mut caps);
+    let g = caps.get_group_by_name("value")?;
+    Some((g.start, g.end))
+}
+
+/// The end of a token: letters and digits (and non-ASCII bytes), with `.`,
+/// `-` or `_` between them.
+fn token_end(hay: &[u8], start: usize) -> usize {
+    let mut p = start;
+    while p < hay.len() {
+        let b = hay[p];
+        if b.is_ascii_alphanumeric() || b >= 0x80 {
+            p += 1;
+        } else if matches!(b, b'.' | b'-' | b'_')
+            && p + 1 < hay.len()
+            && (hay[p + 1].is_ascii_alphanumeric() || hay[p + 1] >= 0x80)
+        {
+            p += 1;
+        } else {
+            break;
+        }
+    }
+    p
+}
+
+fn clone_examples(e: &ExamplesSpec) -> ExamplesSpec {
+    ExamplesSpec {
+        redact: e
+            .redact
+            .iter()
+            .map(|x| match x {
+                ExampleSpec::Input(s) => ExampleSpec::Input(s.clone()),
+                ExampleSpec::Exact { input, output } => ExampleSpec::Exact {
+                    input: input.clone(),
+                    output: output.clone(),
+                },
+            })
+            .collect(),
+        keep: e.keep.clone(),
+    }
+}
+
+/// The shortest and longest token a token pattern can match, so that most
+/// tokens are rejected by length before the pattern runs.
+fn length_bounds(pattern: &str) -> (usize, usize) {
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern);
+    match hir {
+        Ok(h) => (
+            h.properties().minimum_len().unwrap_or(1).max(1),
+            h.properties().maximum_len().unwrap_or(64).min(64),
+        ),
+        Err(_) => (1, 64),
+    }
+}
+
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Engine>();
+}

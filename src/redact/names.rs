@@ -1,0 +1,474 @@
+//! Person names: dictionaries, capitalisation and context.
+//!
+//! A dictionary alone over-redacts (May, Will, Long are names and words), and
+//! a dictionary alone misses most names a clinic sees (the 1990 Census lists
+//! are English-centric). So the detector looks at *phrases* of capitalised
+//! words and decides with three kinds of evidence:
+//!
+//! * a title or role word just before the phrase (`Dr.`, `Mrs.`, `patient`):
+//!   every following capitalised word that is not an ordinary English word is
+//!   part of the name, in the dictionary or not;
+//! * two adjacent capitalised words where at least one is an unambiguous
+//!   dictionary name and the other is a name or an unknown word ("Priya
+//!   Patel"), never an ordinary English word ("Kafka Consumer");
+//! * the `Last, First` form with both parts in the dictionary.
+//!
+//! Words are folded before lookup (Nguyễn → NGUYEN, O'Brien → OBRIEN), with no
+//! allocation: folding writes into a fixed stack buffer.
+
+use std::collections::HashMap;
+
+use super::fold_table::FOLD;
+
+pub const FIRST: u8 = 1;
+pub const LAST: u8 = 2;
+pub const AMBIGUOUS: u8 = 4;
+pub const ENGLISH: u8 = 8;
+
+/// The longest word looked up; longer words are never names.
+const MAX_WORD: usize = 24;
+/// The most words in one name phrase.
+const MAX_PHRASE: usize = 5;
+
+/// Compiled dictionaries and title words.
+#[derive(Debug)]
+pub struct Names {
+    pub rule: u32,
+    words: HashMap<Box<[u8]>, u8, BuildFx>,
+    titles: Vec<Box<[u8]>>,
+}
+
+/// A tiny FxHash: dictionary keys are short ASCII words, and SipHash would
+/// cost more than the rest of the lookup.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct BuildFx;
+
+impl std::hash::BuildHasher for BuildFx {
+    type Hasher = FxHasher;
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher(0)
+    }
+}
+
+pub struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0xf135_7aea_2e62_a9c5;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            h = (h.rotate_left(5) ^ v).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+        self.0 = h;
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// What the dictionaries say about one word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// A dictionary name that is not an ordinary word.
+    Name,
+    /// A dictionary name that is also an ordinary word.
+    Ambiguous,
+    /// An ordinary English word, not a name.
+    English,
+    /// In no list: a name from outside the dictionary, a product, a code.
+    Unknown,
+}
+
+#[derive(Clone, Copy)]
+struct Word {
+    start: usize,
+    end: usize,
+    flags: u8,
+    class: Class,
+}
+
+impl Names {
+    /// Builds the dictionaries. Each list is one word per line; `#` starts a
+    /// comment.
+    pub fn new(
+        rule: u32,
+        first: &str,
+        last: &str,
+        ambiguous: Option<&str>,
+        english: Option<&str>,
+        titles: &[String],
+    ) -> Names {
+        let mut words: HashMap<Box<[u8]>, u8, BuildFx> = HashMap::with_hasher(BuildFx);
+        let mut add = |list: &str, flag: u8| {
+            for line in list.lines() {
+                let w = line.split('#').next().unwrap_or("").trim();
+                let mut buf = [0u8; MAX_WORD];
+                if let Some(n) = fold(w.as_bytes(), &mut buf) {
+                    if n > 0 {
+                        *words.entry(buf[..n].into()).or_insert(0) |= flag;
+                    }
+                }
+            }
+        };
+        add(first, FIRST);
+        add(last, LAST);
+        if let Some(a) = ambiguous {
+            add(a, AMBIGUOUS);
+        }
+        if let Some(e) = english {
+            add(e, ENGLISH);
+        }
+        let titles = titles
+            .iter()
+            .filter_map(|t| {
+                let mut buf = [0u8; MAX_WORD];
+                let n = fold(t.trim_end_matches('.').as_bytes(), &mut buf)?;
+                Some(buf[..n].into())
+            })
+            .collect();
+        Names {
+            rule,
+            words,
+            titles,
+        }
+    }
+
+    fn classify(&self, word: &[u8]) -> (u8, Class) {
+        let mut buf = [0u8; MAX_WORD];
+        let flags = match fold(word, &mut buf) {
+            Some(n) => self.words.get(&buf[..n]).copied().unwrap_or(0),
+            None => 0,
+        };
+        let class = if flags & (FIRST | LAST) != 0 {
+            if flags & (AMBIGUOUS | ENGLISH) != 0 {
+                Class::Ambiguous
+            } else {
+                Class::Name
+            }
+        } else if flags & ENGLISH != 0 {
+            Class::English
+        } else {
+            Class::Unknown
+        };
+        (flags, class)
+    }
+
+    fn is_title(&self, word: &[u8]) -> bool {
+        let mut buf = [0u8; MAX_WORD];
+        match fold(word, &mut buf) {
+            Some(n) => self.titles.iter().any(|t| **t == buf[..n]),
+            None => false,
+        }
+    }
+
+    /// Looks for a name phrase starting at the capitalised word `[start, end)`.
+    /// `prev` is the word before it, if any, with the bytes between. Returns
+    /// the span of the name and the offset where scanning should resume.
+    pub fn phrase(
+        &self,
+        hay: &[u8],
+        start: usize,
+        end: usize,
+        prev: Option<(usize, usize)>,
+    ) -> Option<(usize, usize)> {
+        let titled = prev.is_some_and(|(ps, pe)| {
+            let gap = &hay[pe..start];
+            gap.len() <= 3
+                && gap.iter().all(|b| b" .:=,'\"\t".contains(b))
+                && gap.contains(&b' ')
+                && self.is_title(&hay[ps..pe])
+        });
+        let mut words = [Word {
+            start: 0,
+            end: 0,
+            flags: 0,
+            class: Class::Unknown,
+        }; MAX_PHRASE];
+        let caps = all_caps(&hay[start..end]);
+        let mut n = 0;
+        let mut s = start;
+        let mut e = end;
+        loop {
+            let (flags, class) = self.classify(&hay[s..e]);
+            words[n] = Word {
+                start: s,
+                end: e,
+                flags,
+                class,
+            };
+            n += 1;
+            if n == MAX_PHRASE {
+                break;
+            }
+            match next_capitalised(hay, e, caps) {
+                Some((ns, ne)) => {
+                    s = ns;
+                    e = ne;
+                }
+                None => break,
+            }
+        }
+        let words = &words[..n];
+
+        if titled {
+            // After a title, take words until the first ordinary English word.
+            let k = words
+                .iter()
+                .take_while(|w| w.class != Class::English)
+                .count();
+            if k > 0 {
+                return Some((words[0].start, words[k - 1].end));
+            }
+            return None;
+        }
+
+        // Last, First.
+        if n == 1 && words[0].flags & LAST != 0 {
+            if let Some((fs, fe)) = comma_first(hay, words[0].end, caps) {
+                let (fflags, fclass) = self.classify(&hay[fs..fe]);
+                let both_ambiguous = words[0].class == Class::Ambiguous && fclass == Class::Ambiguous;
+                if fflags & FIRST != 0 && !both_ambiguous {
+                    return Some((words[0].start, fe));
+                }
+            }
+            return None;
+        }
+
+        // Adjacent pairs: find the first pair that is a name, then extend.
+        for i in 0..n.saturating_sub(1) {
+            let (a, b) = (words[i], words[i + 1]);
+            if pair_is_name(a, b) {
+                let mut j = i + 1;
+                while j + 1 < n && words[j + 1].class != Class::English {
+                    j += 1;
+                }
+                return Some((a.start, words[j].end));
+            }
+        }
+        None
+    }
+}
+
+fn pair_is_name(a: Word, b: Word) -> bool {
+    use Class::*;
+    match (a.class, b.class) {
+        (Name, Name) | (Name, Ambiguous) | (Ambiguous, Name) => true,
+        (Name, Unknown) | (Unknown, Name) => true,
+        // "Hope Long" and "Will Grant" stay: two ambiguous words are only a
+        // name as first-then-last with context, which the title path covers.
+        _ => false,
+    }
+}
+
+fn all_caps(w: &[u8]) -> bool {
+    w.len() >= 2 && w.iter().all(|b| !b.is_ascii_lowercase())
+}
+
+/// Whether a word starts with a capital: ASCII upper case, or a non-ASCII
+/// letter whose first char is upper case (É, Ñ, Đ).
+pub fn is_capitalised(w: &[u8]) -> bool {
+    match w.first() {
+        Some(b) if b.is_ascii_uppercase() => true,
+        Some(b) if *b >= 0x80 => std::str::from_utf8(&w[..utf8_len(*b).min(w.len())])
+            .ok()
+            .and_then(|s| s.chars().next())
+            .is_some_and(char::is_uppercase),
+        _ => false,
+    }
+}
+
+fn utf8_len(b: u8) -> usize {
+    match b {
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => 1,
+    }
+}
+
+/// The end of the word starting at `start`: letters (ASCII or not), and `'`
+/// or `-` between letters.
+pub fn word_end(hay: &[u8], start: usize) -> usize {
+    let mut p = start;
+    while p < hay.len() {
+        let b = hay[p];
+        if b.is_ascii_alphabetic() || b >= 0x80 {
+            p += 1;
+        } else if (b == b'\'' || b == b'-')
+            && p + 1 < hay.len()
+            && (hay[p + 1].is_ascii_alphabetic() || hay[p + 1] >= 0x80)
+        {
+            p += 1;
+        } else {
+            break;
+        }
+    }
+    p
+}
+
+/// The next capitalised word after `end`, joined by one space, by an initial
+/// (`J. `), or by a lower-case particle (`van`, `de`, `bin`).
+fn next_capitalised(hay: &[u8], end: usize, caps: bool) -> Option<(usize, usize)> {
+    let mut p = end;
+    // An initial's dot: "John A. Smith".
+    if p < hay.len() && hay[p] == b'.' && end >= 1 && is_initial(hay, end) {
+        p += 1;
+    }
+    if p >= hay.len() || hay[p] != b' ' {
+        return None;
+    }
+    p += 1;
+    let s = p;
+    let e = word_end(hay, s);
+    if e == s {
+        return None;
+    }
+    let w = &hay[s..e];
+    if is_capitalised(w) && (!caps || all_caps(w) || e - s == 1) {
+        return Some((s, e));
+    }
+    if is_particle(w) {
+        // The particle lies inside the phrase's span, between its neighbours.
+        return next_capitalised(hay, e, caps);
+    }
+    None
+}
+
+fn is_initial(hay: &[u8], end: usize) -> bool {
+    end >= 1
+        && hay[end - 1].is_ascii_uppercase()
+        && (end == 1 || !hay[end - 2].is_ascii_alphabetic())
+}
+
+fn is_particle(w: &[u8]) -> bool {
+    matches!(
+        w,
+        b"van" | b"von" | b"de" | b"del" | b"della" | b"der" | b"da" | b"di" | b"dos" | b"das"
+            | b"la" | b"le" | b"bin" | b"binti" | b"al" | b"el" | b"y" | b"ten" | b"ter"
+    )
+}
+
+/// `, First` after a surname.
+fn comma_first(hay: &[u8], end: usize, caps: bool) -> Option<(usize, usize)> {
+    if hay.get(end) != Some(&b',') || hay.get(end + 1) != Some(&b' ') {
+        return None;
+    }
+    let s = end + 2;
+    let e = word_end(hay, s);
+    let w = &hay[s..e];
+    (e > s && is_capitalised(w) && (!caps || all_caps(w))).then_some((s, e))
+}
+
+/// Folds a word to upper-case ASCII in `out`: accents removed, apostrophes,
+/// hyphens and dots dropped. Returns `None` for a word that is too long or
+/// holds a character with no ASCII base.
+pub fn fold(word: &[u8], out: &mut [u8; MAX_WORD]) -> Option<usize> {
+    let mut n = 0;
+    let mut push = |c: u8, n: &mut usize| -> Option<()> {
+        if *n == MAX_WORD {
+            return None;
+        }
+        out[*n] = c;
+        *n += 1;
+        Some(())
+    };
+    let mut i = 0;
+    while i < word.len() {
+        let b = word[i];
+        if b.is_ascii_alphabetic() {
+            push(b.to_ascii_uppercase(), &mut n)?;
+            i += 1;
+        } else if b == b'\'' || b == b'-' || b == b'.' {
+            i += 1;
+        } else if b >= 0x80 {
+            let len = utf8_len(b);
+            let s = std::str::from_utf8(word.get(i..i + len)?).ok()?;
+            let c = s.chars().next()?;
+            // A right single quote is an apostrophe; a combining mark
+            // (decomposed input) belongs to the letter before it.
+            if c == '\u{2019}' || ('\u{0300}'..='\u{036F}').contains(&c) {
+                i += len;
+                continue;
+            }
+            let base = FOLD
+                .binary_search_by(|(k, _)| k.cmp(&c))
+                .ok()
+                .map(|idx| FOLD[idx].1)?;
+            for &x in base.as_bytes() {
+                push(x, &mut n)?;
+            }
+            i += len;
+        } else {
+            return None;
+        }
+    }
+    Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Names {
+        Names::new(
+            0,
+            "JOHN\nMARIA\nWILL\nMAY\nHOPE\nANH\n",
+            "SMITH\nNGUYEN\nPATEL\nLONG\nGRANT\nKAFKA\n",
+            Some("WILL\nMAY\nHOPE\nLONG\nGRANT\n"),
+            Some("consumer\nportal\naccess\n"),
+            &["patient".into(), "dr".into(), "mrs".into()],
+        )
+    }
+
+    fn find(text: &str) -> Option<&str> {
+        let n = names();
+        let h = text.as_bytes();
+        let mut i = 0;
+        let mut prev = None;
+        while i < h.len() {
+            if h[i].is_ascii_alphabetic() || h[i] >= 0x80 {
+                let e = word_end(h, i);
+                if is_capitalised(&h[i..e]) {
+                    if let Some((s, e2)) = n.phrase(h, i, e, prev) {
+                        return Some(&text[s..e2]);
+                    }
+                }
+                prev = Some((i, e));
+                i = e;
+            } else {
+                i += 1;
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn fold_accents() {
+        let mut b = [0; MAX_WORD];
+        let n = fold("Nguyễn".as_bytes(), &mut b).unwrap();
+        assert_eq!(&b[..n], b"NGUYEN");
+        let n = fold("O'Brien".as_bytes(), &mut b).unwrap();
+        assert_eq!(&b[..n], b"OBRIEN");
+    }
+
+    #[test]
+    fn phrases() {
+        assert_eq!(find("seen by John Smith today"), Some("John Smith"));
+        assert_eq!(find("called Nguyễn Anh"), Some("Nguyễn Anh"));
+        assert_eq!(find("msg from Priya Patel"), Some("Priya Patel"));
+        assert_eq!(find("patient Zbigniew Qwerty arrived"), Some("Zbigniew Qwerty"));
+        assert_eq!(find("Dr. Okonkwo signed"), Some("Okonkwo"));
+        assert_eq!(find("SMITH, JOHN admitted"), Some("SMITH, JOHN"));
+        assert_eq!(find("Kafka Consumer lag"), None);
+        assert_eq!(find("Will Grant Access"), None);
+        assert_eq!(find("You May Hope"), None);
+        assert_eq!(find("open the Patient Portal"), None);
+    }
+}

@@ -1,0 +1,514 @@
+//! Structure in a line: JSON objects, `key=value` pairs, `key: value`,
+//! quoted keys from language dumps, SQL literals and URL query strings.
+//!
+//! Keys say what a value is, so the scanners here find (key, value span)
+//! pairs without building a tree and without allocating: JSON is walked with a
+//! fixed-depth stack of frames kept in the caller's scratch space, and keys are
+//! normalised into stack buffers.
+
+use memchr::{memchr2, memchr2_iter};
+
+/// Keys longer than this are never rule keys.
+pub const MAX_KEY: usize = 48;
+
+/// Normalises a key for lookup: ASCII letters and digits only, lower case.
+/// `patientName`, `patient_name`, `patient.name` and `PATIENT-NAME` all
+/// become `patientname`. Returns `None` for an over-long or empty key.
+pub fn normalise_key(key: &[u8], out: &mut [u8; MAX_KEY]) -> Option<usize> {
+    let mut n = 0;
+    for &b in key {
+        if b.is_ascii_alphanumeric() {
+            if n == MAX_KEY {
+                return None;
+            }
+            out[n] = b.to_ascii_lowercase();
+            n += 1;
+        }
+    }
+    (n > 0).then_some(n)
+}
+
+/// A value found by a structure scanner.
+#[derive(Clone, Copy, Debug)]
+pub struct Pair {
+    /// The rule its key names, if any.
+    pub rule: Option<u32>,
+    /// The value's span. For quoted values, the text inside the quotes.
+    pub start: usize,
+    pub end: usize,
+    /// The value is a JSON non-string (number, literal, container) and a
+    /// replacement must be written as a JSON string.
+    pub quote: bool,
+    /// The value is a URL query parameter and may be percent-encoded.
+    pub query: bool,
+    /// The value was unquoted free text, so its end is a guess.
+    pub bare: bool,
+}
+
+/// One JSON container on the scanner's stack.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame {
+    object: bool,
+    /// The rule inherited from the key that holds this container.
+    rule: Option<u32>,
+    /// The normalised key that holds this container, for `parent.child` keys.
+    key: [u8; 16],
+    key_len: u8,
+}
+
+/// JSON nesting deeper than this is scanned as text: values inside are still
+/// seen by the value detectors, only their keys are not.
+pub const MAX_DEPTH: usize = 64;
+
+/// Walks a JSON object line and reports every scalar value whose key (or an
+/// enclosing key) names a rule. Returns false when the line is not JSON or is
+/// nested too deep; pairs reported before that point stand.
+pub fn scan_json(
+    hay: &[u8],
+    stack: &mut Vec<Frame>,
+    lookup: &dyn Fn(&[u8]) -> Option<u32>,
+    out: &mut dyn FnMut(Pair),
+) -> bool {
+    stack.clear();
+    let n = hay.len();
+    let mut p = skip_ws(hay, 0);
+    if p >= n || hay[p] != b'{' {
+        return false;
+    }
+    // The key of the value about to be read, and whether we expect a key.
+    let mut cur_rule: Option<u32> = None;
+    let mut cur_key = [0u8; 16];
+    let mut cur_key_len = 0u8;
+    loop {
+        p = skip_ws(hay, p);
+        if p >= n {
+            return stack.is_empty();
+        }
+        let in_object = stack.last().is_some_and(|f| f.object);
+        match hay[p] {
+            b'{' | b'[' => {
+                if stack.len() == MAX_DEPTH {
+                    return false;
+                }
+                stack.push(Frame {
+                    object: hay[p] == b'{',
+                    rule: cur_rule,
+                    key: cur_key,
+                    key_len: cur_key_len,
+                });
+                p += 1;
+                p = skip_ws(hay, p);
+                if hay.get(p) == Some(&b'{') || hay.get(p) == Some(&b'[') {
+                    continue;
+                }
+                if stack.last().is_some_and(|f| f.object) {
+                    // Read the first key.
+                    if hay.get(p) == Some(&b'}') {
+                        continue;
+                    }
+                    match read_key(hay, p, stack, lookup) {
+                        Some((np, rule, key, len)) => {
+                            p = np;
+                            cur_rule = rule;
+                            cur_key = key;
+                            cur_key_len = len;
+                        }
+                        None => return false,
+                    }
+                } else {
+                    cur_rule = stack.last().and_then(|f| f.rule);
+                }
+            }
+            b'}' | b']' => {
+                stack.pop();
+                p += 1;
+                if stack.is_empty() {
+                    return true;
+                }
+            }
+            b',' => {
+                p += 1;
+                if in_object {
+                    p = skip_ws(hay, p);
+                    match read_key(hay, p, stack, lookup) {
+                        Some((np, rule, key, len)) => {
+                            p = np;
+                            cur_rule = rule;
+                            cur_key = key;
+                            cur_key_len = len;
+                        }
+                        None => return false,
+                    }
+                } else {
+                    cur_rule = stack.last().and_then(|f| f.rule);
+                }
+            }
+            b'"' => {
+                let Some(close) = string_end(hay, p + 1) else {
+                    return false;
+                };
+                if let Some(rule) = cur_rule {
+                    out(Pair {
+                        rule: Some(rule),
+                        start: p + 1,
+                        end: close,
+                        quote: false,
+                        query: false,
+                        bare: false,
+                    });
+                }
+                p = close + 1;
+            }
+            _ => {
+                // A number or literal.
+                let s = p;
+                while p < n && !b",}] \t\r\n".contains(&hay[p]) {
+                    p += 1;
+                }
+                if p == s {
+                    return false;
+                }
+                if let Some(rule) = cur_rule {
+                    out(Pair {
+                        rule: Some(rule),
+                        start: s,
+                        end: p,
+                        quote: true,
+                        query: false,
+                        bare: false,
+                    });
+                }
+            }
+        }
+    }
+}
+
+type KeyRead = (usize, Option<u32>, [u8; 16], u8);
+
+/// Reads `"key" :` at `p`; returns the offset after the colon, the rule for
+/// the key (own, `parent+key`, or inherited), and the key's short form.
+fn read_key(
+    hay: &[u8],
+    p: usize,
+    stack: &[Frame],
+    lookup: &dyn Fn(&[u8]) -> Option<u32>,
+) -> Option<KeyRead> {
+    if hay.get(p) != Some(&b'"') {
+        return None;
+    }
+    let close = string_end(hay, p + 1)?;
+    let mut q = skip_ws(hay, close + 1);
+    if hay.get(q) != Some(&b':') {
+        return None;
+    }
+    q += 1;
+    let parent = stack.last();
+    let mut norm = [0u8; MAX_KEY];
+    let mut short = [0u8; 16];
+    let mut short_len = 0u8;
+    let mut rule = None;
+    if let Some(len) = normalise_key(&hay[p + 1..close], &mut norm) {
+        rule = lookup(&norm[..len]);
+        if rule.is_none() {
+            if let Some(f) = parent.filter(|f| f.key_len > 0) {
+                let pl = f.key_len as usize;
+                if pl + len <= MAX_KEY {
+                    let mut joined = [0u8; MAX_KEY];
+                    joined[..pl].copy_from_slice(&f.key[..pl]);
+                    joined[pl..pl + len].copy_from_slice(&norm[..len]);
+                    rule = lookup(&joined[..pl + len]);
+                }
+            }
+        }
+        let sl = len.min(16);
+        short[..sl].copy_from_slice(&norm[..sl]);
+        short_len = sl as u8;
+    }
+    let rule = rule.or_else(|| parent.and_then(|f| f.rule));
+    Some((q, rule, short, short_len))
+}
+
+fn skip_ws(hay: &[u8], mut p: usize) -> usize {
+    while p < hay.len() && matches!(hay[p], b' ' | b'\t' | b'\r' | b'\n') {
+        p += 1;
+    }
+    p
+}
+
+/// The index of the quote closing a JSON string whose content starts at `p`.
+fn string_end(hay: &[u8], mut p: usize) -> Option<usize> {
+    loop {
+        let i = memchr2(b'"', b'\\', &hay[p..])? + p;
+        if hay[i] == b'"' {
+            return Some(i);
+        }
+        p = i + 2;
+        if p > hay.len() {
+            return None;
+        }
+    }
+}
+
+#[inline]
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-'
+}
+
+/// Finds `key=value`, `key: value`, `'key': 'value'`, `key = 'value'` and
+/// `key => value` pairs in free text. Reports pairs whose key names a rule,
+/// and every URL query parameter (which may hide encoded values).
+pub fn scan_pairs(hay: &[u8], lookup: &dyn Fn(&[u8]) -> Option<u32>, out: &mut dyn FnMut(Pair)) {
+    let n = hay.len();
+    let mut resume = 0;
+    for p in memchr2_iter(b'=', b':', hay) {
+        if p < resume {
+            continue;
+        }
+        let sep = hay[p];
+        // Skip `==`, `:=`, `::`, `!=` and URL schemes (`https://`).
+        let prev = if p > 0 { hay[p - 1] } else { 0 };
+        if prev == b'=' || prev == b':' || prev == b'!' || prev == b'<' || prev == b'>' {
+            continue;
+        }
+        let next = hay.get(p + 1).copied().unwrap_or(0);
+        if next == b'=' || (sep == b':' && (next == b':' || next == b'/')) {
+            continue;
+        }
+        // The key, walking back over spaces and a closing quote.
+        let mut k = p;
+        while k > 0 && hay[k - 1] == b' ' && p - k < 2 {
+            k -= 1;
+        }
+        let mut quote = 0u8;
+        if k > 0 && matches!(hay[k - 1], b'"' | b'\'' | b'`') {
+            quote = hay[k - 1];
+            k -= 1;
+        }
+        let key_end = k;
+        while k > 0 && is_key_byte(hay[k - 1]) {
+            k -= 1;
+        }
+        let key_start = k;
+        if key_start == key_end {
+            continue;
+        }
+        if quote != 0 {
+            if key_start == 0 || hay[key_start - 1] != quote {
+                continue;
+            }
+        } else if key_start > 0 && (hay[key_start - 1].is_ascii_alphanumeric() || hay[key_start - 1] >= 0x80) {
+            continue;
+        }
+        let before = if key_start > usize::from(quote != 0) {
+            hay[key_start - 1 - usize::from(quote != 0)]
+        } else {
+            0
+        };
+        let query = sep == b'=' && (before == b'?' || before == b'&');
+        let mut norm = [0u8; MAX_KEY];
+        let rule = normalise_key(&hay[key_start..key_end], &mut norm).and_then(|l| lookup(&norm[..l]));
+        if rule.is_none() && !query {
+            continue;
+        }
+        // The value.
+        let mut v = p + 1;
+        if sep == b'=' && next == b'>' {
+            v += 1;
+        }
+        while v < n && hay[v] == b' ' {
+            v += 1;
+        }
+        if v >= n {
+            continue;
+        }
+        let bare = !matches!(hay[v], b'"' | b'\'' | b'`');
+        let (vs, ve, after) = if !bare {
+            let q = hay[v];
+            match quoted_end(hay, v + 1, q) {
+                Some(e) => (v + 1, e, e + 1),
+                None => (v + 1, n, n),
+            }
+        } else if query {
+            let e = hay[v..]
+                .iter()
+                .position(|b| b"& #\"'\t".contains(b))
+                .map_or(n, |i| v + i);
+            (v, e, e)
+        } else {
+            let e = bare_end(hay, v);
+            (v, e, e)
+        };
+        if ve > vs {
+            out(Pair {
+                rule,
+                start: vs,
+                end: ve,
+                quote: false,
+                query,
+                bare,
+            });
+        }
+        resume = after;
+    }
+}
+
+/// The closing quote of a quoted value; doubled quotes (SQL) and backslash
+/// escapes stay inside.
+fn quoted_end(hay: &[u8], mut p: usize, q: u8) -> Option<usize> {
+    while p < hay.len() {
+        let b = hay[p];
+        if b == b'\\' {
+            p += 2;
+            continue;
+        }
+        if b == q {
+            if hay.get(p + 1) == Some(&q) {
+                p += 2;
+                continue;
+            }
+            return Some(p);
+        }
+        p += 1;
+    }
+    None
+}
+
+/// The end of an unquoted value. A value runs over several words ("John
+/// Smith") until a delimiter or the start of the next `key=` / `key:`, so a
+/// name with a space in it is not cut in half.
+fn bare_end(hay: &[u8], v: usize) -> usize {
+    let n = hay.len();
+    let stop: &[u8] = b",;&|)]}\"\t";
+    let mut p = v;
+    while p < n {
+        let b = hay[p];
+        if stop.contains(&b) {
+            return p;
+        }
+        if b == b' ' {
+            // Look at the next word: a key (`word=` or `word:`) ends the value.
+            let mut q = p + 1;
+            while q < n && is_key_byte(hay[q]) {
+                q += 1;
+            }
+            if q > p + 1 && q < n && (hay[q] == b'=' || hay[q] == b':') {
+                return p;
+            }
+            if q == p + 1 {
+                // Two spaces or a space before punctuation ends the value.
+                return p;
+            }
+        }
+        p += 1;
+    }
+    n
+}
+
+/// Decodes percent and plus encoding into `out`. Invalid escapes are kept as
+/// they are.
+pub fn url_decode(s: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' if i + 2 < s.len() => {
+                match (hex(s[i + 1]), hex(s[i + 2])) {
+                    (Some(a), Some(b)) => {
+                        out.push(a << 4 | b);
+                        i += 3;
+                    }
+                    _ => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(k: &[u8]) -> Option<u32> {
+        match k {
+            b"patientname" | b"lastname" => Some(1),
+            b"ssn" => Some(2),
+            b"diagnoses" => Some(3),
+            _ => None,
+        }
+    }
+
+    fn json(s: &str) -> Vec<(Option<u32>, String, bool)> {
+        let mut stack = Vec::new();
+        let mut v = Vec::new();
+        scan_json(s.as_bytes(), &mut stack, &lookup, &mut |p| {
+            v.push((p.rule, s[p.start..p.end].to_string(), p.quote))
+        });
+        v
+    }
+
+    fn pairs(s: &str) -> Vec<(Option<u32>, String)> {
+        let mut v = Vec::new();
+        scan_pairs(s.as_bytes(), &lookup, &mut |p| v.push((p.rule, s[p.start..p.end].to_string())));
+        v
+    }
+
+    #[test]
+    fn json_keys() {
+        assert_eq!(
+            json(r#"{"patient":{"name":"A \"B\" C","x":1},"ssn":123456789,"diagnoses":["E11.9",{"k":"I10"}]}"#),
+            vec![
+                (Some(1), r#"A \"B\" C"#.to_string(), false),
+                (Some(2), "123456789".to_string(), true),
+                (Some(3), "E11.9".to_string(), false),
+                (Some(3), "I10".to_string(), false),
+            ]
+        );
+        assert!(json("not json").is_empty());
+    }
+
+    #[test]
+    fn text_pairs() {
+        assert_eq!(pairs("patient_name=John Smith ssn=1"), vec![
+            (Some(1), "John Smith".to_string()),
+            (Some(2), "1".to_string())
+        ]);
+        assert_eq!(pairs("WHERE last_name = 'O''Hara'"), vec![(Some(1), "O''Hara".to_string())]);
+        assert_eq!(pairs("{'patientName': 'Ann Lee', 'x': 2}"), vec![(Some(1), "Ann Lee".to_string())]);
+        assert_eq!(pairs("GET /a?q=John%20Smith&page=2 HTTP/1.1"), vec![
+            (None, "John%20Smith".to_string()),
+            (None, "2".to_string())
+        ]);
+        assert_eq!(pairs("Patient[patientName=Ann Lee, ssn=9]"), vec![
+            (Some(1), "Ann Lee".to_string()),
+            (Some(2), "9".to_string())
+        ]);
+        assert!(pairs("https://x.org/a time=12:30:00").is_empty());
+    }
+
+    #[test]
+    fn decode() {
+        let mut out = Vec::new();
+        url_decode(b"John%20Smith+Jr%2", &mut out);
+        assert_eq!(out, b"John Smith Jr%2");
+    }
+}

@@ -1,0 +1,414 @@
+//! Validators: checksums and range rules that turn a candidate into a finding.
+//!
+//! Validators cut false positives far more cheaply than context: a random
+//! 16-digit number passes Luhn one time in ten, and with an issuer prefix check
+//! far less often. Every validator is a plain function of the matched bytes and
+//! allocates nothing.
+
+/// A named check on a candidate's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Validator {
+    /// Luhn mod-10 checksum over the digits.
+    Luhn,
+    /// A payment card: issuer prefix, length for that issuer, and Luhn.
+    PaymentCard,
+    /// SSA rules: area not 000, 666 or 900-999; group not 00; serial not 0000.
+    Ssn,
+    /// NPI: 10 digits, Luhn over `80840` followed by the number.
+    Npi,
+    /// DEA registration: two letters, seven digits, check digit.
+    Dea,
+    /// Medicare Beneficiary Identifier: the CMS 11-character format.
+    Mbi,
+    /// ABA routing number: 9 digits, 3-7-1 weighted checksum.
+    AbaRouting,
+    /// Vehicle identification number: 17 characters, check digit at 9.
+    Vin,
+    /// North American phone number: area and exchange start with 2-9.
+    Nanp,
+    /// A calendar date with a valid month and day, in any common order.
+    Date,
+    /// An IPv4 address with every octet at most 255.
+    Ipv4,
+    /// An IPv4 address outside private, loopback, link-local and documentation
+    /// ranges, which identify infrastructure rather than a person.
+    PublicIpv4,
+    /// IMEI: 15 digits with a Luhn check.
+    Imei,
+}
+
+impl Validator {
+    /// Every validator name accepted in rule files.
+    pub const NAMES: &'static [&'static str] = &[
+        "luhn",
+        "payment_card",
+        "ssn",
+        "npi",
+        "dea",
+        "mbi",
+        "aba_routing",
+        "vin",
+        "nanp",
+        "date",
+        "ipv4",
+        "public_ipv4",
+        "imei",
+    ];
+
+    /// Parses a rule-file validator name.
+    pub fn parse(name: &str) -> Option<Validator> {
+        Some(match name {
+            "luhn" => Validator::Luhn,
+            "payment_card" => Validator::PaymentCard,
+            "ssn" => Validator::Ssn,
+            "npi" => Validator::Npi,
+            "dea" => Validator::Dea,
+            "mbi" => Validator::Mbi,
+            "aba_routing" => Validator::AbaRouting,
+            "vin" => Validator::Vin,
+            "nanp" => Validator::Nanp,
+            "date" => Validator::Date,
+            "ipv4" => Validator::Ipv4,
+            "public_ipv4" => Validator::PublicIpv4,
+            "imei" => Validator::Imei,
+            _ => return None,
+        })
+    }
+
+    /// Checks a candidate. `raw` is the matched text.
+    pub fn check(self, raw: &[u8]) -> bool {
+        let mut buf = [0u8; 40];
+        let digits = collect_digits(raw, &mut buf);
+        match self {
+            Validator::Luhn => digits.len() >= 2 && luhn(digits),
+            Validator::PaymentCard => payment_card(digits),
+            Validator::Ssn => ssn(digits),
+            Validator::Npi => npi(digits),
+            Validator::Dea => dea(raw),
+            Validator::Mbi => mbi(raw),
+            Validator::AbaRouting => aba(digits),
+            Validator::Vin => vin(raw),
+            Validator::Nanp => nanp(digits),
+            Validator::Date => date(raw),
+            Validator::Ipv4 => ipv4(raw).is_some(),
+            Validator::PublicIpv4 => ipv4(raw).is_some_and(is_public_v4),
+            Validator::Imei => digits.len() == 15 && luhn(digits),
+        }
+    }
+}
+
+/// Copies the ASCII digits of `raw` into `buf`; more than `buf` holds fails
+/// every validator because the slice is then truncated to empty.
+fn collect_digits<'b>(raw: &[u8], buf: &'b mut [u8; 40]) -> &'b [u8] {
+    let mut n = 0;
+    for &b in raw {
+        if b.is_ascii_digit() {
+            if n == buf.len() {
+                return &buf[..0];
+            }
+            buf[n] = b - b'0';
+            n += 1;
+        }
+    }
+    &buf[..n]
+}
+
+/// Luhn over digit values (0-9), rightmost digit is the check digit.
+pub fn luhn(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, &d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(d);
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum % 10 == 0
+}
+
+fn prefix_num(digits: &[u8], n: usize) -> u32 {
+    digits
+        .iter()
+        .take(n)
+        .fold(0u32, |acc, &d| acc * 10 + u32::from(d))
+}
+
+fn payment_card(d: &[u8]) -> bool {
+    let len = d.len();
+    if !(13..=19).contains(&len) || !luhn(d) {
+        return false;
+    }
+    let p1 = prefix_num(d, 1);
+    let p2 = prefix_num(d, 2);
+    let p3 = prefix_num(d, 3);
+    let p4 = prefix_num(d, 4);
+    let p6 = prefix_num(d, 6);
+    match p1 {
+        // Visa.
+        4 => matches!(len, 13 | 16 | 19),
+        // Mastercard 51-55 and 2221-2720.
+        5 => (51..=55).contains(&p2) && len == 16,
+        2 => (2221..=2720).contains(&p4) && len == 16,
+        // Amex 34/37 (15), Diners 300-305/36/38 (14), JCB 3528-3589 (16-19).
+        3 => {
+            ((p2 == 34 || p2 == 37) && len == 15)
+                || (((300..=305).contains(&p3) || p2 == 36 || p2 == 38) && len == 14)
+                || ((3528..=3589).contains(&p4) && (16..=19).contains(&len))
+        }
+        // Discover 6011, 644-649, 65, 622126-622925; UnionPay 62.
+        6 => {
+            (p4 == 6011
+                || (644..=649).contains(&p3)
+                || p2 == 65
+                || (622126..=622925).contains(&p6)
+                || p2 == 62)
+                && (16..=19).contains(&len)
+        }
+        _ => false,
+    }
+}
+
+fn ssn(d: &[u8]) -> bool {
+    if d.len() != 9 {
+        return false;
+    }
+    let area = prefix_num(d, 3);
+    let group = prefix_num(&d[3..], 2);
+    let serial = prefix_num(&d[5..], 4);
+    // Well-known advertising and placeholder numbers are not a person's.
+    let all_same = d.iter().all(|&x| x == d[0]);
+    let ascending = d == [1, 2, 3, 4, 5, 6, 7, 8, 9];
+    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0 && !all_same && !ascending
+}
+
+fn npi(d: &[u8]) -> bool {
+    if d.len() != 10 || !(d[0] == 1 || d[0] == 2) {
+        return false;
+    }
+    let mut full = [0u8; 15];
+    full[..5].copy_from_slice(&[8, 0, 8, 4, 0]);
+    full[5..].copy_from_slice(d);
+    luhn(&full)
+}
+
+fn dea(raw: &[u8]) -> bool {
+    if raw.len() != 9 {
+        return false;
+    }
+    let (letters, digits) = raw.split_at(2);
+    if !letters.iter().all(u8::is_ascii_alphabetic) || !digits.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    if !b"ABCDEFGHJKLMPRSTUX".contains(&letters[0].to_ascii_uppercase()) {
+        return false;
+    }
+    let v = |i: usize| u32::from(digits[i] - b'0');
+    let sum = v(0) + v(2) + v(4) + 2 * (v(1) + v(3) + v(5));
+    sum % 10 == v(6)
+}
+
+fn mbi(raw: &[u8]) -> bool {
+    // Dashes may separate positions 4|5 and 7|8.
+    let mut buf = [0u8; 11];
+    let mut n = 0;
+    for &b in raw {
+        if b == b'-' {
+            continue;
+        }
+        if n == 11 {
+            return false;
+        }
+        buf[n] = b.to_ascii_uppercase();
+        n += 1;
+    }
+    if n != 11 {
+        return false;
+    }
+    // Letters exclude S, L, O, I, B and Z.
+    let alpha = |c: u8| c.is_ascii_uppercase() && !b"SLOIBZ".contains(&c);
+    let num = |c: u8| c.is_ascii_digit();
+    let an = |c: u8| alpha(c) || num(c);
+    (b'1'..=b'9').contains(&buf[0])
+        && alpha(buf[1])
+        && an(buf[2])
+        && num(buf[3])
+        && alpha(buf[4])
+        && an(buf[5])
+        && num(buf[6])
+        && alpha(buf[7])
+        && alpha(buf[8])
+        && num(buf[9])
+        && num(buf[10])
+}
+
+fn aba(d: &[u8]) -> bool {
+    if d.len() != 9 {
+        return false;
+    }
+    let w = [3u32, 7, 1];
+    let sum: u32 = d
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| u32::from(x) * w[i % 3])
+        .sum();
+    let first2 = prefix_num(d, 2);
+    sum % 10 == 0
+        && sum > 0
+        && ((0..=12).contains(&first2)
+            || (21..=32).contains(&first2)
+            || (61..=72).contains(&first2)
+            || first2 == 80)
+}
+
+fn vin(raw: &[u8]) -> bool {
+    if raw.len() != 17 {
+        return false;
+    }
+    let value = |c: u8| -> Option<u32> {
+        let c = c.to_ascii_uppercase();
+        Some(match c {
+            b'0'..=b'9' => u32::from(c - b'0'),
+            b'A' | b'J' => 1,
+            b'B' | b'K' | b'S' => 2,
+            b'C' | b'L' | b'T' => 3,
+            b'D' | b'M' | b'U' => 4,
+            b'E' | b'N' | b'V' => 5,
+            b'F' | b'W' => 6,
+            b'G' | b'P' | b'X' => 7,
+            b'H' | b'Y' => 8,
+            b'R' | b'Z' => 9,
+            _ => return None,
+        })
+    };
+    const WEIGHTS: [u32; 17] = [8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2];
+    let mut sum = 0;
+    let mut letters = 0;
+    let mut digits = 0;
+    for (i, &c) in raw.iter().enumerate() {
+        let Some(v) = value(c) else { return false };
+        if c.is_ascii_digit() {
+            digits += 1;
+        } else {
+            letters += 1;
+        }
+        sum += v * WEIGHTS[i];
+    }
+    let check = match sum % 11 {
+        10 => b'X',
+        r => b'0' + r as u8,
+    };
+    letters >= 2 && digits >= 4 && raw[8].to_ascii_uppercase() == check
+}
+
+fn nanp(d: &[u8]) -> bool {
+    let d = match d.len() {
+        10 => d,
+        11 if d[0] == 1 => &d[1..],
+        _ => return false,
+    };
+    // Area and exchange codes start with 2-9; N11 area codes are service codes.
+    d[0] >= 2 && d[3] >= 2 && !(d[1] == 1 && d[2] == 1)
+}
+
+/// Accepts `Y-M-D`, `M/D/Y`, `D.M.Y` and two-digit years; any separator.
+fn date(raw: &[u8]) -> bool {
+    let mut parts = [0u32; 3];
+    let mut lens = [0usize; 3];
+    let mut i = 0;
+    for &b in raw {
+        if b.is_ascii_digit() {
+            if lens[i] == 4 {
+                return false;
+            }
+            parts[i] = parts[i] * 10 + u32::from(b - b'0');
+            lens[i] += 1;
+        } else {
+            i += 1;
+            if i == 3 {
+                return false;
+            }
+        }
+    }
+    if i != 2 {
+        return false;
+    }
+    let valid_md = |m: u32, d: u32| (1..=12).contains(&m) && (1..=31).contains(&d);
+    let year_ok = |y: u32, len: usize| len == 2 || (1870..=2100).contains(&y);
+    if lens[0] == 4 {
+        year_ok(parts[0], 4) && valid_md(parts[1], parts[2])
+    } else if lens[2] == 4 || lens[2] == 2 {
+        year_ok(parts[2], lens[2])
+            && (valid_md(parts[0], parts[1]) || valid_md(parts[1], parts[0]))
+    } else {
+        false
+    }
+}
+
+fn ipv4(raw: &[u8]) -> Option<[u8; 4]> {
+    let mut out = [0u8; 4];
+    let mut n = 0;
+    for part in raw.split(|&b| b == b'.') {
+        if n == 4 || part.is_empty() || part.len() > 3 || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let v = part.iter().fold(0u32, |a, &b| a * 10 + u32::from(b - b'0'));
+        if v > 255 {
+            return None;
+        }
+        out[n] = v as u8;
+        n += 1;
+    }
+    (n == 4).then_some(out)
+}
+
+fn is_public_v4(ip: [u8; 4]) -> bool {
+    let [a, b, c, _] = ip;
+    !(a == 0
+        || a == 10
+        || a == 127
+        || (a == 169 && b == 254)
+        || (a == 172 && (16..=31).contains(&b))
+        || (a == 192 && b == 168)
+        || (a == 100 && (64..=127).contains(&b))
+        || (a == 192 && b == 0 && c == 2)
+        || (a == 198 && b == 51 && c == 100)
+        || (a == 203 && b == 0 && c == 113)
+        || a >= 224)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Validator::*;
+
+    #[test]
+    fn checksums() {
+        assert!(PaymentCard.check(b"4111 1111 1111 1111"));
+        assert!(!PaymentCard.check(b"4111 1111 1111 1112"));
+        assert!(!PaymentCard.check(b"1234567890123456789"));
+        assert!(Ssn.check(b"219-09-9999"));
+        assert!(!Ssn.check(b"666-12-3456"));
+        assert!(!Ssn.check(b"123-00-4567"));
+        assert!(Npi.check(b"1234567893"));
+        assert!(!Npi.check(b"1234567890"));
+        assert!(Dea.check(b"AB1234563"));
+        assert!(!Dea.check(b"AB1234564"));
+        assert!(Mbi.check(b"1EG4-TE5-MK73"));
+        assert!(!Mbi.check(b"1EG4-TE5-MK7"));
+        assert!(AbaRouting.check(b"011000015"));
+        assert!(!AbaRouting.check(b"011000016"));
+        assert!(Vin.check(b"1M8GDM9AXKP042788"));
+        assert!(!Vin.check(b"1M8GDM9A1KP042788"));
+        assert!(Nanp.check(b"(415) 555-0132"));
+        assert!(!Nanp.check(b"015-555-0132"));
+        assert!(Date.check(b"1985-03-14"));
+        assert!(Date.check(b"03/14/1985"));
+        assert!(!Date.check(b"13/14/1985"));
+        assert!(PublicIpv4.check(b"8.8.4.4"));
+        assert!(!PublicIpv4.check(b"10.1.2.3"));
+        assert!(!Ipv4.check(b"1.2.3.256"));
+        assert!(Imei.check(b"490154203237518"));
+    }
+}

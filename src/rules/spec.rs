@@ -1,0 +1,205 @@
+//! The YAML schema of rule files, as operators write them.
+//!
+//! Every struct denies unknown fields, so a misspelt key is an error that names
+//! the file and line rather than a rule that silently does nothing.
+
+use serde::Deserialize;
+
+/// A rule file: a list of rules.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFileSpec {
+    /// The rules in this file, evaluated together with every other file.
+    pub rules: Vec<RuleSpec>,
+}
+
+/// One rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// A unique, stable id such as `ssn.formatted`. It appears in metrics and
+    /// in `scrubs rules` output, never the matched value.
+    pub id: String,
+    /// What the rule finds, for people reading the rule pack.
+    #[serde(default)]
+    pub description: String,
+    /// The Safe Harbor identifier, `diagnosis` or `clinical_text`.
+    pub category: String,
+    /// How candidates are found.
+    pub detector: DetectorSpec,
+    /// A check that a candidate really is an identifier (checksum, ranges).
+    #[serde(default)]
+    pub validator: Option<String>,
+    /// Words that must appear near a candidate for it to count.
+    #[serde(default)]
+    pub context: Option<ContextSpec>,
+    /// What replaces a match. Defaults to a category label.
+    #[serde(default)]
+    pub action: Option<ActionSpec>,
+    /// Strings the rule must redact and strings that must survive.
+    #[serde(default)]
+    pub examples: Option<ExamplesSpec>,
+}
+
+/// Exactly one detector kind per rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorSpec {
+    /// Regular expressions over the bytes of the line (ASCII classes: `\d`
+    /// and `\w` are ASCII). All regex rules run in one multi-pattern pass. A
+    /// group named `value` limits the redaction to that group, so
+    /// `/patients/(?P<value>\d+)` keeps the path and hides the number.
+    #[serde(default)]
+    pub regex: Option<OneOrMany>,
+    /// Case-insensitive literals. The regex pass only runs on lines that
+    /// contain one of them, which keeps rare patterns off the hot path.
+    #[serde(default)]
+    pub requires: Option<Vec<String>>,
+    /// Literal words or phrases, matched case-insensitively on word boundaries.
+    #[serde(default)]
+    pub keywords: Option<Vec<String>>,
+    /// A file of keywords, one per line, relative to the rule file.
+    #[serde(default)]
+    pub dictionary: Option<String>,
+    /// Structured keys whose whole value is redacted. Keys are normalised:
+    /// `patientName`, `patient_name`, `patient.name` and `PATIENT-NAME` are
+    /// the same key.
+    #[serde(default)]
+    pub keys: Option<Vec<String>>,
+    /// Numbers found by the digit-run scanner.
+    #[serde(default)]
+    pub numeric: Option<NumericSpec>,
+    /// Mixed letter-and-digit tokens matched whole by a pattern.
+    #[serde(default)]
+    pub token: Option<TokenSpec>,
+    /// Person names from dictionaries, capitalisation and context.
+    #[serde(default)]
+    pub names: Option<NamesSpec>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// Numeric shapes, such as `ddd-dd-dddd` (`d` is a digit, `d{n}` or `d{m,n}`
+/// a run, other characters literal), or a digit count in any grouping.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumericSpec {
+    /// Exact shapes.
+    #[serde(default)]
+    pub shapes: Vec<String>,
+    /// `[min, max]` digits in any grouping of `-`, `.`, `/` or space.
+    #[serde(default)]
+    pub digits: Option<[usize; 2]>,
+    /// With `digits`: the number must start with this character (`+`).
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+/// A token of letters and digits (with `.`, `-` or `_` inside) that contains
+/// at least one letter and one digit, matched whole by `pattern`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    /// An anchored pattern the whole token must match.
+    pub pattern: String,
+}
+
+/// The person-name detector and its dictionaries (paths relative to the file).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamesSpec {
+    /// Given names, one per line, upper-case ASCII.
+    pub first: String,
+    /// Surnames, one per line, upper-case ASCII.
+    pub last: String,
+    /// Names that are also ordinary words (May, Will, Long): never a name on
+    /// their own, only with context.
+    #[serde(default)]
+    pub ambiguous: Option<String>,
+    /// Common English words, lower-case: a capitalised word from this list
+    /// does not extend a name ("Kafka Consumer" is not a person).
+    #[serde(default)]
+    pub english: Option<String>,
+    /// Words after which capitalised words are a name, dictionary or not
+    /// (`patient`, `Dr.`, `Mrs.`).
+    #[serde(default)]
+    pub titles: Vec<String>,
+}
+
+/// Context words and how far from the candidate they may be.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextSpec {
+    /// Case-insensitive words or phrases, matched on word boundaries.
+    pub words: Vec<String>,
+    /// Maximum distance in bytes between a word and the candidate.
+    #[serde(default = "default_window")]
+    pub window: usize,
+    /// Where the word may be: `before` the candidate (the usual form,
+    /// "DOB: 03/04/1985"), `after` it, or `either` (the default).
+    #[serde(default)]
+    pub side: ContextSide,
+}
+
+/// Which side of a candidate a context word may be on.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextSide {
+    Before,
+    After,
+    #[default]
+    Either,
+}
+
+fn default_window() -> usize {
+    32
+}
+
+/// What replaces a match.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum ActionSpec {
+    /// `[REDACTED:CATEGORY]`.
+    Label,
+    /// `[CATEGORY:hmac8]`, a keyed HMAC-SHA256 token.
+    Pseudonym,
+    /// Letters and digits replaced by `*` except the last `keep_last`.
+    Mask { keep_last: usize },
+    /// The whole field is emptied (structured) or the match removed (text).
+    DropField,
+}
+
+/// Examples: a unit test for configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExamplesSpec {
+    /// Inputs this rule must redact.
+    #[serde(default)]
+    pub redact: Vec<ExampleSpec>,
+    /// Inputs the whole rule set must leave untouched.
+    #[serde(default)]
+    pub keep: Vec<String>,
+}
+
+/// A redact example: the input alone, or the input and its exact output.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ExampleSpec {
+    Input(String),
+    Exact { input: String, output: String },
+}
