@@ -23,6 +23,7 @@ enum ErrorKind {
     /// The pseudonym key is unusable.
     Key(String),
     /// A configuration problem (the message carries paths and names only).
+    #[allow(dead_code)]
     Config(String),
 }
 
@@ -74,6 +75,7 @@ impl Error {
         }
     }
 
+    #[allow(dead_code)]
     pub(crate) fn config(msg: impl Into<String>) -> Error {
         Error {
             kind: ErrorKind::Config(msg.into()),

@@ -33,8 +33,13 @@ modules follow that order.
 
 mod error;
 pub mod lines;
+pub mod metrics;
+pub mod pipeline;
 mod redact;
 mod rules;
+pub mod secret;
+pub mod sinks;
+pub mod sources;
 
 pub use crate::error::{Error, RuleProblem};
 pub use crate::redact::{

@@ -1,0 +1,154 @@
+//! The types that flow between sources, the pipeline and sinks.
+//!
+//! Sources hand records to the pipeline and wait for its acknowledgement
+//! before committing their own progress (a file offset, an OTLP response):
+//! the acknowledgement means every audit-grade record of the batch is durable
+//! (delivered to Kafka or fsynced to the local spool) and every other record is
+//! redacted and queued for the vendors, or counted as dropped with a reason.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
+use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use tokio::sync::oneshot;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Lines read by a line source (file tail, stdin), with the channel on which
+/// the pipeline acknowledges them.
+pub struct LineBatch {
+    /// The configured source name (metric label, audit `source`).
+    pub source: String,
+    /// The stream within the source: the file path, or `stdin`. Audit
+    /// sequence numbers and hash chains are per stream.
+    pub stream: String,
+    /// The lines, without their newlines, each at most the configured limit.
+    pub lines: Vec<Vec<u8>>,
+    /// Bytes cut from over-long lines, per line (0 for most).
+    pub dropped_bytes: Vec<u64>,
+    /// Resolved with `true` once the batch is safe to commit, `false` if it
+    /// could not be made durable (the source must not advance).
+    pub ack: oneshot::Sender<bool>,
+}
+
+impl fmt::Debug for LineBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Line content is event content: show counts only.
+        f.debug_struct("LineBatch")
+            .field("source", &self.source)
+            .field("stream", &self.stream)
+            .field("lines", &self.lines.len())
+            .finish()
+    }
+}
+
+/// Telemetry bound for vendors, already redacted.
+#[derive(Clone)]
+pub enum VendorBatch {
+    Logs(Vec<ResourceLogs>),
+    Traces(Vec<ResourceSpans>),
+    Metrics(Vec<ResourceMetrics>),
+}
+
+impl VendorBatch {
+    /// The number of records (log records, spans, data points) in the batch.
+    pub fn records(&self) -> usize {
+        match self {
+            VendorBatch::Logs(r) => r
+                .iter()
+                .flat_map(|r| &r.scope_logs)
+                .map(|s| s.log_records.len())
+                .sum(),
+            VendorBatch::Traces(r) => r
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len())
+                .sum(),
+            VendorBatch::Metrics(r) => r
+                .iter()
+                .flat_map(|r| &r.scope_metrics)
+                .map(|s| s.metrics.len())
+                .sum(),
+        }
+    }
+
+    /// The signal name, for metric labels: `logs`, `traces` or `metrics`.
+    pub fn signal(&self) -> &'static str {
+        match self {
+            VendorBatch::Logs(_) => "logs",
+            VendorBatch::Traces(_) => "traces",
+            VendorBatch::Metrics(_) => "metrics",
+        }
+    }
+}
+
+impl fmt::Debug for VendorBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VendorBatch({} {})", self.records(), self.signal())
+    }
+}
+
+/// An audit-grade record, unredacted, bound for the in-boundary Kafka topic.
+pub struct AuditEvent {
+    /// The source name.
+    pub source: String,
+    /// The stream (file path, `otlp`): sequence numbers and the hash chain
+    /// are per stream.
+    pub stream: String,
+    /// The Kafka message key, for per-subject ordering (for example the
+    /// patient or user the access was about), if the record names one.
+    pub key: Option<String>,
+    /// When the record was observed, Unix nanoseconds.
+    pub time_unix_nano: u64,
+    /// The record itself: `{"line": "..."}` for a log line, or the OTLP log
+    /// record as JSON.
+    pub record: serde_json::Value,
+}
+
+impl fmt::Debug for AuditEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The record and key are patient data; never print them.
+        f.debug_struct("AuditEvent")
+            .field("source", &self.source)
+            .field("stream", &self.stream)
+            .field("has_key", &self.key.is_some())
+            .finish()
+    }
+}
+
+/// The outcome of an OTLP export request that was accepted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ExportOutcome {
+    /// Records rejected (OTLP partial success); 0 when all were accepted.
+    pub rejected: i64,
+    /// Why, when `rejected > 0` (counts and reasons, never content).
+    pub message: String,
+}
+
+/// Why an OTLP export request was refused as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// scrubs is over its memory or queue budget: HTTP 429 / gRPC
+    /// RESOURCE_EXHAUSTED, retry after the given time.
+    Overloaded { retry_after: Duration },
+    /// The audit path cannot take more (spool full, shutting down): HTTP 503
+    /// / gRPC UNAVAILABLE, retry after the given time.
+    Unavailable { retry_after: Duration },
+    /// The request itself is bad: HTTP 400 / gRPC INVALID_ARGUMENT.
+    Invalid(String),
+}
+
+/// What an OTLP receiver hands its decoded requests to.
+pub trait OtlpHandler: Send + Sync + 'static {
+    fn logs(&self, req: ExportLogsServiceRequest) -> BoxFuture<'static, Result<ExportOutcome, Rejection>>;
+    fn traces(&self, req: ExportTraceServiceRequest) -> BoxFuture<'static, Result<ExportOutcome, Rejection>>;
+    fn metrics(&self, req: ExportMetricsServiceRequest) -> BoxFuture<'static, Result<ExportOutcome, Rejection>>;
+}
