@@ -10,43 +10,59 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-/// Where a secret comes from.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub enum SecretSource {
+/// Where a secret comes from: exactly one of `env`, `file` or `value`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
     /// An environment variable.
-    Env(String),
+    #[serde(default)]
+    pub env: Option<String>,
     /// A file; trailing newlines are not part of the secret.
-    File(PathBuf),
+    #[serde(default)]
+    pub file: Option<PathBuf>,
     /// The value itself (discouraged outside tests).
-    Value(String),
+    #[serde(default)]
+    pub value: Option<String>,
 }
 
 impl fmt::Debug for SecretSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SecretSource::Env(v) => write!(f, "Secret(env {v})"),
-            SecretSource::File(p) => write!(f, "Secret(file {})", p.display()),
-            SecretSource::Value(_) => f.write_str("Secret(inline, redacted)"),
+        match (&self.env, &self.file, &self.value) {
+            (Some(v), _, _) => write!(f, "Secret(env {v})"),
+            (_, Some(p), _) => write!(f, "Secret(file {})", p.display()),
+            (_, _, Some(_)) => f.write_str("Secret(inline, redacted)"),
+            _ => f.write_str("Secret(unset)"),
         }
     }
 }
 
 impl SecretSource {
+    /// A problem with the declaration, if it does not name exactly one source.
+    pub fn check(&self) -> Option<String> {
+        let n = [self.env.is_some(), self.file.is_some(), self.value.is_some()]
+            .iter()
+            .filter(|x| **x)
+            .count();
+        (n != 1).then(|| "a secret needs exactly one of env, file or value".to_string())
+    }
+
     /// Reads the secret. The error names the variable or file, never a value.
     pub fn resolve(&self) -> Result<Secret, String> {
-        let v = match self {
-            SecretSource::Env(var) => std::env::var(var)
-                .map_err(|_| format!("environment variable {var} is not set or not UTF-8"))?,
-            SecretSource::File(p) => {
-                let mut s = std::fs::read_to_string(p)
-                    .map_err(|e| format!("cannot read secret file {}: {e}", p.display()))?;
-                while s.ends_with('\n') || s.ends_with('\r') {
-                    s.pop();
-                }
-                s
+        if let Some(problem) = self.check() {
+            return Err(problem);
+        }
+        let v = if let Some(var) = &self.env {
+            std::env::var(var)
+                .map_err(|_| format!("environment variable {var} is not set or not UTF-8"))?
+        } else if let Some(p) = &self.file {
+            let mut s = std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read secret file {}: {e}", p.display()))?;
+            while s.ends_with('\n') || s.ends_with('\r') {
+                s.pop();
             }
-            SecretSource::Value(v) => v.clone(),
+            s
+        } else {
+            self.value.clone().unwrap_or_default()
         };
         Ok(Secret(v))
     }

@@ -15,7 +15,7 @@ use super::pseudonym::PseudonymKey;
 use super::structure::{self, normalise_key, Frame, Pair, MAX_KEY};
 use super::validate::Validator;
 use crate::error::{Error, RuleProblem};
-use crate::rules::{ActionSpec, Category, ContextSide, ExampleSpec, ExamplesSpec, RuleSet};
+use crate::rules::{ActionSpec, Category, SimpleAction, ContextSide, ExampleSpec, ExamplesSpec, RuleSet};
 
 /// The compiled size limit for one regex (and for the union of all).
 const REGEX_SIZE_LIMIT: usize = 4 << 20;
@@ -284,12 +284,12 @@ impl Engine {
             let spec = &lr.spec;
             let category = Category::parse(&spec.category).expect("checked at load");
             let action = match &spec.action {
-                None | Some(ActionSpec::Label) => Action::Label,
-                Some(ActionSpec::Pseudonym) => Action::Pseudonym,
-                Some(ActionSpec::Mask { keep_last }) => Action::Mask {
-                    keep_last: *keep_last,
+                None | Some(ActionSpec::Simple(SimpleAction::Label)) => Action::Label,
+                Some(ActionSpec::Simple(SimpleAction::Pseudonym)) => Action::Pseudonym,
+                Some(ActionSpec::Simple(SimpleAction::DropField)) => Action::DropField,
+                Some(ActionSpec::Mask { mask }) => Action::Mask {
+                    keep_last: mask.keep_last,
                 },
-                Some(ActionSpec::DropField) => Action::DropField,
             };
             let validator = spec.validator.as_deref().and_then(Validator::parse);
             let d = &spec.detector;

@@ -141,6 +141,10 @@ impl Names {
     }
 
     fn classify(&self, word: &[u8]) -> (u8, Class) {
+        if word.len() == 1 {
+            // "I", "A": a pronoun or an initial, never a name on its own.
+            return (0, Class::English);
+        }
         let mut buf = [0u8; MAX_WORD];
         let flags = match fold(word, &mut buf) {
             Some(n) => self.words.get(&buf[..n]).copied().unwrap_or(0),
@@ -180,9 +184,9 @@ impl Names {
     ) -> Option<(usize, usize)> {
         let titled = prev.is_some_and(|(ps, pe)| {
             let gap = &hay[pe..start];
-            gap.len() <= 3
+            !gap.is_empty()
+                && gap.len() <= 3
                 && gap.iter().all(|b| b" .:=,'\"\t".contains(b))
-                && gap.contains(&b' ')
                 && self.is_title(&hay[ps..pe])
         });
         let mut words = [Word {
@@ -218,10 +222,14 @@ impl Names {
         let words = &words[..n];
 
         if titled {
-            // After a title, take words until the first ordinary English word.
+            // After a title, take words until the first ordinary English word
+            // (initials inside the name are kept).
             let k = words
                 .iter()
-                .take_while(|w| w.class != Class::English)
+                .enumerate()
+                .take_while(|(i, w)| {
+                    w.class != Class::English || (*i > 0 && w.end - w.start == 1)
+                })
                 .count();
             if k > 0 {
                 return Some((words[0].start, words[k - 1].end));
@@ -241,16 +249,30 @@ impl Names {
             return None;
         }
 
-        // Adjacent pairs: find the first pair that is a name, then extend.
-        for i in 0..n.saturating_sub(1) {
-            let (a, b) = (words[i], words[i + 1]);
-            if pair_is_name(a, b) {
-                let mut j = i + 1;
-                while j + 1 < n && words[j + 1].class != Class::English {
-                    j += 1;
-                }
-                return Some((a.start, words[j].end));
+        // Adjacent pairs, skipping initials ("John A. Smith"): find the first
+        // pair that is a name, then extend over following non-English words.
+        let mut prev: Option<usize> = None;
+        for i in 0..n {
+            if words[i].end - words[i].start == 1 {
+                continue;
             }
+            if let Some(p) = prev {
+                if pair_is_name(words[p], words[i]) {
+                    let mut j = i;
+                    while j + 1 < n
+                        && (words[j + 1].class != Class::English
+                            || words[j + 1].end - words[j + 1].start == 1)
+                    {
+                        j += 1;
+                    }
+                    // A trailing initial is not part of the name.
+                    while j > i && words[j].end - words[j].start == 1 {
+                        j -= 1;
+                    }
+                    return Some((words[p].start, words[j].end));
+                }
+            }
+            prev = Some(i);
         }
         None
     }
@@ -423,7 +445,7 @@ mod tests {
             "SMITH\nNGUYEN\nPATEL\nLONG\nGRANT\nKAFKA\n",
             Some("WILL\nMAY\nHOPE\nLONG\nGRANT\n"),
             Some("consumer\nportal\naccess\n"),
-            &["patient".into(), "dr".into(), "mrs".into()],
+            &["patient".into(), "dr".into(), "mrs".into(), "name".into()],
         )
     }
 
@@ -470,5 +492,8 @@ mod tests {
         assert_eq!(find("Will Grant Access"), None);
         assert_eq!(find("You May Hope"), None);
         assert_eq!(find("open the Patient Portal"), None);
+        assert_eq!(find("seen by John A. Smith"), Some("John A. Smith"));
+        assert_eq!(find("from patient: I have pain"), None);
+        assert_eq!(find("Patient[name=Siddharth Venkataraman, x"), Some("Siddharth Venkataraman"));
     }
 }

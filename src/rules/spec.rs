@@ -170,18 +170,32 @@ fn default_window() -> usize {
     32
 }
 
-/// What replaces a match.
+/// What replaces a match: `label`, `pseudonym`, `drop_field`, or
+/// `{mask: {keep_last: N}}`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[serde(untagged)]
 pub enum ActionSpec {
+    Simple(SimpleAction),
+    Mask { mask: MaskSpec },
+}
+
+/// The actions that take no parameter.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum SimpleAction {
     /// `[REDACTED:CATEGORY]`.
     Label,
     /// `[CATEGORY:hmac8]`, a keyed HMAC-SHA256 token.
     Pseudonym,
-    /// Letters and digits replaced by `*` except the last `keep_last`.
-    Mask { keep_last: usize },
     /// The whole field is emptied (structured) or the match removed (text).
     DropField,
+}
+
+/// Letters and digits replaced by `*` except the last `keep_last`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskSpec {
+    pub keep_last: usize,
 }
 
 /// Examples: a unit test for configuration.
