@@ -152,3 +152,4 @@ pub trait OtlpHandler: Send + Sync + 'static {
     fn traces(&self, req: ExportTraceServiceRequest) -> BoxFuture<'static, Result<ExportOutcome, Rejection>>;
     fn metrics(&self, req: ExportMetricsServiceRequest) -> BoxFuture<'static, Result<ExportOutcome, Rejection>>;
 }
+pub mod otlp_redact;

@@ -674,6 +674,9 @@ impl Engine {
         if hay.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
             let findings = &mut main.findings;
             pairs_done = structure::scan_json(hay, stack, &lookup, &mut |p: Pair| {
+                if structure::is_own_token(&hay[p.start..p.end]) {
+                    return;
+                }
                 findings.push(Finding {
                     start: p.start,
                     end: p.end,
@@ -689,6 +692,9 @@ impl Engine {
             {
                 let findings = &mut main.findings;
                 structure::scan_pairs(hay, &lookup, &mut |p: Pair| {
+                    if structure::is_own_token(&hay[p.start..p.end]) {
+                        return;
+                    }
                     if let Some(rule) = p.rule {
                         // An unquoted value's end is a guess. Free text runs
                         // to the delimiter; an identifier ("DOB: 03/14/1985
@@ -733,6 +739,9 @@ impl Engine {
             }
         }
         self.value_pass(hay, main, num, regex_cache);
+        if !main.findings.is_empty() {
+            drop_inside_own_tokens(hay, &mut main.findings);
+        }
     }
 
     /// The Aho-Corasick pass: keywords become findings; context words and
@@ -1041,6 +1050,21 @@ impl Engine {
         if quote {
             out.push(b'"');
         }
+    }
+}
+
+/// Removes findings that touch a replacement token scrubs wrote earlier, so
+/// that redacting scrubbed output changes nothing.
+fn drop_inside_own_tokens(hay: &[u8], findings: &mut Vec<Finding>) {
+    let mut p = 0;
+    while let Some(i) = memchr::memchr(b'[', &hay[p..]) {
+        let s = p + i;
+        let Some(j) = memchr::memchr(b']', &hay[s..]) else { break };
+        let e = s + j + 1;
+        if structure::is_own_token(&hay[s..e]) {
+            findings.retain(|f| f.end <= s || f.start >= e);
+        }
+        p = s + 1;
     }
 }
 

@@ -146,10 +146,21 @@ impl Names {
             return (0, Class::English);
         }
         let mut buf = [0u8; MAX_WORD];
-        let flags = match fold(word, &mut buf) {
+        let mut flags = match fold(word, &mut buf) {
             Some(n) => self.words.get(&buf[..n]).copied().unwrap_or(0),
             None => 0,
         };
+        if flags == 0 && word.iter().any(|&b| b == b'-' || b == b'\'') {
+            // "García-López" or a quote glued to a name ("Gonzalez'x"):
+            // the parts speak for the whole.
+            for part in word.split(|&b| b == b'-' || b == b'\'') {
+                if part.len() > 1 {
+                    if let Some(n) = fold(part, &mut buf) {
+                        flags |= self.words.get(&buf[..n]).copied().unwrap_or(0);
+                    }
+                }
+            }
+        }
         let class = if flags & (FIRST | LAST) != 0 {
             if flags & (AMBIGUOUS | ENGLISH) != 0 {
                 Class::Ambiguous

@@ -328,6 +328,13 @@ pub fn scan_pairs(hay: &[u8], lookup: &dyn Fn(&[u8]) -> Option<u32>, out: &mut d
                 Some(e) => (v + 1, e, e + 1),
                 None => (v + 1, n, n),
             }
+        } else if hay[v] == b'[' {
+            // A bracketed value (`[1, 2]`, or a replacement token from an
+            // earlier pass) runs to its closing bracket.
+            match hay[v..].iter().position(|&b| b == b']') {
+                Some(i) => (v, v + i + 1, v + i + 1),
+                None => (v, bare_end(hay, v), bare_end(hay, v)),
+            }
         } else if query {
             let e = hay[v..]
                 .iter()
@@ -402,6 +409,23 @@ fn bare_end(hay: &[u8], v: usize) -> usize {
         p += 1;
     }
     n
+}
+
+/// Whether `v` is a replacement token scrubs wrote (`[REDACTED:SSN]`,
+/// `[NAME:7f3a9c2e]`), which must not be redacted again: a second pass over
+/// scrubbed output leaves it as it is.
+pub fn is_own_token(v: &[u8]) -> bool {
+    let Some(inner) = v.strip_prefix(b"[").and_then(|v| v.strip_suffix(b"]")) else {
+        return false;
+    };
+    let Some(colon) = inner.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let (tag, rest) = (&inner[..colon], &inner[colon + 1..]);
+    !tag.is_empty()
+        && !rest.is_empty()
+        && tag.iter().all(|b| b.is_ascii_uppercase() || *b == b'_')
+        && rest.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
 }
 
 /// Decodes percent and plus encoding into `out`. Invalid escapes are kept as

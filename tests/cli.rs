@@ -1,0 +1,196 @@
+//! The `scrubs` binary end to end: streaming, limits, exit codes, errors.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+
+fn scrubs() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scrubs"))
+}
+
+fn redact(args: &[&str], input: &[u8]) -> (Vec<u8>, String, i32) {
+    let mut child = scrubs()
+        .arg("redact")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+#[test]
+fn one_line_out_per_line_in_and_phi_is_gone() {
+    let input = b"ok 200 12ms\nssn 219-09-9999\n\n{\"patientName\":\"Ann Lee\"}\nlast line without newline";
+    let (out, err, code) = redact(&[], input);
+    assert_eq!(code, 0, "{err}");
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[0], "ok 200 12ms");
+    assert_eq!(lines[1], "ssn [REDACTED:SSN]");
+    assert_eq!(lines[2], "");
+    assert!(lines[3].starts_with("{\"patientName\":\"[NAME:"), "{}", lines[3]);
+    assert_eq!(lines[4], "last line without newline");
+}
+
+#[test]
+fn invalid_utf8_and_nul_bytes_pass_through_without_panic() {
+    let input = b"bad \xff\xfe bytes\x00 and ssn 219-09-9999\n";
+    let (out, _, code) = redact(&[], input);
+    assert_eq!(code, 0);
+    assert_eq!(out, b"bad \xff\xfe bytes\x00 and ssn [REDACTED:SSN]\n".to_vec());
+}
+
+#[test]
+fn an_oversized_line_is_cut_redacted_and_marked() {
+    let mut input = b"ssn 219-09-9999 ".to_vec();
+    input.extend(std::iter::repeat_n(b'x', 5000));
+    input.extend(b" 219-09-9999\nnext\n");
+    let (out, _, code) = redact(&["--max-line-bytes", "1000"], &input);
+    assert_eq!(code, 0);
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    // The first 1000 bytes end inside the run of x; the cut moves back to
+    // the last delimiter so no partial token survives, and the marker says
+    // how many bytes went (5028 in, 16 kept).
+    assert_eq!(lines[0], "ssn [REDACTED:SSN]  [TRUNCATED:5012 bytes]");
+    assert_eq!(lines[1], "next");
+}
+
+#[test]
+fn output_is_flushed_line_by_line_for_tail_f() {
+    let mut child = scrubs()
+        .arg("redact")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    for i in 0..3 {
+        writeln!(stdin, "call 415-555-013{i} now").unwrap();
+        stdin.flush().unwrap();
+        line.clear();
+        // Blocks until scrubs flushes: stdin stays open, so only a flush
+        // per line gets the line here.
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(line, "call [REDACTED:PHONE] now\n");
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_broken_pipe_is_a_normal_exit() {
+    let mut child = scrubs()
+        .arg("redact")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    stdin.write_all(b"first line\n").unwrap();
+    stdout.read_exact(&mut first[..11]).unwrap();
+    drop(stdout);
+    // Keep writing until scrubs notices the closed pipe and exits.
+    let line = b"more output that goes nowhere\n".repeat(1000);
+    while stdin.write_all(&line).is_ok() {}
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn stats_name_rules_and_counts_only() {
+    let (_, err, code) = redact(&["--stats"], b"ssn 219-09-9999 call 415-555-0132\n");
+    assert_eq!(code, 0);
+    assert!(err.contains("rule\tssn.formatted\t1"), "{err}");
+    assert!(!err.contains("219-09") && !err.contains("555-0132"), "{err}");
+}
+
+#[test]
+fn a_bad_rule_file_exits_2_naming_file_line_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, "rules:\n  - id: ok\n    category: ssn\n    detector: {keys: [a]}\n  - id: broken\n    category: ssn\n    detector: {regex: '(unclosed'}\n").unwrap();
+    let (out, err, code) = redact(&["--rules", path.to_str().unwrap()], b"x\n");
+    assert_eq!(code, 2);
+    assert!(out.is_empty(), "nothing may start");
+    assert!(err.contains("bad.yaml:5: rule 'broken': regex does not compile"), "{err}");
+}
+
+#[test]
+fn a_short_key_file_is_refused_and_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key");
+    std::fs::write(&path, "TOPSECRETKEYMATERIAL\n").unwrap();
+    let (_, err, code) = redact(&["--key-file", path.to_str().unwrap()], b"x\n");
+    assert_eq!(code, 2);
+    assert!(err.contains("at least 32"), "{err}");
+    assert!(!err.contains("TOPSECRET"), "{err}");
+}
+
+#[test]
+fn pseudonyms_are_stable_for_a_key_and_differ_across_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let k1 = dir.path().join("k1");
+    let k2 = dir.path().join("k2");
+    std::fs::write(&k1, [1u8; 32]).unwrap();
+    std::fs::write(&k2, [2u8; 32]).unwrap();
+    let input = b"email=ann.lee@example.org\nemail=ann.lee@example.org\n";
+    let (a, _, _) = redact(&["--key-file", k1.to_str().unwrap()], input);
+    let (b, _, _) = redact(&["--key-file", k1.to_str().unwrap()], input);
+    let (c, _, _) = redact(&["--key-file", k2.to_str().unwrap()], input);
+    let a = String::from_utf8(a).unwrap();
+    let lines: Vec<&str> = a.lines().collect();
+    assert_eq!(lines[0], lines[1]);
+    assert!(lines[0].starts_with("email=[EMAIL:"), "{}", lines[0]);
+    assert_eq!(a, String::from_utf8(b).unwrap());
+    assert_ne!(a, String::from_utf8(c).unwrap());
+}
+
+#[test]
+fn rules_test_reports_failures_like_a_test_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.yaml");
+    std::fs::write(
+        &path,
+        "rules:\n  - id: ticket\n    category: other_identifier\n    detector: {regex: 'TCK-\\d{4}', requires: ['tck-']}\n    examples:\n      redact: ['see TCK-1234', 'see TCK-12']\n      keep: ['see TCK-1']\n",
+    )
+    .unwrap();
+    let out = scrubs().args(["rules", "test", path.to_str().unwrap()]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL") && stdout.contains("rule 'ticket' redact example #2"), "{stdout}");
+    assert!(stdout.contains("2 passed, 1 failed"), "{stdout}");
+
+    let out = scrubs().args(["rules", "test"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn rules_list_prints_the_rules_in_force() {
+    let out = scrubs().args(["rules", "list"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for id in ["name.person", "ssn.formatted", "email.address", "diagnosis.icd10", "clinical.text_key"] {
+        assert!(text.contains(id), "{id} missing");
+    }
+}
