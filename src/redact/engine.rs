@@ -796,9 +796,10 @@ impl Engine {
         }
         let lo = if r.side == ContextSide::After { s } else { s.saturating_sub(r.window) };
         let hi = if r.side == ContextSide::Before { s } else { e + r.window };
+        // A context word counts when any part of it lies within the window.
         let near = hits.iter().any(|h| {
-            h.end <= hi
-                && h.start >= lo
+            h.start <= hi
+                && h.end >= lo
                 && !(h.start >= s && h.end <= e)
                 && self.ac_patterns[h.pattern as usize].context_rules.contains(&rule)
         });
@@ -887,7 +888,7 @@ impl Engine {
         }
 
         if let Some(re) = &self.regex {
-            if self.regex_always || st.triggered {
+            if self.regex_armed(st) {
                 let cache = regex_cache.get_or_insert_with(|| re.create_cache());
                 let mut input = Input::new(hay);
                 while let Some(m) = re.search_with(cache, &input) {
@@ -919,6 +920,38 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Whether any regex rule can fire on this line: its gate literal
+    /// occurred (or it has none) and, for a rule that needs context, one of
+    /// its context words occurred. Most lines arm no rule, and the regex pass
+    /// is skipped.
+    fn regex_armed(&self, st: &State) -> bool {
+        if !self.regex_always && !st.triggered {
+            return false;
+        }
+        let mut seen = [u32::MAX; 64];
+        let mut n = 0;
+        for &rule in &self.regex_rules {
+            if n < seen.len() {
+                if seen[..n].contains(&rule) {
+                    continue;
+                }
+                seen[n] = rule;
+                n += 1;
+            }
+            let r = &self.rules[rule as usize];
+            let gated = r.triggers.is_empty() || st.hits.iter().any(|h| r.triggers.contains(&h.pattern));
+            let context = !r.has_context
+                || st
+                    .hits
+                    .iter()
+                    .any(|h| self.ac_patterns[h.pattern as usize].context_rules.contains(&rule));
+            if gated && context {
+                return true;
+            }
+        }
+        false
     }
 
     fn numeric_candidates(&self, hay: &[u8], num: &NumToken, st: &mut State) {

@@ -1,0 +1,437 @@
+//! Route: classify each record, fork audit-grade records to the audit sink,
+//! redact everything that can leave, and hand it to the vendors.
+//!
+//! Order matters for "nothing lost": a batch's audit records are made
+//! durable first (Kafka acknowledged, or fsynced to the spool); only then are
+//! the scrubbed records queued for vendors and the source told it may commit.
+//! A batch whose audit records cannot be made durable is not acknowledged, so
+//! the source re-reads it rather than losing it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+
+use super::classify::Selector;
+use super::otlp_redact;
+use super::{AuditEvent, BoxFuture, ExportOutcome, LineBatch, OtlpHandler, Rejection, VendorBatch};
+use crate::metrics::Metrics;
+use crate::{Engine, Scratch};
+
+/// Where audit-grade records go.
+pub trait AuditOut: Send + Sync + 'static {
+    /// Resolves once every event is durable, or fails without a guarantee.
+    fn send_batch(&self, events: Vec<AuditEvent>) -> BoxFuture<'_, Result<(), String>>;
+    /// True while the audit path cannot take more (its spool is full).
+    fn backpressure(&self) -> bool;
+}
+
+/// Where scrubbed telemetry goes. Never blocks.
+pub trait VendorOut: Send + Sync + 'static {
+    /// The vendor's configured name.
+    fn name(&self) -> &str;
+    /// Queues a batch; an error means it was dropped (and counted).
+    fn send(&self, batch: VendorBatch) -> Result<(), String>;
+}
+
+/// Routing settings.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// Audit records also go, scrubbed, to the vendors.
+    pub audit_to_vendors: bool,
+    /// In-flight OTLP bytes above which requests are refused with 429.
+    pub memory_budget_bytes: u64,
+    /// Resource attributes added to records read from files and stdin.
+    pub resource: Vec<(String, String)>,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            audit_to_vendors: true,
+            memory_budget_bytes: 32 << 20,
+            resource: Vec::new(),
+        }
+    }
+}
+
+/// The pipeline between sources and sinks.
+pub struct Pipeline {
+    engine: RwLock<Arc<Engine>>,
+    selector: Selector,
+    audit: Option<Arc<dyn AuditOut>>,
+    vendors: Vec<Arc<dyn VendorOut>>,
+    metrics: Arc<Metrics>,
+    cfg: RouterConfig,
+    in_flight: AtomicU64,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("vendors", &self.vendors.len())
+            .field("audit", &self.audit.is_some())
+            .finish()
+    }
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(value.to_string())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Subtracts in-flight bytes when a request is done, however it ends.
+struct InFlight<'a>(&'a AtomicU64, u64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(self.1, Ordering::Relaxed);
+    }
+}
+
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+impl Pipeline {
+    pub fn new(
+        engine: Engine,
+        selector: Selector,
+        audit: Option<Arc<dyn AuditOut>>,
+        vendors: Vec<Arc<dyn VendorOut>>,
+        metrics: Arc<Metrics>,
+        cfg: RouterConfig,
+    ) -> Pipeline {
+        Pipeline {
+            engine: RwLock::new(Arc::new(engine)),
+            selector,
+            audit,
+            vendors,
+            metrics,
+            cfg,
+            in_flight: AtomicU64::new(0),
+        }
+    }
+
+    /// The engine in force.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Swaps in a new engine (SIGHUP). Batches in progress finish with the
+    /// engine they started with; no record is dropped.
+    pub fn reload(&self, engine: Engine) {
+        *self.engine.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(engine);
+    }
+
+    /// Whether the audit path is applying backpressure.
+    pub fn audit_backpressure(&self) -> bool {
+        self.audit.as_ref().is_some_and(|a| a.backpressure())
+    }
+
+    fn count_redactions(&self, engine: &Engine, scratch: &mut Scratch, source: &str) {
+        scratch.drain_counts(|rule, n| {
+            let r = engine.rule(rule);
+            self.metrics.add(
+                "scrubs_redactions_total",
+                "Values redacted, by rule and category.",
+                &[("rule", r.id), ("category", r.category.as_str()), ("source", source)],
+                n,
+            );
+        });
+    }
+
+    fn to_vendors(&self, batch: VendorBatch) {
+        for v in &self.vendors {
+            // The sink counts its own drops with their reason.
+            let _ = v.send(batch.clone());
+        }
+    }
+
+    async fn audit(&self, events: Vec<AuditEvent>) -> Result<(), String> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let n = events.len() as u64;
+        match &self.audit {
+            Some(a) => {
+                a.send_batch(events).await?;
+                self.metrics.add(
+                    "scrubs_audit_records_total",
+                    "Audit-grade records made durable.",
+                    &[],
+                    n,
+                );
+                Ok(())
+            }
+            None => Err("audit-grade records but no audit sink".into()),
+        }
+    }
+
+    /// Processes lines from a file or stdin and acknowledges the batch.
+    pub async fn process_lines(&self, batch: LineBatch) {
+        let LineBatch {
+            source,
+            stream,
+            lines,
+            dropped_bytes,
+            ack,
+        } = batch;
+        let engine = self.engine();
+        let mut scratch = engine.scratch();
+        let observed = now_nanos();
+        let mut events = Vec::new();
+        let mut records = Vec::with_capacity(lines.len());
+        let mut bytes = 0u64;
+        for (i, line) in lines.iter().enumerate() {
+            bytes += line.len() as u64;
+            if !self.selector.is_empty() {
+                if let Some(key) = self.selector.select_line(line) {
+                    events.push(AuditEvent {
+                        source: source.clone(),
+                        stream: stream.clone(),
+                        key,
+                        time_unix_nano: observed,
+                        record: serde_json::json!({ "line": String::from_utf8_lossy(line) }),
+                    });
+                    if !self.cfg.audit_to_vendors {
+                        continue;
+                    }
+                }
+            }
+            let redacted = engine.redact(&mut scratch, line);
+            let mut body = String::from_utf8_lossy(redacted).into_owned();
+            let cut = dropped_bytes.get(i).copied().unwrap_or(0);
+            if cut > 0 {
+                body.push_str(&format!(" [TRUNCATED:{cut} bytes]"));
+            }
+            records.push(LogRecord {
+                observed_time_unix_nano: observed,
+                body: Some(AnyValue {
+                    value: Some(Value::StringValue(body)),
+                }),
+                ..Default::default()
+            });
+        }
+        self.count_redactions(&engine, &mut scratch, &source);
+        let labels = [("source", source.as_str())];
+        self.metrics.add("scrubs_records_in_total", "Records read, by source.", &labels, lines.len() as u64);
+        self.metrics.add("scrubs_bytes_in_total", "Bytes read, by source.", &labels, bytes);
+
+        let durable = match self.audit(events).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(source = %source, error = %e, "audit records not durable; batch not acknowledged");
+                false
+            }
+        };
+        if durable && !records.is_empty() {
+            let mut attrs: Vec<KeyValue> = self.cfg.resource.iter().map(|(k, v)| kv(k, v)).collect();
+            attrs.push(kv("scrubs.source", &source));
+            attrs.push(kv("log.file.path", &stream));
+            self.to_vendors(VendorBatch::Logs(vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: attrs,
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    scope: Some(InstrumentationScope {
+                        name: "scrubs".into(),
+                        version: env!("CARGO_PKG_VERSION").into(),
+                        ..Default::default()
+                    }),
+                    log_records: records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }]));
+        }
+        let _ = ack.send(durable);
+    }
+
+    fn admit(&self, bytes: u64) -> Result<InFlight<'_>, Rejection> {
+        if self.audit_backpressure() {
+            self.metrics.add("scrubs_otlp_refused_total", "OTLP requests refused, by reason.", &[("reason", "audit_backpressure")], 1);
+            return Err(Rejection::Unavailable {
+                retry_after: RETRY_AFTER,
+            });
+        }
+        let now = self.in_flight.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let guard = InFlight(&self.in_flight, bytes);
+        if now > self.cfg.memory_budget_bytes {
+            self.metrics.add("scrubs_otlp_refused_total", "OTLP requests refused, by reason.", &[("reason", "memory_budget")], 1);
+            return Err(Rejection::Overloaded {
+                retry_after: RETRY_AFTER,
+            });
+        }
+        Ok(guard)
+    }
+
+    /// Processes an OTLP logs request.
+    pub async fn process_otlp_logs(&self, mut req: ExportLogsServiceRequest) -> Result<ExportOutcome, Rejection> {
+        let _guard = self.admit(req.encoded_len() as u64)?;
+        let engine = self.engine();
+        let mut scratch = engine.scratch();
+        let mut events = Vec::new();
+        let mut rejected = 0i64;
+        let mut count = 0u64;
+        for rl in &mut req.resource_logs {
+            let resource_attrs = rl.resource.as_ref().map(|r| r.attributes.clone()).unwrap_or_default();
+            for sl in &mut rl.scope_logs {
+                count += sl.log_records.len() as u64;
+                if self.selector.is_empty() {
+                    continue;
+                }
+                let mut keep = Vec::with_capacity(sl.log_records.len());
+                for lr in sl.log_records.drain(..) {
+                    let get = |k: &str| attr_lookup(&lr.attributes, k).or_else(|| attr_lookup(&resource_attrs, k));
+                    match self.selector.select_fields(&get) {
+                        Some(key) => {
+                            events.push(AuditEvent {
+                                source: "otlp".into(),
+                                stream: "otlp".into(),
+                                key,
+                                time_unix_nano: if lr.time_unix_nano > 0 { lr.time_unix_nano } else { now_nanos() },
+                                record: serde_json::json!({
+                                    "resource": serde_json::to_value(&resource_attrs).unwrap_or_default(),
+                                    "log": serde_json::to_value(&lr).unwrap_or_default(),
+                                }),
+                            });
+                            if self.cfg.audit_to_vendors {
+                                keep.push(lr);
+                            }
+                        }
+                        None => keep.push(lr),
+                    }
+                }
+                sl.log_records = keep;
+            }
+            if let Err(e) = otlp_redact::redact_logs(&engine, &mut scratch, rl) {
+                rejected += e.records() as i64;
+            }
+        }
+        self.count_redactions(&engine, &mut scratch, "otlp");
+        self.metrics.add("scrubs_records_in_total", "Records read, by source.", &[("source", "otlp")], count);
+        self.audit(events).await.map_err(|e| {
+            tracing::warn!(error = %e, "audit records from OTLP not durable; request refused");
+            Rejection::Unavailable {
+                retry_after: RETRY_AFTER,
+            }
+        })?;
+        req.resource_logs.retain(|rl| rl.scope_logs.iter().any(|s| !s.log_records.is_empty()));
+        if !req.resource_logs.is_empty() {
+            self.to_vendors(VendorBatch::Logs(req.resource_logs));
+        }
+        Ok(outcome(rejected))
+    }
+
+    /// Processes an OTLP traces request.
+    pub async fn process_otlp_traces(&self, mut req: ExportTraceServiceRequest) -> Result<ExportOutcome, Rejection> {
+        let _guard = self.admit(req.encoded_len() as u64)?;
+        let engine = self.engine();
+        let mut scratch = engine.scratch();
+        let mut rejected = 0i64;
+        for rs in &mut req.resource_spans {
+            if let Err(e) = otlp_redact::redact_spans(&engine, &mut scratch, rs) {
+                rejected += e.records() as i64;
+            }
+        }
+        self.count_redactions(&engine, &mut scratch, "otlp");
+        req.resource_spans.retain(|r| r.scope_spans.iter().any(|s| !s.spans.is_empty()));
+        if !req.resource_spans.is_empty() {
+            self.to_vendors(VendorBatch::Traces(req.resource_spans));
+        }
+        Ok(outcome(rejected))
+    }
+
+    /// Processes an OTLP metrics request.
+    pub async fn process_otlp_metrics(&self, mut req: ExportMetricsServiceRequest) -> Result<ExportOutcome, Rejection> {
+        let _guard = self.admit(req.encoded_len() as u64)?;
+        let engine = self.engine();
+        let mut scratch = engine.scratch();
+        let mut rejected = 0i64;
+        for rm in &mut req.resource_metrics {
+            if let Err(e) = otlp_redact::redact_metrics(&engine, &mut scratch, rm) {
+                rejected += e.records() as i64;
+            }
+        }
+        self.count_redactions(&engine, &mut scratch, "otlp");
+        req.resource_metrics.retain(|r| r.scope_metrics.iter().any(|s| !s.metrics.is_empty()));
+        if !req.resource_metrics.is_empty() {
+            self.to_vendors(VendorBatch::Metrics(req.resource_metrics));
+        }
+        Ok(outcome(rejected))
+    }
+}
+
+fn outcome(rejected: i64) -> ExportOutcome {
+    if rejected == 0 {
+        ExportOutcome::default()
+    } else {
+        ExportOutcome {
+            rejected,
+            message: format!("{rejected} record(s) could not be redacted within limits and were dropped"),
+        }
+    }
+}
+
+/// A string form of an attribute, by normalised key.
+fn attr_lookup(attrs: &[KeyValue], norm_key: &str) -> Option<String> {
+    attrs.iter().find_map(|kv| {
+        let k: String = kv
+            .key
+            .bytes()
+            .filter(u8::is_ascii_alphanumeric)
+            .map(|b| char::from(b.to_ascii_lowercase()))
+            .collect();
+        if k != norm_key {
+            return None;
+        }
+        match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.clone()),
+            Value::BoolValue(b) => Some(b.to_string()),
+            Value::IntValue(i) => Some(i.to_string()),
+            Value::DoubleValue(d) => Some(d.to_string()),
+            _ => None,
+        }
+    })
+}
+
+/// The pipeline as an OTLP receiver's handler.
+#[derive(Debug, Clone)]
+pub struct Handler(pub Arc<Pipeline>);
+
+impl OtlpHandler for Handler {
+    fn logs(&self, req: ExportLogsServiceRequest) -> BoxFuture<'static, Result<ExportOutcome, Rejection>> {
+        let p = self.0.clone();
+        Box::pin(async move { p.process_otlp_logs(req).await })
+    }
+    fn traces(&self, req: ExportTraceServiceRequest) -> BoxFuture<'static, Result<ExportOutcome, Rejection>> {
+        let p = self.0.clone();
+        Box::pin(async move { p.process_otlp_traces(req).await })
+    }
+    fn metrics(&self, req: ExportMetricsServiceRequest) -> BoxFuture<'static, Result<ExportOutcome, Rejection>> {
+        let p = self.0.clone();
+        Box::pin(async move { p.process_otlp_metrics(req).await })
+    }
+}
