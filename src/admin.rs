@@ -34,7 +34,8 @@ impl Ready {
 /// Binds the admin address and serves it on a dedicated thread. Returns the
 /// bound address (useful with port 0).
 pub fn spawn(addr: SocketAddr, metrics: Arc<Metrics>, ready: Ready) -> Result<SocketAddr, String> {
-    let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("admin: cannot bind {addr}: {e}"))?;
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| format!("admin: cannot bind {addr}: {e}"))?;
     listener
         .set_nonblocking(true)
         .map_err(|e| format!("admin: {e}"))?;
@@ -42,7 +43,10 @@ pub fn spawn(addr: SocketAddr, metrics: Arc<Metrics>, ready: Ready) -> Result<So
     std::thread::Builder::new()
         .name("scrubs-admin".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     tracing::error!(error = %e, "admin runtime did not start");
@@ -87,13 +91,21 @@ fn route(req: &Request<Incoming>, metrics: &Metrics, ready: &Ready) -> Response<
     let (status, ctype, body) = match req.uri().path() {
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
         "/readyz" if ready.get() => (StatusCode::OK, "text/plain", "ready\n".to_string()),
-        "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready\n".to_string()),
+        "/readyz" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "not ready\n".to_string(),
+        ),
         "/metrics" => (
             StatusCode::OK,
             "text/plain; version=0.0.4",
             metrics.render(),
         ),
-        _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_string()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_string(),
+        ),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;

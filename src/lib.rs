@@ -31,6 +31,8 @@ modules follow that order.
 #![deny(missing_debug_implementations)]
 #![warn(rust_2018_idioms)]
 
+pub mod admin;
+pub mod config;
 mod error;
 pub mod lines;
 pub mod metrics;

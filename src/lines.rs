@@ -35,7 +35,6 @@ impl<R: BufRead> LineReader<R> {
         }
     }
 
-
     /// The next line, or `None` at end of input. A final line without a
     /// newline is still a line.
     pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {

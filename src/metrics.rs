@@ -38,7 +38,13 @@ impl Metrics {
         Arc::new(Metrics::default())
     }
 
-    fn handle(&self, kind: Kind, name: &'static str, help: &'static str, labels: &[(&str, &str)]) -> Handle {
+    fn handle(
+        &self,
+        kind: Kind,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+    ) -> Handle {
         let mut fams = self.families.lock().unwrap_or_else(|e| e.into_inner());
         let fam = fams.entry(name).or_insert_with(|| Family {
             kind,
@@ -53,7 +59,12 @@ impl Metrics {
     }
 
     /// A monotonically increasing counter; `name` should end in `_total`.
-    pub fn counter(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)]) -> Handle {
+    pub fn counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+    ) -> Handle {
         self.handle(Kind::Counter, name, help, labels)
     }
 
@@ -64,7 +75,8 @@ impl Metrics {
 
     /// Adds to a counter without keeping the handle.
     pub fn add(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)], n: u64) {
-        self.counter(name, help, labels).fetch_add(n, Ordering::Relaxed);
+        self.counter(name, help, labels)
+            .fetch_add(n, Ordering::Relaxed);
     }
 
     /// The current value of a series, if it exists (for tests and health).
@@ -117,7 +129,9 @@ impl Metrics {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -127,12 +141,21 @@ mod tests {
     #[test]
     fn renders_counters_and_gauges() {
         let m = Metrics::new();
-        m.add("scrubs_records_in_total", "Records read.", &[("source", "app")], 3);
-        m.gauge("scrubs_queue_depth", "Queued.", &[("sink", "v")]).store(7, Ordering::Relaxed);
+        m.add(
+            "scrubs_records_in_total",
+            "Records read.",
+            &[("source", "app")],
+            3,
+        );
+        m.gauge("scrubs_queue_depth", "Queued.", &[("sink", "v")])
+            .store(7, Ordering::Relaxed);
         let text = m.render();
         assert!(text.contains("# TYPE scrubs_records_in_total counter"));
         assert!(text.contains("scrubs_records_in_total{source=\"app\"} 3"));
         assert!(text.contains("scrubs_queue_depth{sink=\"v\"} 7"));
-        assert_eq!(m.value("scrubs_records_in_total", &[("source", "app")]), Some(3));
+        assert_eq!(
+            m.value("scrubs_records_in_total", &[("source", "app")]),
+            Some(3)
+        );
     }
 }

@@ -39,10 +39,14 @@ impl fmt::Debug for SecretSource {
 impl SecretSource {
     /// A problem with the declaration, if it does not name exactly one source.
     pub fn check(&self) -> Option<String> {
-        let n = [self.env.is_some(), self.file.is_some(), self.value.is_some()]
-            .iter()
-            .filter(|x| **x)
-            .count();
+        let n = [
+            self.env.is_some(),
+            self.file.is_some(),
+            self.value.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
         (n != 1).then(|| "a secret needs exactly one of env, file or value".to_string())
     }
 

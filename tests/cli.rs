@@ -32,7 +32,8 @@ fn redact(args: &[&str], input: &[u8]) -> (Vec<u8>, String, i32) {
 
 #[test]
 fn one_line_out_per_line_in_and_phi_is_gone() {
-    let input = b"ok 200 12ms\nssn 219-09-9999\n\n{\"patientName\":\"Ann Lee\"}\nlast line without newline";
+    let input =
+        b"ok 200 12ms\nssn 219-09-9999\n\n{\"patientName\":\"Ann Lee\"}\nlast line without newline";
     let (out, err, code) = redact(&[], input);
     assert_eq!(code, 0, "{err}");
     let text = String::from_utf8(out).unwrap();
@@ -41,7 +42,11 @@ fn one_line_out_per_line_in_and_phi_is_gone() {
     assert_eq!(lines[0], "ok 200 12ms");
     assert_eq!(lines[1], "ssn [REDACTED:SSN]");
     assert_eq!(lines[2], "");
-    assert!(lines[3].starts_with("{\"patientName\":\"[NAME:"), "{}", lines[3]);
+    assert!(
+        lines[3].starts_with("{\"patientName\":\"[NAME:"),
+        "{}",
+        lines[3]
+    );
     assert_eq!(lines[4], "last line without newline");
 }
 
@@ -50,7 +55,10 @@ fn invalid_utf8_and_nul_bytes_pass_through_without_panic() {
     let input = b"bad \xff\xfe bytes\x00 and ssn 219-09-9999\n";
     let (out, _, code) = redact(&[], input);
     assert_eq!(code, 0);
-    assert_eq!(out, b"bad \xff\xfe bytes\x00 and ssn [REDACTED:SSN]\n".to_vec());
+    assert_eq!(
+        out,
+        b"bad \xff\xfe bytes\x00 and ssn [REDACTED:SSN]\n".to_vec()
+    );
 }
 
 #[test]
@@ -113,8 +121,17 @@ fn a_broken_pipe_is_a_normal_exit() {
     let line = b"more output that goes nowhere\n".repeat(1000);
     while stdin.write_all(&line).is_ok() {}
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -122,7 +139,10 @@ fn stats_name_rules_and_counts_only() {
     let (_, err, code) = redact(&["--stats"], b"ssn 219-09-9999 call 415-555-0132\n");
     assert_eq!(code, 0);
     assert!(err.contains("rule\tssn.formatted\t1"), "{err}");
-    assert!(!err.contains("219-09") && !err.contains("555-0132"), "{err}");
+    assert!(
+        !err.contains("219-09") && !err.contains("555-0132"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -133,7 +153,10 @@ fn a_bad_rule_file_exits_2_naming_file_line_and_rule() {
     let (out, err, code) = redact(&["--rules", path.to_str().unwrap()], b"x\n");
     assert_eq!(code, 2);
     assert!(out.is_empty(), "nothing may start");
-    assert!(err.contains("bad.yaml:5: rule 'broken': regex does not compile"), "{err}");
+    assert!(
+        err.contains("bad.yaml:5: rule 'broken': regex does not compile"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -175,14 +198,24 @@ fn rules_test_reports_failures_like_a_test_runner() {
         "rules:\n  - id: ticket\n    category: other_identifier\n    detector: {regex: 'TCK-\\d{4}', requires: ['tck-']}\n    examples:\n      redact: ['see TCK-1234', 'see TCK-12']\n      keep: ['see TCK-1']\n",
     )
     .unwrap();
-    let out = scrubs().args(["rules", "test", path.to_str().unwrap()]).output().unwrap();
+    let out = scrubs()
+        .args(["rules", "test", path.to_str().unwrap()])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("FAIL") && stdout.contains("rule 'ticket' redact example #2"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("rule 'ticket' redact example #2"),
+        "{stdout}"
+    );
     assert!(stdout.contains("2 passed, 1 failed"), "{stdout}");
 
     let out = scrubs().args(["rules", "test"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -190,7 +223,13 @@ fn rules_list_prints_the_rules_in_force() {
     let out = scrubs().args(["rules", "list"]).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for id in ["name.person", "ssn.formatted", "email.address", "diagnosis.icd10", "clinical.text_key"] {
+    for id in [
+        "name.person",
+        "ssn.formatted",
+        "email.address",
+        "diagnosis.icd10",
+        "clinical.text_key",
+    ] {
         assert!(text.contains(id), "{id} missing");
     }
 }

@@ -52,8 +52,14 @@ fn every_problem_is_reported_at_once() {
 "#,
     );
     let all = p.join("\n");
-    assert!(all.contains("bad.yaml:5: rule 'bad-category': unknown category 'secrets'"), "{all}");
-    assert!(all.contains("bad.yaml:8: rule 'bad-validator': unknown validator 'crc32'"), "{all}");
+    assert!(
+        all.contains("bad.yaml:5: rule 'bad-category': unknown category 'secrets'"),
+        "{all}"
+    );
+    assert!(
+        all.contains("bad.yaml:8: rule 'bad-validator': unknown validator 'crc32'"),
+        "{all}"
+    );
     // Compilation problems come after structural ones are fixed; structural
     // ones are all reported together first.
     assert_eq!(p.len(), 2, "{all}");
@@ -68,14 +74,25 @@ fn every_problem_is_reported_at_once() {
 "#,
     );
     let all = p.join("\n");
-    assert!(all.contains("bad.yaml:2: rule 'bad-regex': regex does not compile"), "{all}");
-    assert!(all.contains("bad.yaml:5: rule 'bad-shape': shape 'dd-xx'"), "{all}");
+    assert!(
+        all.contains("bad.yaml:2: rule 'bad-regex': regex does not compile"),
+        "{all}"
+    );
+    assert!(
+        all.contains("bad.yaml:5: rule 'bad-shape': shape 'dd-xx'"),
+        "{all}"
+    );
 }
 
 #[test]
 fn oversized_regex_is_refused() {
-    let p = problems("rules:\n  - id: huge\n    category: ssn\n    detector: {regex: '(?:\\w{1000}){1000}'}\n");
-    assert!(p[0].contains("rule 'huge'") && p[0].contains("too large"), "{p:?}");
+    let p = problems(
+        "rules:\n  - id: huge\n    category: ssn\n    detector: {regex: '(?:\\w{1000}){1000}'}\n",
+    );
+    assert!(
+        p[0].contains("rule 'huge'") && p[0].contains("too large"),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -90,7 +107,10 @@ fn empty_matching_regex_and_duplicate_ids_are_refused() {
 #[test]
 fn missing_dictionary_is_named() {
     let p = problems("rules:\n  - id: d\n    category: diagnosis\n    detector: {dictionary: no-such-file.txt}\n");
-    assert!(p[0].contains("rule 'd'") && p[0].contains("no-such-file.txt"), "{p:?}");
+    assert!(
+        p[0].contains("rule 'd'") && p[0].contains("no-such-file.txt"),
+        "{p:?}"
+    );
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 mod redact;
 mod rules;
+mod run;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -25,6 +26,10 @@ enum Command {
     /// Test or list rules.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
+    /// Run the sidecar: sources, redaction, audit fork, vendor export.
+    Run(run::RunArgs),
+    /// Check a configuration file and report every problem at once.
+    Validate(run::ValidateArgs),
 }
 
 /// Where rules come from; shared by every command that builds an engine.
@@ -100,5 +105,7 @@ pub fn try_main() -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Redact(args) => redact::run(args),
         Command::Rules(cmd) => rules::run(cmd),
+        Command::Run(args) => run::run(args),
+        Command::Validate(args) => run::validate(args),
     }
 }

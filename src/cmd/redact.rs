@@ -26,7 +26,10 @@ pub fn run(args: RedactArgs) -> Result<ExitCode, CliError> {
     let engine = args.rules.engine()?;
     let mut scratch = engine.scratch();
     let stdin = io::stdin().lock();
-    let mut reader = LineReader::new(io::BufReader::with_capacity(64 * 1024, stdin), args.max_line_bytes);
+    let mut reader = LineReader::new(
+        io::BufReader::with_capacity(64 * 1024, stdin),
+        args.max_line_bytes,
+    );
     let mut out = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
     let mut lines = 0u64;
     let mut truncated = 0u64;
@@ -55,4 +58,3 @@ pub fn run(args: RedactArgs) -> Result<ExitCode, CliError> {
     }
     Ok(ExitCode::SUCCESS)
 }
-

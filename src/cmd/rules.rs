@@ -64,7 +64,11 @@ pub fn run(cmd: RulesCommand) -> Result<ExitCode, CliError> {
         }
         RulesCommand::List { paths } => {
             let engine = engine(&paths)?;
-            writeln!(out, "{:<34} {:<22} {:<9} {:<10} SOURCE", "ID", "CATEGORY", "DETECTOR", "ACTION")?;
+            writeln!(
+                out,
+                "{:<34} {:<22} {:<9} {:<10} SOURCE",
+                "ID", "CATEGORY", "DETECTOR", "ACTION"
+            )?;
             for i in 0..engine.rule_count() {
                 let r = engine.rule(i);
                 writeln!(

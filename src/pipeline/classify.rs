@@ -83,7 +83,7 @@ impl Selector {
         let hit = self
             .fields
             .iter()
-            .any(|(k, vals)| get(k).is_some_and(|v| vals.iter().any(|x| *x == v)));
+            .any(|(k, vals)| get(k).is_some_and(|v| vals.contains(&v)));
         hit.then(|| self.key_field.as_deref().and_then(get))
     }
 
@@ -101,7 +101,11 @@ impl Selector {
         if !literal && !mentions {
             return None;
         }
-        let fields = if mentions { line_fields(line) } else { Vec::new() };
+        let fields = if mentions {
+            line_fields(line)
+        } else {
+            Vec::new()
+        };
         let get = |k: &str| {
             fields
                 .iter()
@@ -171,8 +175,14 @@ mod tests {
             s.select_line(br#"{"event":{"category":"phi_access"},"patient_id":"p-9"}"#),
             Some(Some("p-9".into()))
         );
-        assert_eq!(s.select_line(b"level=info audit=true user=usr_1"), Some(None));
-        assert_eq!(s.select_line(b"AUDIT chart viewed patient_id=p-2"), Some(Some("p-2".into())));
+        assert_eq!(
+            s.select_line(b"level=info audit=true user=usr_1"),
+            Some(None)
+        );
+        assert_eq!(
+            s.select_line(b"AUDIT chart viewed patient_id=p-2"),
+            Some(Some("p-2".into()))
+        );
         assert_eq!(s.select_line(b"level=info audit=false"), None);
         assert_eq!(s.select_line(b"GET /health 200"), None);
     }

@@ -155,7 +155,11 @@ impl Pipeline {
             self.metrics.add(
                 "scrubs_redactions_total",
                 "Values redacted, by rule and category.",
-                &[("rule", r.id), ("category", r.category.as_str()), ("source", source)],
+                &[
+                    ("rule", r.id),
+                    ("category", r.category.as_str()),
+                    ("source", source),
+                ],
                 n,
             );
         });
@@ -235,8 +239,18 @@ impl Pipeline {
         }
         self.count_redactions(&engine, &mut scratch, &source);
         let labels = [("source", source.as_str())];
-        self.metrics.add("scrubs_records_in_total", "Records read, by source.", &labels, lines.len() as u64);
-        self.metrics.add("scrubs_bytes_in_total", "Bytes read, by source.", &labels, bytes);
+        self.metrics.add(
+            "scrubs_records_in_total",
+            "Records read, by source.",
+            &labels,
+            lines.len() as u64,
+        );
+        self.metrics.add(
+            "scrubs_bytes_in_total",
+            "Bytes read, by source.",
+            &labels,
+            bytes,
+        );
 
         let durable = match self.audit(events).await {
             Ok(()) => true,
@@ -246,7 +260,8 @@ impl Pipeline {
             }
         };
         if durable && !records.is_empty() {
-            let mut attrs: Vec<KeyValue> = self.cfg.resource.iter().map(|(k, v)| kv(k, v)).collect();
+            let mut attrs: Vec<KeyValue> =
+                self.cfg.resource.iter().map(|(k, v)| kv(k, v)).collect();
             attrs.push(kv("scrubs.source", &source));
             attrs.push(kv("log.file.path", &stream));
             self.to_vendors(VendorBatch::Logs(vec![ResourceLogs {
@@ -271,7 +286,12 @@ impl Pipeline {
 
     fn admit(&self, bytes: u64) -> Result<InFlight<'_>, Rejection> {
         if self.audit_backpressure() {
-            self.metrics.add("scrubs_otlp_refused_total", "OTLP requests refused, by reason.", &[("reason", "audit_backpressure")], 1);
+            self.metrics.add(
+                "scrubs_otlp_refused_total",
+                "OTLP requests refused, by reason.",
+                &[("reason", "audit_backpressure")],
+                1,
+            );
             return Err(Rejection::Unavailable {
                 retry_after: RETRY_AFTER,
             });
@@ -279,7 +299,12 @@ impl Pipeline {
         let now = self.in_flight.fetch_add(bytes, Ordering::Relaxed) + bytes;
         let guard = InFlight(&self.in_flight, bytes);
         if now > self.cfg.memory_budget_bytes {
-            self.metrics.add("scrubs_otlp_refused_total", "OTLP requests refused, by reason.", &[("reason", "memory_budget")], 1);
+            self.metrics.add(
+                "scrubs_otlp_refused_total",
+                "OTLP requests refused, by reason.",
+                &[("reason", "memory_budget")],
+                1,
+            );
             return Err(Rejection::Overloaded {
                 retry_after: RETRY_AFTER,
             });
@@ -288,7 +313,10 @@ impl Pipeline {
     }
 
     /// Processes an OTLP logs request.
-    pub async fn process_otlp_logs(&self, mut req: ExportLogsServiceRequest) -> Result<ExportOutcome, Rejection> {
+    pub async fn process_otlp_logs(
+        &self,
+        mut req: ExportLogsServiceRequest,
+    ) -> Result<ExportOutcome, Rejection> {
         let _guard = self.admit(req.encoded_len() as u64)?;
         let engine = self.engine();
         let mut scratch = engine.scratch();
@@ -296,7 +324,11 @@ impl Pipeline {
         let mut rejected = 0i64;
         let mut count = 0u64;
         for rl in &mut req.resource_logs {
-            let resource_attrs = rl.resource.as_ref().map(|r| r.attributes.clone()).unwrap_or_default();
+            let resource_attrs = rl
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.clone())
+                .unwrap_or_default();
             for sl in &mut rl.scope_logs {
                 count += sl.log_records.len() as u64;
                 if self.selector.is_empty() {
@@ -304,7 +336,9 @@ impl Pipeline {
                 }
                 let mut keep = Vec::with_capacity(sl.log_records.len());
                 for lr in sl.log_records.drain(..) {
-                    let get = |k: &str| attr_lookup(&lr.attributes, k).or_else(|| attr_lookup(&resource_attrs, k));
+                    let get = |k: &str| {
+                        attr_lookup(&lr.attributes, k).or_else(|| attr_lookup(&resource_attrs, k))
+                    };
                     match self.selector.select_fields(&get) {
                         Some(key) => {
                             events.push(AuditEvent {
@@ -331,14 +365,20 @@ impl Pipeline {
             }
         }
         self.count_redactions(&engine, &mut scratch, "otlp");
-        self.metrics.add("scrubs_records_in_total", "Records read, by source.", &[("source", "otlp")], count);
+        self.metrics.add(
+            "scrubs_records_in_total",
+            "Records read, by source.",
+            &[("source", "otlp")],
+            count,
+        );
         self.audit(events).await.map_err(|e| {
             tracing::warn!(error = %e, "audit records from OTLP not durable; request refused");
             Rejection::Unavailable {
                 retry_after: RETRY_AFTER,
             }
         })?;
-        req.resource_logs.retain(|rl| rl.scope_logs.iter().any(|s| !s.log_records.is_empty()));
+        req.resource_logs
+            .retain(|rl| rl.scope_logs.iter().any(|s| !s.log_records.is_empty()));
         if !req.resource_logs.is_empty() {
             self.to_vendors(VendorBatch::Logs(req.resource_logs));
         }
@@ -346,7 +386,10 @@ impl Pipeline {
     }
 
     /// Processes an OTLP traces request.
-    pub async fn process_otlp_traces(&self, mut req: ExportTraceServiceRequest) -> Result<ExportOutcome, Rejection> {
+    pub async fn process_otlp_traces(
+        &self,
+        mut req: ExportTraceServiceRequest,
+    ) -> Result<ExportOutcome, Rejection> {
         let _guard = self.admit(req.encoded_len() as u64)?;
         let engine = self.engine();
         let mut scratch = engine.scratch();
@@ -357,7 +400,8 @@ impl Pipeline {
             }
         }
         self.count_redactions(&engine, &mut scratch, "otlp");
-        req.resource_spans.retain(|r| r.scope_spans.iter().any(|s| !s.spans.is_empty()));
+        req.resource_spans
+            .retain(|r| r.scope_spans.iter().any(|s| !s.spans.is_empty()));
         if !req.resource_spans.is_empty() {
             self.to_vendors(VendorBatch::Traces(req.resource_spans));
         }
@@ -365,7 +409,10 @@ impl Pipeline {
     }
 
     /// Processes an OTLP metrics request.
-    pub async fn process_otlp_metrics(&self, mut req: ExportMetricsServiceRequest) -> Result<ExportOutcome, Rejection> {
+    pub async fn process_otlp_metrics(
+        &self,
+        mut req: ExportMetricsServiceRequest,
+    ) -> Result<ExportOutcome, Rejection> {
         let _guard = self.admit(req.encoded_len() as u64)?;
         let engine = self.engine();
         let mut scratch = engine.scratch();
@@ -376,7 +423,8 @@ impl Pipeline {
             }
         }
         self.count_redactions(&engine, &mut scratch, "otlp");
-        req.resource_metrics.retain(|r| r.scope_metrics.iter().any(|s| !s.metrics.is_empty()));
+        req.resource_metrics
+            .retain(|r| r.scope_metrics.iter().any(|s| !s.metrics.is_empty()));
         if !req.resource_metrics.is_empty() {
             self.to_vendors(VendorBatch::Metrics(req.resource_metrics));
         }
@@ -390,7 +438,9 @@ fn outcome(rejected: i64) -> ExportOutcome {
     } else {
         ExportOutcome {
             rejected,
-            message: format!("{rejected} record(s) could not be redacted within limits and were dropped"),
+            message: format!(
+                "{rejected} record(s) could not be redacted within limits and were dropped"
+            ),
         }
     }
 }
@@ -422,15 +472,24 @@ fn attr_lookup(attrs: &[KeyValue], norm_key: &str) -> Option<String> {
 pub struct Handler(pub Arc<Pipeline>);
 
 impl OtlpHandler for Handler {
-    fn logs(&self, req: ExportLogsServiceRequest) -> BoxFuture<'static, Result<ExportOutcome, Rejection>> {
+    fn logs(
+        &self,
+        req: ExportLogsServiceRequest,
+    ) -> BoxFuture<'static, Result<ExportOutcome, Rejection>> {
         let p = self.0.clone();
         Box::pin(async move { p.process_otlp_logs(req).await })
     }
-    fn traces(&self, req: ExportTraceServiceRequest) -> BoxFuture<'static, Result<ExportOutcome, Rejection>> {
+    fn traces(
+        &self,
+        req: ExportTraceServiceRequest,
+    ) -> BoxFuture<'static, Result<ExportOutcome, Rejection>> {
         let p = self.0.clone();
         Box::pin(async move { p.process_otlp_traces(req).await })
     }
-    fn metrics(&self, req: ExportMetricsServiceRequest) -> BoxFuture<'static, Result<ExportOutcome, Rejection>> {
+    fn metrics(
+        &self,
+        req: ExportMetricsServiceRequest,
+    ) -> BoxFuture<'static, Result<ExportOutcome, Rejection>> {
         let p = self.0.clone();
         Box::pin(async move { p.process_otlp_metrics(req).await })
     }

@@ -15,7 +15,9 @@ use super::pseudonym::PseudonymKey;
 use super::structure::{self, normalise_key, Frame, Pair, MAX_KEY};
 use super::validate::Validator;
 use crate::error::{Error, RuleProblem};
-use crate::rules::{ActionSpec, Category, SimpleAction, ContextSide, ExampleSpec, ExamplesSpec, RuleSet};
+use crate::rules::{
+    ActionSpec, Category, ContextSide, ExampleSpec, ExamplesSpec, RuleSet, SimpleAction,
+};
 
 /// The compiled size limit for one regex (and for the union of all).
 const REGEX_SIZE_LIMIT: usize = 4 << 20;
@@ -261,7 +263,6 @@ impl Engine {
         let mut regex_rules = Vec::new();
         let mut regex_always = false;
 
-
         let syntax_config = syntax::Config::new().unicode(false).utf8(false);
         let regex_config = meta::Config::new()
             .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
@@ -312,7 +313,10 @@ impl Engine {
                                 problems.push(lr.problem("regex matches the empty string"));
                                 continue;
                             }
-                            if r.group_info().to_index(regex_automata::PatternID::ZERO, "value").is_some() {
+                            if r.group_info()
+                                .to_index(regex_automata::PatternID::ZERO, "value")
+                                .is_some()
+                            {
                                 value_regex = Some(r);
                             }
                             regex_patterns.push(p);
@@ -392,10 +396,7 @@ impl Engine {
             } else if let Some(ns) = &d.names {
                 detector = "names";
                 let read = |p: &Option<String>| -> Option<Cow<'static, str>> {
-                    p.as_ref().and_then(|p| match lr.read_relative(p) {
-                        Ok(t) => Some(t),
-                        Err(_) => None,
-                    })
+                    p.as_ref().and_then(|p| lr.read_relative(p).ok())
                 };
                 let first = lr.read_relative(&ns.first);
                 let last = lr.read_relative(&ns.last);
@@ -434,7 +435,10 @@ impl Engine {
                 action,
                 validator,
                 window: spec.context.as_ref().map_or(0, |c| c.window),
-                side: spec.context.as_ref().map_or(ContextSide::Either, |c| c.side),
+                side: spec
+                    .context
+                    .as_ref()
+                    .map_or(ContextSide::Either, |c| c.side),
                 has_context: spec.context.is_some(),
                 value_regex,
                 triggers,
@@ -587,7 +591,12 @@ impl Engine {
 
     /// Redacts a structured field: the key may name a rule that takes the
     /// whole value; otherwise the value is redacted as text.
-    pub fn redact_field<'a>(&self, scratch: &mut Scratch, key: &str, value: &'a str) -> FieldResult<'a> {
+    pub fn redact_field<'a>(
+        &self,
+        scratch: &mut Scratch,
+        key: &str,
+        value: &'a str,
+    ) -> FieldResult<'a> {
         if let Some(rule) = self.key_rule(key) {
             let r = &self.rules[rule];
             scratch.counts[rule] += 1;
@@ -595,8 +604,16 @@ impl Engine {
                 return FieldResult::Drop;
             }
             scratch.out.clear();
-            self.write_replacement(rule as u32, value.as_bytes(), false, &mut scratch.out, &mut scratch.norm);
-            return FieldResult::Value(Cow::Owned(String::from_utf8_lossy(&scratch.out).into_owned()));
+            self.write_replacement(
+                rule as u32,
+                value.as_bytes(),
+                false,
+                &mut scratch.out,
+                &mut scratch.norm,
+            );
+            return FieldResult::Value(Cow::Owned(
+                String::from_utf8_lossy(&scratch.out).into_owned(),
+            ));
         }
         FieldResult::Value(self.redact_str(scratch, value))
     }
@@ -628,7 +645,11 @@ impl Engine {
                 let fired = scratch.main.findings.iter().any(|f| f.rule as usize == i);
                 scratch.drain_counts(|_, _| {});
                 if !fired {
-                    failures.push(fail("redact", k, format!("rule did not fire; output: {out:?}")));
+                    failures.push(fail(
+                        "redact",
+                        k,
+                        format!("rule did not fire; output: {out:?}"),
+                    ));
                 } else if let Some(want) = want {
                     if out != want {
                         failures.push(fail("redact", k, format!("expected {want:?}, got {out:?}")));
@@ -727,7 +748,11 @@ impl Engine {
                 sub.findings.clear();
                 self.literal_pass(decoded, sub);
                 self.value_pass(decoded, sub, num, regex_cache);
-                if let Some(best) = sub.findings.iter().max_by_key(|f| (f.strength, f.end - f.start)) {
+                if let Some(best) = sub
+                    .findings
+                    .iter()
+                    .max_by_key(|f| (f.strength, f.end - f.start))
+                {
                     main.findings.push(Finding {
                         start: vs,
                         end: ve,
@@ -794,14 +819,24 @@ impl Engine {
         if !r.has_context {
             return Some(STRENGTH_PLAIN);
         }
-        let lo = if r.side == ContextSide::After { s } else { s.saturating_sub(r.window) };
-        let hi = if r.side == ContextSide::Before { s } else { e + r.window };
+        let lo = if r.side == ContextSide::After {
+            s
+        } else {
+            s.saturating_sub(r.window)
+        };
+        let hi = if r.side == ContextSide::Before {
+            s
+        } else {
+            e + r.window
+        };
         // A context word counts when any part of it lies within the window.
         let near = hits.iter().any(|h| {
             h.start <= hi
                 && h.end >= lo
                 && !(h.start >= s && h.end <= e)
-                && self.ac_patterns[h.pattern as usize].context_rules.contains(&rule)
+                && self.ac_patterns[h.pattern as usize]
+                    .context_rules
+                    .contains(&rule)
         });
         near.then_some(STRENGTH_CONTEXT)
     }
@@ -912,7 +947,11 @@ impl Engine {
                             });
                         }
                     }
-                    let next = if m.end() > m.start() { m.end() } else { m.end() + 1 };
+                    let next = if m.end() > m.start() {
+                        m.end()
+                    } else {
+                        m.end() + 1
+                    };
                     if next > hay.len() {
                         break;
                     }
@@ -941,12 +980,14 @@ impl Engine {
                 n += 1;
             }
             let r = &self.rules[rule as usize];
-            let gated = r.triggers.is_empty() || st.hits.iter().any(|h| r.triggers.contains(&h.pattern));
+            let gated =
+                r.triggers.is_empty() || st.hits.iter().any(|h| r.triggers.contains(&h.pattern));
             let context = !r.has_context
-                || st
-                    .hits
-                    .iter()
-                    .any(|h| self.ac_patterns[h.pattern as usize].context_rules.contains(&rule));
+                || st.hits.iter().any(|h| {
+                    self.ac_patterns[h.pattern as usize]
+                        .context_rules
+                        .contains(&rule)
+                });
             if gated && context {
                 return true;
             }
@@ -1036,7 +1077,14 @@ impl Engine {
         out.extend_from_slice(&hay[pos..]);
     }
 
-    fn write_replacement(&self, rule: u32, value: &[u8], quote: bool, out: &mut Vec<u8>, norm: &mut Vec<u8>) {
+    fn write_replacement(
+        &self,
+        rule: u32,
+        value: &[u8],
+        quote: bool,
+        out: &mut Vec<u8>,
+        norm: &mut Vec<u8>,
+    ) {
         let r = &self.rules[rule as usize];
         if quote {
             out.push(b'"');
@@ -1092,7 +1140,9 @@ fn drop_inside_own_tokens(hay: &[u8], findings: &mut Vec<Finding>) {
     let mut p = 0;
     while let Some(i) = memchr::memchr(b'[', &hay[p..]) {
         let s = p + i;
-        let Some(j) = memchr::memchr(b']', &hay[s..]) else { break };
+        let Some(j) = memchr::memchr(b']', &hay[s..]) else {
+            break;
+        };
         let e = s + j + 1;
         if structure::is_own_token(&hay[s..e]) {
             findings.retain(|f| f.end <= s || f.start >= e);
@@ -1124,12 +1174,10 @@ fn token_end(hay: &[u8], start: usize) -> usize {
     let mut p = start;
     while p < hay.len() {
         let b = hay[p];
-        if b.is_ascii_alphanumeric() || b >= 0x80 {
-            p += 1;
-        } else if matches!(b, b'.' | b'-' | b'_')
+        let inner = matches!(b, b'.' | b'-' | b'_')
             && p + 1 < hay.len()
-            && (hay[p + 1].is_ascii_alphanumeric() || hay[p + 1] >= 0x80)
-        {
+            && (hay[p + 1].is_ascii_alphanumeric() || hay[p + 1] >= 0x80);
+        if b.is_ascii_alphanumeric() || b >= 0x80 || inner {
             p += 1;
         } else {
             break;

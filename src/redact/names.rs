@@ -238,9 +238,7 @@ impl Names {
             let k = words
                 .iter()
                 .enumerate()
-                .take_while(|(i, w)| {
-                    w.class != Class::English || (*i > 0 && w.end - w.start == 1)
-                })
+                .take_while(|(i, w)| w.class != Class::English || (*i > 0 && w.end - w.start == 1))
                 .count();
             if k > 0 {
                 return Some((words[0].start, words[k - 1].end));
@@ -252,7 +250,8 @@ impl Names {
         if n == 1 && words[0].flags & LAST != 0 {
             if let Some((fs, fe)) = comma_first(hay, words[0].end, caps) {
                 let (fflags, fclass) = self.classify(&hay[fs..fe]);
-                let both_ambiguous = words[0].class == Class::Ambiguous && fclass == Class::Ambiguous;
+                let both_ambiguous =
+                    words[0].class == Class::Ambiguous && fclass == Class::Ambiguous;
                 if fflags & FIRST != 0 && !both_ambiguous {
                     return Some((words[0].start, fe));
                 }
@@ -332,12 +331,10 @@ pub fn word_end(hay: &[u8], start: usize) -> usize {
     let mut p = start;
     while p < hay.len() {
         let b = hay[p];
-        if b.is_ascii_alphabetic() || b >= 0x80 {
-            p += 1;
-        } else if (b == b'\'' || b == b'-')
+        let inner = (b == b'\'' || b == b'-')
             && p + 1 < hay.len()
-            && (hay[p + 1].is_ascii_alphabetic() || hay[p + 1] >= 0x80)
-        {
+            && (hay[p + 1].is_ascii_alphabetic() || hay[p + 1] >= 0x80);
+        if b.is_ascii_alphabetic() || b >= 0x80 || inner {
             p += 1;
         } else {
             break;
@@ -383,8 +380,25 @@ fn is_initial(hay: &[u8], end: usize) -> bool {
 fn is_particle(w: &[u8]) -> bool {
     matches!(
         w,
-        b"van" | b"von" | b"de" | b"del" | b"della" | b"der" | b"da" | b"di" | b"dos" | b"das"
-            | b"la" | b"le" | b"bin" | b"binti" | b"al" | b"el" | b"y" | b"ten" | b"ter"
+        b"van"
+            | b"von"
+            | b"de"
+            | b"del"
+            | b"della"
+            | b"der"
+            | b"da"
+            | b"di"
+            | b"dos"
+            | b"das"
+            | b"la"
+            | b"le"
+            | b"bin"
+            | b"binti"
+            | b"al"
+            | b"el"
+            | b"y"
+            | b"ten"
+            | b"ter"
     )
 }
 
@@ -496,7 +510,10 @@ mod tests {
         assert_eq!(find("seen by John Smith today"), Some("John Smith"));
         assert_eq!(find("called Nguyễn Anh"), Some("Nguyễn Anh"));
         assert_eq!(find("msg from Priya Patel"), Some("Priya Patel"));
-        assert_eq!(find("patient Zbigniew Qwerty arrived"), Some("Zbigniew Qwerty"));
+        assert_eq!(
+            find("patient Zbigniew Qwerty arrived"),
+            Some("Zbigniew Qwerty")
+        );
         assert_eq!(find("Dr. Okonkwo signed"), Some("Okonkwo"));
         assert_eq!(find("SMITH, JOHN admitted"), Some("SMITH, JOHN"));
         assert_eq!(find("Kafka Consumer lag"), None);
@@ -505,6 +522,9 @@ mod tests {
         assert_eq!(find("open the Patient Portal"), None);
         assert_eq!(find("seen by John A. Smith"), Some("John A. Smith"));
         assert_eq!(find("from patient: I have pain"), None);
-        assert_eq!(find("Patient[name=Siddharth Venkataraman, x"), Some("Siddharth Venkataraman"));
+        assert_eq!(
+            find("Patient[name=Siddharth Venkataraman, x"),
+            Some("Siddharth Venkataraman")
+        );
     }
 }

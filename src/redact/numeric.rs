@@ -67,7 +67,8 @@ impl NumericMatcher {
         if !self.loose.is_empty() {
             let digits = shape.iter().filter(|&&b| b == b'd').count();
             for l in &self.loose {
-                if (l.min..=l.max).contains(&digits) && l.prefix.is_none_or(|p| shape.first() == Some(&p))
+                if (l.min..=l.max).contains(&digits)
+                    && l.prefix.is_none_or(|p| shape.first() == Some(&p))
                 {
                     f(l.rule);
                 }
@@ -232,8 +233,7 @@ pub fn scan(hay: &[u8], start: usize, tok: &mut NumToken) -> bool {
             }
             continue;
         }
-        if p + 1 < n && matches!(hay[p], b'-' | b'.' | b'/' | b' ') && hay[p + 1].is_ascii_digit()
-        {
+        if p + 1 < n && matches!(hay[p], b'-' | b'.' | b'/' | b' ') && hay[p + 1].is_ascii_digit() {
             if hay[p] == b' ' {
                 if tok.segs == MAX_SEGMENTS {
                     break;
@@ -266,8 +266,14 @@ mod tests {
 
     #[test]
     fn shapes() {
-        assert_eq!(shape_of("(415) 555-0132 x").as_deref(), Some("(ddd) ddd-dddd"));
-        assert_eq!(shape_of("+1 415 555 0132").as_deref(), Some("+d ddd ddd dddd"));
+        assert_eq!(
+            shape_of("(415) 555-0132 x").as_deref(),
+            Some("(ddd) ddd-dddd")
+        );
+        assert_eq!(
+            shape_of("+1 415 555 0132").as_deref(),
+            Some("+d ddd ddd dddd")
+        );
         assert_eq!(shape_of("123-45-6789.").as_deref(), Some("ddd-dd-dddd"));
         assert_eq!(shape_of("2024-01-02T10:00"), None);
         assert_eq!(shape_of("12ms"), None);

@@ -99,10 +99,17 @@ mod tests {
     #[test]
     fn short_keys_are_refused_and_debug_hides_the_key() {
         assert!(PseudonymKey::from_bytes(vec![7; 31]).is_err());
-        let k = PseudonymKey::from_bytes(b"0123456789abcdef0123456789abcdefSECRET".to_vec()).unwrap();
+        let k =
+            PseudonymKey::from_bytes(b"0123456789abcdef0123456789abcdefSECRET".to_vec()).unwrap();
         assert!(!format!("{k:?}").contains("SECRET"));
-        assert_eq!(k.token("NAME", b"JOHN SMITH"), k.token("NAME", b"JOHN SMITH"));
-        assert_ne!(k.token("NAME", b"JOHN SMITH"), k.token("NAME", b"JANE SMITH"));
+        assert_eq!(
+            k.token("NAME", b"JOHN SMITH"),
+            k.token("NAME", b"JOHN SMITH")
+        );
+        assert_ne!(
+            k.token("NAME", b"JOHN SMITH"),
+            k.token("NAME", b"JANE SMITH")
+        );
         assert_ne!(k.token("NAME", b"X"), k.token("SSN", b"X"));
     }
 }

@@ -296,7 +296,9 @@ pub fn scan_pairs(hay: &[u8], lookup: &dyn Fn(&[u8]) -> Option<u32>, out: &mut d
             if key_start == 0 || hay[key_start - 1] != quote {
                 continue;
             }
-        } else if key_start > 0 && (hay[key_start - 1].is_ascii_alphanumeric() || hay[key_start - 1] >= 0x80) {
+        } else if key_start > 0
+            && (hay[key_start - 1].is_ascii_alphanumeric() || hay[key_start - 1] >= 0x80)
+        {
             continue;
         }
         let before = if key_start > usize::from(quote != 0) {
@@ -306,7 +308,8 @@ pub fn scan_pairs(hay: &[u8], lookup: &dyn Fn(&[u8]) -> Option<u32>, out: &mut d
         };
         let query = sep == b'=' && (before == b'?' || before == b'&');
         let mut norm = [0u8; MAX_KEY];
-        let rule = normalise_key(&hay[key_start..key_end], &mut norm).and_then(|l| lookup(&norm[..l]));
+        let rule =
+            normalise_key(&hay[key_start..key_end], &mut norm).and_then(|l| lookup(&norm[..l]));
         if rule.is_none() && !query {
             continue;
         }
@@ -439,18 +442,16 @@ pub fn url_decode(s: &[u8], out: &mut Vec<u8>) {
                 out.push(b' ');
                 i += 1;
             }
-            b'%' if i + 2 < s.len() => {
-                match (hex(s[i + 1]), hex(s[i + 2])) {
-                    (Some(a), Some(b)) => {
-                        out.push(a << 4 | b);
-                        i += 3;
-                    }
-                    _ => {
-                        out.push(b'%');
-                        i += 1;
-                    }
+            b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
+                (Some(a), Some(b)) => {
+                    out.push(a << 4 | b);
+                    i += 3;
                 }
-            }
+                _ => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
             b => {
                 out.push(b);
                 i += 1;
@@ -492,14 +493,18 @@ mod tests {
 
     fn pairs(s: &str) -> Vec<(Option<u32>, String)> {
         let mut v = Vec::new();
-        scan_pairs(s.as_bytes(), &lookup, &mut |p| v.push((p.rule, s[p.start..p.end].to_string())));
+        scan_pairs(s.as_bytes(), &lookup, &mut |p| {
+            v.push((p.rule, s[p.start..p.end].to_string()))
+        });
         v
     }
 
     #[test]
     fn json_keys() {
         assert_eq!(
-            json(r#"{"patient":{"name":"A \"B\" C","x":1},"ssn":123456789,"diagnoses":["E11.9",{"k":"I10"}]}"#),
+            json(
+                r#"{"patient":{"name":"A \"B\" C","x":1},"ssn":123456789,"diagnoses":["E11.9",{"k":"I10"}]}"#
+            ),
             vec![
                 (Some(1), r#"A \"B\" C"#.to_string(), false),
                 (Some(2), "123456789".to_string(), true),
@@ -512,20 +517,29 @@ mod tests {
 
     #[test]
     fn text_pairs() {
-        assert_eq!(pairs("patient_name=John Smith ssn=1"), vec![
-            (Some(1), "John Smith".to_string()),
-            (Some(2), "1".to_string())
-        ]);
-        assert_eq!(pairs("WHERE last_name = 'O''Hara'"), vec![(Some(1), "O''Hara".to_string())]);
-        assert_eq!(pairs("{'patientName': 'Ann Lee', 'x': 2}"), vec![(Some(1), "Ann Lee".to_string())]);
-        assert_eq!(pairs("GET /a?q=John%20Smith&page=2 HTTP/1.1"), vec![
-            (None, "John%20Smith".to_string()),
-            (None, "2".to_string())
-        ]);
-        assert_eq!(pairs("Patient[patientName=Ann Lee, ssn=9]"), vec![
-            (Some(1), "Ann Lee".to_string()),
-            (Some(2), "9".to_string())
-        ]);
+        assert_eq!(
+            pairs("patient_name=John Smith ssn=1"),
+            vec![
+                (Some(1), "John Smith".to_string()),
+                (Some(2), "1".to_string())
+            ]
+        );
+        assert_eq!(
+            pairs("WHERE last_name = 'O''Hara'"),
+            vec![(Some(1), "O''Hara".to_string())]
+        );
+        assert_eq!(
+            pairs("{'patientName': 'Ann Lee', 'x': 2}"),
+            vec![(Some(1), "Ann Lee".to_string())]
+        );
+        assert_eq!(
+            pairs("GET /a?q=John%20Smith&page=2 HTTP/1.1"),
+            vec![(None, "John%20Smith".to_string()), (None, "2".to_string())]
+        );
+        assert_eq!(
+            pairs("Patient[patientName=Ann Lee, ssn=9]"),
+            vec![(Some(1), "Ann Lee".to_string()), (Some(2), "9".to_string())]
+        );
         assert!(pairs("https://x.org/a time=12:30:00").is_empty());
     }
 

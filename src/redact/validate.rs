@@ -126,7 +126,7 @@ pub fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn prefix_num(digits: &[u8], n: usize) -> u32 {
@@ -255,7 +255,7 @@ fn aba(d: &[u8]) -> bool {
         .map(|(i, &x)| u32::from(x) * w[i % 3])
         .sum();
     let first2 = prefix_num(d, 2);
-    sum % 10 == 0
+    sum.is_multiple_of(10)
         && sum > 0
         && ((0..=12).contains(&first2)
             || (21..=32).contains(&first2)
@@ -340,8 +340,7 @@ fn date(raw: &[u8]) -> bool {
     if lens[0] == 4 {
         year_ok(parts[0], 4) && valid_md(parts[1], parts[2])
     } else if lens[2] == 4 || lens[2] == 2 {
-        year_ok(parts[2], lens[2])
-            && (valid_md(parts[0], parts[1]) || valid_md(parts[1], parts[0]))
+        year_ok(parts[2], lens[2]) && (valid_md(parts[0], parts[1]) || valid_md(parts[1], parts[0]))
     } else {
         false
     }

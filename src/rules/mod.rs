@@ -224,7 +224,13 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
-    fn add_text(&mut self, name: &str, text: &str, origin: Origin, problems: &mut Vec<RuleProblem>) {
+    fn add_text(
+        &mut self,
+        name: &str,
+        text: &str,
+        origin: Origin,
+        problems: &mut Vec<RuleProblem>,
+    ) {
         let file: Arc<str> = Arc::from(name);
         let parsed: RuleFileSpec = match serde_yaml::from_str(text) {
             Ok(p) => p,
@@ -257,7 +263,8 @@ impl RuleSet {
         }
         if problems.is_empty() {
             // Stable order: file, then line.
-            self.rules.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+            self.rules
+                .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
             Ok(self)
         } else {
             Err(Error::rules(problems))
@@ -311,7 +318,9 @@ fn check_rule(rule: &LoadedRule) -> Vec<RuleProblem> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     {
-        out.push(rule.problem("id must be non-empty and use only letters, digits, '.', '_' and '-'"));
+        out.push(
+            rule.problem("id must be non-empty and use only letters, digits, '.', '_' and '-'"),
+        );
     }
     if Category::parse(&spec.category).is_none() {
         let all: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
@@ -355,7 +364,9 @@ fn check_rule(rule: &LoadedRule) -> Vec<RuleProblem> {
         }
         if let Some([lo, hi]) = n.digits {
             if lo == 0 || lo > hi || hi > 32 {
-                out.push(rule.problem("numeric.digits must be [min, max] with 1 <= min <= max <= 32"));
+                out.push(
+                    rule.problem("numeric.digits must be [min, max] with 1 <= min <= max <= 32"),
+                );
             }
         }
     }
@@ -372,7 +383,9 @@ fn check_rule(rule: &LoadedRule) -> Vec<RuleProblem> {
 
 /// The 1-based line of `id: <id>` in the text.
 fn rule_line(text: &str, id: &str) -> Option<usize> {
-    text.lines().position(|l| line_id(l) == Some(id)).map(|i| i + 1)
+    text.lines()
+        .position(|l| line_id(l) == Some(id))
+        .map(|i| i + 1)
 }
 
 /// The id of the rule whose `id:` line comes last at or before `line`.

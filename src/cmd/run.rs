@@ -1,0 +1,320 @@
+//! `scrubs run` and `scrubs validate`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use scrubs::admin::{self, Ready};
+use scrubs::config::{Config, SourceConfig};
+use scrubs::metrics::Metrics;
+use scrubs::pipeline::classify::Selector;
+use scrubs::pipeline::router::{AuditOut, Handler, Pipeline, RouterConfig, VendorOut};
+use scrubs::pipeline::LineBatch;
+use scrubs::sinks::audit::AuditSink;
+use scrubs::sinks::otlp::VendorSink;
+use scrubs::sources::{file, otlp, stdin};
+use tokio::sync::{mpsc, watch, Mutex};
+use tracing::{error, info, warn, Instrument};
+
+use super::CliError;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration file (see deploy/scrubs.yaml).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The configuration file to check.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+}
+
+fn load(path: &std::path::Path) -> Option<Config> {
+    match Config::load(path) {
+        Ok(c) => Some(c),
+        Err(problems) => {
+            eprintln!("scrubs: {} problem(s) in the configuration", problems.len());
+            for p in problems {
+                eprintln!("  {p}");
+            }
+            None
+        }
+    }
+}
+
+pub fn validate(args: ValidateArgs) -> Result<ExitCode, CliError> {
+    match load(&args.config) {
+        Some(cfg) => {
+            println!(
+                "{}: ok ({} source(s), {} vendor(s), audit {})",
+                args.config.display(),
+                cfg.sources.len(),
+                cfg.vendors.len(),
+                if cfg.audit.is_some() { "on" } else { "off" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => Ok(ExitCode::from(2)),
+    }
+}
+
+pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
+    init_logging();
+    let Some(cfg) = load(&args.config) else {
+        return Ok(ExitCode::from(2));
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("scrubs-worker")
+        .enable_all()
+        .build()?;
+    match rt.block_on(serve(cfg, args.config)) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            error!(error = %e, "scrubs stopped");
+            eprintln!("scrubs: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCRUBS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
+    let Config {
+        data_dir,
+        rules: _,
+        pseudonym_key_file: _,
+        sources,
+        audit,
+        vendors,
+        admin: admin_cfg,
+        limits,
+        shutdown,
+        resource,
+    } = &cfg;
+    let metrics = Metrics::new();
+    let ready = Ready::default();
+    let admin_addr = admin::spawn(admin_cfg.address, metrics.clone(), ready.clone())?;
+    info!(address = %admin_addr, "admin endpoint listening");
+
+    let engine = cfg.engine().map_err(|e| e.to_string())?;
+    if engine.key_is_ephemeral() {
+        warn!("no pseudonym_key_file: pseudonyms use a random key for this process only");
+    }
+    info!(rules = engine.rule_count(), "rules compiled");
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("data_dir {}: {e}", data_dir.display()))?;
+
+    let audit_sink = match audit {
+        Some(a) => Some(Arc::new(
+            AuditSink::start(&a.kafka, metrics.clone())
+                .await
+                .map_err(|e| format!("audit: {e}"))?,
+        )),
+        None => None,
+    };
+    let mut vendor_sinks = Vec::new();
+    for v in vendors {
+        // The export task ends by itself after `shutdown` below.
+        let (sink, _task) = VendorSink::start(v, metrics.clone())?;
+        vendor_sinks.push(Arc::new(sink));
+    }
+    let selector = audit
+        .as_ref()
+        .map(|a| Selector::new(&a.select))
+        .unwrap_or_default();
+    let pipeline = Arc::new(Pipeline::new(
+        engine,
+        selector,
+        audit_sink.clone().map(|a| a as Arc<dyn AuditOut>),
+        vendor_sinks
+            .iter()
+            .map(|v| v.clone() as Arc<dyn VendorOut>)
+            .collect(),
+        metrics.clone(),
+        RouterConfig {
+            audit_to_vendors: audit.as_ref().is_none_or(|a| a.to_vendors),
+            memory_budget_bytes: limits.memory_budget_bytes,
+            resource: resource
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        },
+    ));
+
+    // Sources.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (tx, rx) = mpsc::channel::<LineBatch>(limits.queue_batches);
+    let mut line_tasks = Vec::new();
+    let mut servers = Vec::new();
+    let mut only_stdin = true;
+    for (name, src) in sources {
+        match src {
+            SourceConfig::File(f) => {
+                only_stdin = false;
+                line_tasks.push(file::spawn(
+                    name.clone(),
+                    f.clone(),
+                    data_dir.clone(),
+                    tx.clone(),
+                    metrics.clone(),
+                    stop_rx.clone(),
+                )?);
+            }
+            SourceConfig::Stdin(_) => {
+                line_tasks.push(stdin::spawn_stdin(
+                    name.clone(),
+                    limits.max_record_bytes,
+                    stdin::StdinBatching::default(),
+                    tx.clone(),
+                    metrics.clone(),
+                    stop_rx.clone(),
+                ));
+            }
+            SourceConfig::Otlp(o) => {
+                only_stdin = false;
+                let handler = Arc::new(Handler(pipeline.clone()));
+                let (http, grpc, task) =
+                    otlp::serve(o.clone(), handler, metrics.clone(), stop_rx.clone()).await?;
+                info!(source = %name, http = ?http, grpc = ?grpc, "OTLP receiver listening");
+                servers.push(task);
+            }
+        }
+    }
+    drop(tx);
+
+    // Two workers: the engine is synchronous and CPU-bound, one per core.
+    let rx = Arc::new(Mutex::new(rx));
+    let mut workers = Vec::new();
+    for i in 0..2 {
+        let rx = rx.clone();
+        let pipeline = pipeline.clone();
+        workers.push(tokio::spawn(
+            async move {
+                loop {
+                    let next = rx.lock().await.recv().await;
+                    match next {
+                        Some(batch) => pipeline.process_lines(batch).await,
+                        None => break,
+                    }
+                }
+            }
+            .instrument(tracing::info_span!("worker", id = i)),
+        ));
+    }
+
+    // Ready once the sinks answer their health checks.
+    {
+        let ready = ready.clone();
+        let audit_sink = audit_sink.clone();
+        let vendor_sinks = vendor_sinks.clone();
+        tokio::spawn(
+            async move {
+                loop {
+                    let mut ok = true;
+                    if let Some(a) = &audit_sink {
+                        if let Err(e) = a.healthcheck().await {
+                            warn!(error = %e, "audit sink not healthy yet");
+                            ok = false;
+                        }
+                    }
+                    for v in &vendor_sinks {
+                        if let Err(e) = v.healthcheck().await {
+                            warn!(vendor = %v.name(), error = %e, "vendor not healthy yet");
+                            ok = false;
+                        }
+                    }
+                    if ok {
+                        ready.set(true);
+                        info!("ready");
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+            .instrument(tracing::info_span!("readiness")),
+        );
+    }
+
+    // Signals.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut sources_done = Box::pin(async {
+        if only_stdin {
+            for t in line_tasks.iter_mut() {
+                let _ = t.await;
+            }
+        } else {
+            std::future::pending::<()>().await;
+        }
+    });
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM: draining"); break; }
+            _ = int.recv() => { info!("SIGINT: draining"); break; }
+            _ = &mut sources_done => { info!("input ended: draining"); break; }
+            _ = hup.recv() => reload(&config_path, &pipeline),
+        }
+    }
+
+    // Drain: stop sources (they write their checkpoints), let the workers
+    // empty the queue, then flush the sinks, all within the deadline.
+    ready.set(false);
+    let deadline = tokio::time::Instant::now() + shutdown.drain_deadline;
+    let _ = stop_tx.send(true);
+    drop(sources_done);
+    for t in line_tasks.into_iter().chain(servers).chain(workers) {
+        let _ = tokio::time::timeout_at(deadline, t).await;
+    }
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    drop(pipeline);
+    for v in vendor_sinks {
+        if let Ok(v) = Arc::try_unwrap(v) {
+            v.shutdown(left).await;
+        }
+    }
+    if let Some(a) = audit_sink {
+        if let Ok(a) = Arc::try_unwrap(a) {
+            a.shutdown(left.max(Duration::from_secs(1))).await;
+        }
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// SIGHUP: recompile the rules; a bad rule set is rejected and the old one
+/// stays in force.
+fn reload(config_path: &std::path::Path, pipeline: &Pipeline) {
+    match Config::load(config_path) {
+        Ok(cfg) => match cfg.engine() {
+            Ok(engine) => {
+                info!(rules = engine.rule_count(), "SIGHUP: rules reloaded");
+                pipeline.reload(engine);
+            }
+            Err(e) => {
+                error!(error = %e, "SIGHUP: new rules rejected; the previous rules stay in force")
+            }
+        },
+        Err(problems) => {
+            for p in &problems {
+                error!(problem = %p, "SIGHUP: configuration rejected; the previous rules stay in force");
+            }
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! `scrubs.yaml`: the sidecar's configuration.
+//!
+//! Each component owns its config struct (sources, the audit sink, vendors);
+//! this module assembles them, and [`Config::load`] reports every problem at
+//! once, each with its path in the file (`vendors[1] (acme): ...`). Unknown
+//! keys are errors everywhere.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::pipeline::classify::AuditSelector;
+use crate::sinks::audit::AuditConfig;
+use crate::sinks::otlp::VendorConfig;
+use crate::sources::file::FileSourceConfig;
+use crate::sources::otlp::OtlpConfig;
+use crate::{Engine, PseudonymKey, RuleSet};
+
+/// The whole configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub rules: RulesConfig,
+    pub pseudonym_key_file: Option<PathBuf>,
+    pub sources: BTreeMap<String, SourceConfig>,
+    pub audit: Option<AuditSection>,
+    pub vendors: Vec<VendorConfig>,
+    pub admin: AdminConfig,
+    pub limits: LimitsConfig,
+    pub shutdown: ShutdownConfig,
+    pub resource: BTreeMap<String, String>,
+}
+
+/// The top level as written, with sections left as YAML so that each can be
+/// checked on its own and every problem reported.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    /// Checkpoints and the audit spool live here.
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    #[serde(default)]
+    rules: Option<serde_yaml::Value>,
+    /// The pseudonym key file (at least 32 bytes).
+    #[serde(default)]
+    pseudonym_key_file: Option<PathBuf>,
+    #[serde(default)]
+    sources: BTreeMap<String, serde_yaml::Value>,
+    #[serde(default)]
+    audit: Option<serde_yaml::Value>,
+    #[serde(default)]
+    vendors: Vec<serde_yaml::Value>,
+    #[serde(default)]
+    admin: Option<serde_yaml::Value>,
+    #[serde(default)]
+    limits: Option<serde_yaml::Value>,
+    #[serde(default)]
+    shutdown: Option<serde_yaml::Value>,
+    #[serde(default)]
+    resource: BTreeMap<String, String>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/scrubs")
+}
+
+/// Which rules are in force.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Load the built-in HIPAA Safe Harbor pack (default true).
+    #[serde(default = "yes")]
+    pub builtin: bool,
+    /// Rule files or directories of `*.yaml` rule files, loaded after the pack.
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            builtin: true,
+            files: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A source, by `type`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceConfig {
+    /// Tail files and globs.
+    File(FileSourceConfig),
+    /// Read standard input.
+    Stdin(StdinConfig),
+    /// Receive OTLP over HTTP and gRPC.
+    Otlp(OtlpConfig),
+}
+
+/// Standard input: no settings beyond the global limits.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdinConfig {}
+
+/// The audit fork.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// The in-boundary Kafka topic and its producer.
+    pub kafka: AuditConfig,
+    /// Which records are audit-grade.
+    pub select: AuditSelector,
+    /// Audit records also go, scrubbed like any telemetry, to the vendors
+    /// (default true).
+    #[serde(default = "yes")]
+    pub to_vendors: bool,
+}
+
+/// The admin endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of /healthz, /readyz and /metrics (default 127.0.0.1:9600).
+    #[serde(default = "default_admin")]
+    pub address: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            address: default_admin(),
+        }
+    }
+}
+
+fn default_admin() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9600))
+}
+
+/// Limits that bound memory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Longest record (line) kept; longer lines are cut at a delimiter,
+    /// redacted and marked (default 1 MiB).
+    #[serde(default = "default_max_record")]
+    pub max_record_bytes: usize,
+    /// Batches queued between sources and the pipeline (default 16).
+    #[serde(default = "default_queue_batches")]
+    pub queue_batches: usize,
+    /// In-flight OTLP request bytes above which requests get 429
+    /// (default 32 MiB).
+    #[serde(default = "default_budget")]
+    pub memory_budget_bytes: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_record_bytes: default_max_record(),
+            queue_batches: default_queue_batches(),
+            memory_budget_bytes: default_budget(),
+        }
+    }
+}
+
+fn default_max_record() -> usize {
+    1 << 20
+}
+fn default_queue_batches() -> usize {
+    16
+}
+fn default_budget() -> u64 {
+    32 << 20
+}
+
+/// Shutdown behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// How long SIGTERM may take to drain sources and flush sinks
+    /// (default "30s").
+    #[serde(default = "default_drain", deserialize_with = "de_duration")]
+    pub drain_deadline: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            drain_deadline: default_drain(),
+        }
+    }
+}
+
+fn default_drain() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    crate::sinks::otlp::parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+fn section<T: DeserializeOwned>(
+    path: &str,
+    v: serde_yaml::Value,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    match serde_yaml::from_value(v) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            problems.push(format!("{path}: {e}"));
+            None
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a config file: syntax, unknown keys, every
+    /// component's own checks, rules, the key file and the BAA flag of every
+    /// vendor. All problems are returned together.
+    pub fn load(path: &Path) -> Result<Config, Vec<String>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses config text; `path` is only used in messages and to resolve
+    /// nothing else.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<String>> {
+        let file = path.display().to_string();
+        let raw: RawConfig =
+            serde_yaml::from_str(text).map_err(|e| vec![format!("{file}: {e}")])?;
+        let mut problems = Vec::new();
+        let RawConfig {
+            data_dir,
+            rules,
+            pseudonym_key_file,
+            sources: raw_sources,
+            audit,
+            vendors: raw_vendors,
+            admin,
+            limits,
+            shutdown,
+            resource,
+        } = raw;
+
+        let rules = rules.map_or(Some(RulesConfig::default()), |v| {
+            section("rules", v, &mut problems)
+        });
+        let mut sources = BTreeMap::new();
+        if raw_sources.is_empty() {
+            problems.push("sources: at least one source is required".into());
+        }
+        for (name, v) in raw_sources {
+            let p = format!("sources.{name}");
+            if let Some(s) = section::<SourceConfig>(&p, v, &mut problems) {
+                match &s {
+                    SourceConfig::File(f) => problems.extend(f.validate(&p)),
+                    SourceConfig::Otlp(o) => {
+                        problems.extend(o.validate().into_iter().map(|m| format!("{p}: {m}")))
+                    }
+                    SourceConfig::Stdin(_) => {}
+                }
+                sources.insert(name, s);
+            }
+        }
+        let audit: Option<AuditSection> = audit.and_then(|v| section("audit", v, &mut problems));
+        if let Some(a) = &audit {
+            problems.extend(
+                a.kafka
+                    .validate()
+                    .into_iter()
+                    .map(|m| format!("audit.kafka: {m}")),
+            );
+            if a.select.fields.is_empty() && a.select.contains.is_empty() {
+                problems
+                    .push("audit.select: no field or literal selects audit-grade records".into());
+            }
+        }
+        let mut vendors = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for (i, v) in raw_vendors.into_iter().enumerate() {
+            let p = format!("vendors[{i}]");
+            if let Some(vc) = section::<VendorConfig>(&p, v, &mut problems) {
+                problems.extend(vc.validate(&p));
+                if !names.insert(vc.name.clone()) {
+                    problems.push(format!("{p}: duplicate vendor name '{}'", vc.name));
+                }
+                vendors.push(vc);
+            }
+        }
+        let admin = admin.map_or(Some(AdminConfig::default()), |v| {
+            section("admin", v, &mut problems)
+        });
+        let limits: Option<LimitsConfig> = limits.map_or(Some(LimitsConfig::default()), |v| {
+            section("limits", v, &mut problems)
+        });
+        if let Some(l) = &limits {
+            if l.max_record_bytes < 1024 {
+                problems.push("limits.max_record_bytes: must be at least 1024".into());
+            }
+            if l.queue_batches == 0 {
+                problems.push("limits.queue_batches: must be at least 1".into());
+            }
+        }
+        let shutdown = shutdown.map_or(Some(ShutdownConfig::default()), |v| {
+            section("shutdown", v, &mut problems)
+        });
+
+        if let Some(k) = &pseudonym_key_file {
+            if let Err(e) = PseudonymKey::from_file(k) {
+                problems.push(format!("pseudonym_key_file: {e}"));
+            }
+        }
+        if let Some(r) = &rules {
+            if let Err(e) =
+                build_rules(r).and_then(|set| Engine::new(&set, PseudonymKey::ephemeral()))
+            {
+                let found = e.rule_problems();
+                if found.is_empty() {
+                    problems.push(format!("rules: {e}"));
+                }
+                problems.extend(found.iter().map(|p| format!("rules: {p}")));
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(problems
+                .into_iter()
+                .map(|p| format!("{file}: {p}"))
+                .collect());
+        }
+        Ok(Config {
+            data_dir,
+            rules: rules.unwrap_or_default(),
+            pseudonym_key_file,
+            sources,
+            audit,
+            vendors,
+            admin: admin.unwrap_or_default(),
+            limits: limits.unwrap_or_default(),
+            shutdown: shutdown.unwrap_or_default(),
+            resource,
+        })
+    }
+
+    /// Compiles the rules in force.
+    pub fn engine(&self) -> Result<Engine, crate::Error> {
+        let key = match &self.pseudonym_key_file {
+            Some(p) => PseudonymKey::from_file(p)?,
+            None => PseudonymKey::ephemeral(),
+        };
+        Engine::new(&build_rules(&self.rules)?, key)
+    }
+}
+
+/// The rule set named by a rules section.
+pub fn build_rules(cfg: &RulesConfig) -> Result<RuleSet, crate::Error> {
+    let mut set = if cfg.builtin {
+        RuleSet::builtin()?
+    } else {
+        RuleSet::default()
+    };
+    if !cfg.files.is_empty() {
+        set.extend(RuleSet::load(&cfg.files)?)?;
+    }
+    if set.is_empty() {
+        return Err(crate::Error::config(
+            "rules: no rule is in force (builtin is false and no files are given)",
+        ));
+    }
+    Ok(set)
+}
