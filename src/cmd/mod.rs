@@ -1,5 +1,6 @@
 //! Command-line parsing and the subcommands.
 
+mod audit;
 mod redact;
 mod rules;
 mod run;
@@ -30,6 +31,8 @@ enum Command {
     Run(run::RunArgs),
     /// Check a configuration file and report every problem at once.
     Validate(run::ValidateArgs),
+    /// Audit topic tools (verify the hash chains).
+    Audit(audit::AuditArgs),
 }
 
 /// Where rules come from; shared by every command that builds an engine.
@@ -107,5 +110,6 @@ pub fn try_main() -> Result<ExitCode, CliError> {
         Command::Rules(cmd) => rules::run(cmd),
         Command::Run(args) => run::run(args),
         Command::Validate(args) => run::validate(args),
+        Command::Audit(args) => audit::run(args),
     }
 }

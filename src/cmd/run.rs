@@ -218,7 +218,7 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
     }
 
     // Ready once the sinks answer their health checks.
-    {
+    let readiness = {
         let ready = ready.clone();
         let audit_sink = audit_sink.clone();
         let vendor_sinks = vendor_sinks.clone();
@@ -247,8 +247,8 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
                 }
             }
             .instrument(tracing::info_span!("readiness")),
-        );
-    }
+        )
+    };
 
     // Signals.
     use tokio::signal::unix::{signal, SignalKind};
@@ -276,6 +276,10 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
     // Drain: stop sources (they write their checkpoints), let the workers
     // empty the queue, then flush the sinks, all within the deadline.
     ready.set(false);
+    // The readiness task holds sink handles; end it so that the sinks below
+    // are the last owners and can be shut down.
+    readiness.abort();
+    let _ = readiness.await;
     let deadline = tokio::time::Instant::now() + shutdown.drain_deadline;
     let _ = stop_tx.send(true);
     drop(sources_done);

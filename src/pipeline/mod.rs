@@ -148,8 +148,19 @@ pub enum Rejection {
 
 /// What an OTLP receiver hands its decoded requests to.
 pub trait OtlpHandler: Send + Sync + 'static {
-    fn logs(&self, req: ExportLogsServiceRequest) -> BoxFuture<'static, Result<ExportOutcome, Rejection>>;
-    fn traces(&self, req: ExportTraceServiceRequest) -> BoxFuture<'static, Result<ExportOutcome, Rejection>>;
-    fn metrics(&self, req: ExportMetricsServiceRequest) -> BoxFuture<'static, Result<ExportOutcome, Rejection>>;
+    fn logs(
+        &self,
+        req: ExportLogsServiceRequest,
+    ) -> BoxFuture<'static, Result<ExportOutcome, Rejection>>;
+    fn traces(
+        &self,
+        req: ExportTraceServiceRequest,
+    ) -> BoxFuture<'static, Result<ExportOutcome, Rejection>>;
+    fn metrics(
+        &self,
+        req: ExportMetricsServiceRequest,
+    ) -> BoxFuture<'static, Result<ExportOutcome, Rejection>>;
 }
+pub mod classify;
 pub mod otlp_redact;
+pub mod router;

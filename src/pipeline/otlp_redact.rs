@@ -108,17 +108,29 @@ impl RedactStats {
 }
 
 /// Redacts one `ResourceLogs` in place.
-pub fn redact_logs(engine: &Engine, scratch: &mut Scratch, rl: &mut ResourceLogs) -> Result<(), RedactError> {
+pub fn redact_logs(
+    engine: &Engine,
+    scratch: &mut Scratch,
+    rl: &mut ResourceLogs,
+) -> Result<(), RedactError> {
     redact_logs_with_stats(engine, scratch, rl, &mut RedactStats::default())
 }
 
 /// Redacts one `ResourceSpans` in place.
-pub fn redact_spans(engine: &Engine, scratch: &mut Scratch, rs: &mut ResourceSpans) -> Result<(), RedactError> {
+pub fn redact_spans(
+    engine: &Engine,
+    scratch: &mut Scratch,
+    rs: &mut ResourceSpans,
+) -> Result<(), RedactError> {
     redact_spans_with_stats(engine, scratch, rs, &mut RedactStats::default())
 }
 
 /// Redacts one `ResourceMetrics` in place.
-pub fn redact_metrics(engine: &Engine, scratch: &mut Scratch, rm: &mut ResourceMetrics) -> Result<(), RedactError> {
+pub fn redact_metrics(
+    engine: &Engine,
+    scratch: &mut Scratch,
+    rm: &mut ResourceMetrics,
+) -> Result<(), RedactError> {
     redact_metrics_with_stats(engine, scratch, rm, &mut RedactStats::default())
 }
 
@@ -396,7 +408,13 @@ impl<'e, 's> Walk<'e, 's> {
     /// Redacts a list of attributes. `parent` is the key of the enclosing
     /// list (empty at the top), `inherited` a key naming the rule that an
     /// enclosing key imposes on everything below it.
-    fn attrs(&mut self, list: &mut Vec<KeyValue>, parent: &str, inherited: Option<&str>, depth: usize) -> Step {
+    fn attrs(
+        &mut self,
+        list: &mut Vec<KeyValue>,
+        parent: &str,
+        inherited: Option<&str>,
+        depth: usize,
+    ) -> Step {
         let mut i = 0;
         while i < list.len() {
             self.tick()?;
@@ -442,7 +460,13 @@ impl<'e, 's> Walk<'e, 's> {
 
     /// Redacts one value. `key` is the nearest enclosing key (empty for a
     /// log body), `rule_key` a key naming the rule that applies, if any.
-    fn value(&mut self, v: &mut AnyValue, key: &str, rule_key: Option<&str>, depth: usize) -> Result<Verdict, OverBudget> {
+    fn value(
+        &mut self,
+        v: &mut AnyValue,
+        key: &str,
+        rule_key: Option<&str>,
+        depth: usize,
+    ) -> Result<Verdict, OverBudget> {
         let Some(inner) = &mut v.value else {
             return Ok(Verdict::Keep);
         };
@@ -542,5 +566,631 @@ impl<'e, 's> Walk<'e, 's> {
     fn too_deep(&mut self, v: &mut AnyValue) {
         v.value = Some(Value::StringValue(DEPTH_PLACEHOLDER.to_string()));
         self.stats.depth_truncated += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+    use opentelemetry_proto::tonic::logs::v1::ScopeLogs;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        exemplar, number_data_point, Gauge, Histogram, HistogramDataPoint, NumberDataPoint,
+        ScopeMetrics, Sum, Summary, SummaryDataPoint,
+    };
+    use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+    use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Status};
+    use std::sync::OnceLock;
+
+    const SSN_TEXT: &str = "SSN 219-09-9999";
+    const NAME: &str = "Maria Gonzalez";
+    const TRACE_ID: [u8; 16] = [
+        0x5b, 0x8e, 0xff, 0xf7, 0x98, 0x03, 0x81, 0x03, 0xd2, 0x69, 0xb6, 0x33, 0x81, 0x3f, 0xc6,
+        0x0c,
+    ];
+    const SPAN_ID: [u8; 8] = [0xee, 0x19, 0xb7, 0xec, 0x3c, 0x1b, 0x17, 0x4a];
+
+    fn engine() -> &'static Engine {
+        static E: OnceLock<Engine> = OnceLock::new();
+        E.get_or_init(|| Engine::builtin().expect("builtin rules"))
+    }
+
+    fn s(v: &str) -> AnyValue {
+        AnyValue {
+            value: Some(Value::StringValue(v.to_string())),
+        }
+    }
+
+    fn int(n: i64) -> AnyValue {
+        AnyValue {
+            value: Some(Value::IntValue(n)),
+        }
+    }
+
+    fn kv(k: &str, v: AnyValue) -> KeyValue {
+        KeyValue {
+            key: k.to_string(),
+            value: Some(v),
+            key_strindex: 0,
+        }
+    }
+
+    fn kvlist(items: Vec<KeyValue>) -> AnyValue {
+        AnyValue {
+            value: Some(Value::KvlistValue(KeyValueList { values: items })),
+        }
+    }
+
+    fn array(items: Vec<AnyValue>) -> AnyValue {
+        AnyValue {
+            value: Some(Value::ArrayValue(ArrayValue { values: items })),
+        }
+    }
+
+    /// Attributes that are PHI by key, by value, and by structure, plus ones
+    /// that must survive.
+    fn phi_attrs() -> Vec<KeyValue> {
+        vec![
+            kv("patient.name", s(NAME)),
+            kv("note", s(SSN_TEXT)),
+            kv("http.status_code", int(200)),
+            kv("service.name", s("checkout")),
+            kv("patient.ssn", int(219099999)),
+            kv(
+                "patient",
+                kvlist(vec![kv("name", s(NAME)), kv("visit", int(3))]),
+            ),
+            kv("patientName", array(vec![s(NAME), s("Juan Perez")])),
+            kv("biometricTemplate", s("AAAA")),
+        ]
+    }
+
+    /// Debug output of a structure as one string, to search for PHI.
+    fn dump<T: fmt::Debug>(t: &T) -> String {
+        format!("{t:?}")
+    }
+
+    fn assert_clean(what: &str, text: &str) {
+        for phi in [
+            "219-09-9999",
+            "219099999",
+            "Maria",
+            "Gonzalez",
+            "Juan Perez",
+            "AAAA",
+        ] {
+            assert!(!text.contains(phi), "{what}: `{phi}` survived in {text}");
+        }
+    }
+
+    fn assert_attrs_ok(what: &str, attrs: &[KeyValue]) {
+        let text = dump(&attrs);
+        assert_clean(what, &text);
+        let get = |k: &str| {
+            attrs
+                .iter()
+                .find(|a| a.key == k)
+                .and_then(|a| a.value.clone())
+        };
+        assert_eq!(get("http.status_code"), Some(int(200)), "{what}: {text}");
+        assert_eq!(get("service.name"), Some(s("checkout")), "{what}: {text}");
+        assert!(
+            get("biometricTemplate").is_none(),
+            "{what}: drop_field rule kept the attribute"
+        );
+        // The SSN int became a label (a string).
+        assert!(
+            matches!(get("patient.ssn").and_then(|v| v.value), Some(Value::StringValue(ref l)) if l.contains("SSN")),
+            "{what}: {text}"
+        );
+        // The nested non-PHI value under a name key is still replaced
+        // (inherited rule), but the key survives.
+        let Some(Value::KvlistValue(list)) = get("patient").and_then(|v| v.value) else {
+            panic!("{what}: patient kvlist gone: {text}");
+        };
+        assert!(list.values.iter().any(|k| k.key == "name"));
+    }
+
+    fn resource() -> Option<Resource> {
+        Some(Resource {
+            attributes: phi_attrs(),
+            dropped_attributes_count: 0,
+            entity_refs: vec![],
+        })
+    }
+
+    fn scope() -> Option<InstrumentationScope> {
+        Some(InstrumentationScope {
+            name: format!("scope for {SSN_TEXT}"),
+            version: "1.0.0".into(),
+            attributes: phi_attrs(),
+            dropped_attributes_count: 0,
+        })
+    }
+
+    fn log_record() -> LogRecord {
+        LogRecord {
+            time_unix_nano: 1_700_000_000_000_000_000,
+            severity_text: "INFO".into(),
+            body: Some(s(&format!("lookup failed for {SSN_TEXT}"))),
+            attributes: phi_attrs(),
+            trace_id: TRACE_ID.to_vec(),
+            span_id: SPAN_ID.to_vec(),
+            event_name: "patient.lookup".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn logs_every_location() {
+        let e = engine();
+        let mut scratch = e.scratch();
+        let structured = kvlist(vec![
+            kv("patientName", s(NAME)),
+            kv("message", s(&format!("caller gave {SSN_TEXT}"))),
+            kv("status", int(200)),
+        ]);
+        let mut rl = ResourceLogs {
+            resource: resource(),
+            scope_logs: vec![ScopeLogs {
+                scope: scope(),
+                log_records: vec![
+                    log_record(),
+                    LogRecord {
+                        body: Some(structured),
+                        ..log_record()
+                    },
+                    LogRecord {
+                        body: Some(s(
+                            r#"{"patientName":"Maria Gonzalez","route":"/v1/visits"}"#,
+                        )),
+                        ..log_record()
+                    },
+                ],
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        };
+        let mut stats = RedactStats::default();
+        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats).unwrap();
+        assert_clean("logs", &dump(&rl));
+        assert_attrs_ok("resource", &rl.resource.as_ref().unwrap().attributes);
+        let sl = &rl.scope_logs[0];
+        assert_attrs_ok("scope", &sl.scope.as_ref().unwrap().attributes);
+        assert!(sl.scope.as_ref().unwrap().name.contains("[REDACTED:SSN]"));
+        for lr in &sl.log_records {
+            assert_attrs_ok("log", &lr.attributes);
+            assert_eq!(lr.trace_id, TRACE_ID);
+            assert_eq!(lr.span_id, SPAN_ID);
+            assert_eq!(lr.time_unix_nano, 1_700_000_000_000_000_000);
+            assert_eq!(lr.event_name, "patient.lookup");
+        }
+        let body0 = dump(&sl.log_records[0].body);
+        assert!(
+            body0.contains("lookup failed for SSN [REDACTED:SSN]"),
+            "{body0}"
+        );
+        let body1 = dump(&sl.log_records[1].body);
+        assert!(
+            body1.contains("status") && body1.contains("IntValue(200)"),
+            "{body1}"
+        );
+        let body2 = dump(&sl.log_records[2].body);
+        assert!(body2.contains("/v1/visits"), "{body2}");
+        assert!(stats.rewritten > 0 && stats.dropped >= 3, "{stats:?}");
+        let mut total = 0;
+        scratch.drain_counts(|_, n| total += n);
+        assert!(total > 0);
+    }
+
+    fn span() -> Span {
+        Span {
+            trace_id: TRACE_ID.to_vec(),
+            span_id: SPAN_ID.to_vec(),
+            name: format!("GET /patients/{NAME}"),
+            kind: 2,
+            attributes: phi_attrs(),
+            events: vec![Event {
+                time_unix_nano: 1,
+                name: format!("callback to {SSN_TEXT}"),
+                attributes: phi_attrs(),
+                dropped_attributes_count: 0,
+            }],
+            links: vec![Link {
+                trace_id: TRACE_ID.to_vec(),
+                span_id: SPAN_ID.to_vec(),
+                trace_state: String::new(),
+                attributes: phi_attrs(),
+                dropped_attributes_count: 0,
+                flags: 0,
+            }],
+            status: Some(Status {
+                message: format!("no record for {SSN_TEXT}"),
+                code: 2,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn spans_every_location() {
+        let e = engine();
+        let mut scratch = e.scratch();
+        let mut rs = ResourceSpans {
+            resource: resource(),
+            scope_spans: vec![ScopeSpans {
+                scope: scope(),
+                spans: vec![span()],
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        };
+        redact_spans(e, &mut scratch, &mut rs).unwrap();
+        assert_clean("spans", &dump(&rs));
+        assert_attrs_ok("resource", &rs.resource.as_ref().unwrap().attributes);
+        let sp = &rs.scope_spans[0].spans[0];
+        assert_eq!(sp.trace_id, TRACE_ID);
+        assert_eq!(sp.span_id, SPAN_ID);
+        assert_eq!(sp.kind, 2);
+        assert!(sp.name.starts_with("GET /patients/"), "{}", sp.name);
+        assert_attrs_ok("span", &sp.attributes);
+        assert_attrs_ok("event", &sp.events[0].attributes);
+        assert!(sp.events[0].name.contains("[REDACTED:SSN]"));
+        assert_attrs_ok("link", &sp.links[0].attributes);
+        assert_eq!(sp.links[0].trace_id, TRACE_ID);
+        assert!(sp
+            .status
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("[REDACTED:SSN]"));
+    }
+
+    fn ndp() -> NumberDataPoint {
+        NumberDataPoint {
+            attributes: phi_attrs(),
+            time_unix_nano: 5,
+            exemplars: vec![Exemplar {
+                filtered_attributes: phi_attrs(),
+                time_unix_nano: 5,
+                span_id: SPAN_ID.to_vec(),
+                trace_id: TRACE_ID.to_vec(),
+                value: Some(exemplar::Value::AsDouble(1.5)),
+            }],
+            value: Some(number_data_point::Value::AsInt(42)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn metrics_every_location() {
+        let e = engine();
+        let mut scratch = e.scratch();
+        let metric = |data| Metric {
+            name: "http.server.duration".into(),
+            description: format!("latency; see {SSN_TEXT}"),
+            unit: "ms".into(),
+            metadata: phi_attrs(),
+            data: Some(data),
+        };
+        let mut rm = ResourceMetrics {
+            resource: resource(),
+            scope_metrics: vec![ScopeMetrics {
+                scope: scope(),
+                metrics: vec![
+                    metric(Data::Gauge(Gauge {
+                        data_points: vec![ndp()],
+                    })),
+                    metric(Data::Sum(Sum {
+                        data_points: vec![ndp()],
+                        aggregation_temporality: 2,
+                        is_monotonic: true,
+                    })),
+                    metric(Data::Histogram(Histogram {
+                        data_points: vec![HistogramDataPoint {
+                            attributes: phi_attrs(),
+                            exemplars: ndp().exemplars,
+                            count: 3,
+                            ..Default::default()
+                        }],
+                        aggregation_temporality: 2,
+                    })),
+                    metric(Data::Summary(Summary {
+                        data_points: vec![SummaryDataPoint {
+                            attributes: phi_attrs(),
+                            count: 1,
+                            ..Default::default()
+                        }],
+                    })),
+                ],
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        };
+        redact_metrics(e, &mut scratch, &mut rm).unwrap();
+        assert_clean("metrics", &dump(&rm));
+        let ms = &rm.scope_metrics[0].metrics;
+        assert_eq!(ms[0].name, "http.server.duration");
+        assert!(ms[0].description.contains("[REDACTED:SSN]"));
+        assert_attrs_ok("metadata", &ms[0].metadata);
+        let Some(Data::Gauge(g)) = &ms[0].data else {
+            panic!()
+        };
+        assert_attrs_ok("gauge point", &g.data_points[0].attributes);
+        assert_attrs_ok(
+            "exemplar",
+            &g.data_points[0].exemplars[0].filtered_attributes,
+        );
+        assert_eq!(
+            g.data_points[0].value,
+            Some(number_data_point::Value::AsInt(42))
+        );
+        assert_eq!(g.data_points[0].exemplars[0].trace_id, TRACE_ID);
+        let Some(Data::Histogram(h)) = &ms[2].data else {
+            panic!()
+        };
+        assert_attrs_ok(
+            "histogram exemplar",
+            &h.data_points[0].exemplars[0].filtered_attributes,
+        );
+        let Some(Data::Summary(su)) = &ms[3].data else {
+            panic!()
+        };
+        assert_attrs_ok("summary point", &su.data_points[0].attributes);
+    }
+
+    #[test]
+    fn clean_input_is_untouched() {
+        let e = engine();
+        let mut scratch = e.scratch();
+        let mut rl = ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("service.name", s("checkout")),
+                    kv("http.status_code", int(200)),
+                ],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    body: Some(s("GET /health 200 12ms")),
+                    trace_id: TRACE_ID.to_vec(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        };
+        let before = rl.clone();
+        let mut stats = RedactStats::default();
+        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats).unwrap();
+        assert_eq!(rl, before);
+        assert_eq!(stats.rewritten, 0);
+        assert_eq!(scratch.pending_total(), 0);
+    }
+
+    fn nest(depth: usize, leaf: AnyValue) -> AnyValue {
+        let mut v = leaf;
+        for i in 0..depth {
+            v = if i % 2 == 0 {
+                kvlist(vec![kv("x", v)])
+            } else {
+                array(vec![v])
+            };
+        }
+        v
+    }
+
+    #[test]
+    fn too_deep_is_replaced_not_forwarded() {
+        let e = engine();
+        let mut scratch = e.scratch();
+        let mut rl = ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    body: Some(nest(MAX_DEPTH + 10, s(SSN_TEXT))),
+                    attributes: vec![
+                        kv("deep", nest(100, s(NAME))),
+                        kv("shallow", nest(3, s(SSN_TEXT))),
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut stats = RedactStats::default();
+        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats).unwrap();
+        let text = dump(&rl);
+        assert_clean("deep", &text);
+        assert!(text.contains(DEPTH_PLACEHOLDER));
+        assert!(
+            text.contains("[REDACTED:SSN]"),
+            "shallow nesting is redacted, not replaced"
+        );
+        assert_eq!(stats.depth_truncated, 2);
+        // Exactly at the limit still redacts.
+        let mut rl2 = ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    body: Some(nest(MAX_DEPTH, s(SSN_TEXT))),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        redact_logs(e, &mut scratch, &mut rl2).unwrap();
+        let text = dump(&rl2);
+        assert!(
+            !text.contains(DEPTH_PLACEHOLDER) && text.contains("[REDACTED:SSN]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn over_budget_empties_the_resource() {
+        let e = engine();
+        let mut scratch = e.scratch();
+        let many: Vec<AnyValue> = (0..MAX_VALUES).map(|_| s("x")).collect();
+        let mut rl = ResourceLogs {
+            resource: resource(),
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![
+                    LogRecord {
+                        body: Some(array(many)),
+                        ..Default::default()
+                    },
+                    log_record(),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let err = redact_logs(e, &mut scratch, &mut rl).unwrap_err();
+        assert_eq!(err.records(), 2);
+        assert!(rl.resource.is_none() && rl.scope_logs.is_empty());
+    }
+
+    #[test]
+    fn scalars_and_bytes_under_rule_keys() {
+        let e = engine();
+        let mut scratch = e.scratch();
+        let mut attrs = vec![
+            kv(
+                "latitude",
+                AnyValue {
+                    value: Some(Value::DoubleValue(37.7749)),
+                },
+            ),
+            kv("mrn", int(48291)),
+            kv(
+                "ssn",
+                AnyValue {
+                    value: Some(Value::BytesValue(b"219099999".to_vec())),
+                },
+            ),
+            kv(
+                "photo",
+                AnyValue {
+                    value: Some(Value::BytesValue(vec![0x89, 0x50, 0x4e, 0x47])),
+                },
+            ),
+            kv(
+                "payload",
+                AnyValue {
+                    value: Some(Value::BytesValue(vec![1, 2, 3])),
+                },
+            ),
+            kv(
+                "cache.hit",
+                AnyValue {
+                    value: Some(Value::BoolValue(true)),
+                },
+            ),
+            kv("empty", AnyValue { value: None }),
+            KeyValue {
+                key: "none".into(),
+                value: None,
+                key_strindex: 0,
+            },
+        ];
+        let mut rl = ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    attributes: std::mem::take(&mut attrs),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        redact_logs(e, &mut scratch, &mut rl).unwrap();
+        let attrs = &rl.scope_logs[0].log_records[0].attributes;
+        let get = |k: &str| {
+            attrs
+                .iter()
+                .find(|a| a.key == k)
+                .and_then(|a| a.value.clone()?.value)
+        };
+        assert!(matches!(get("latitude"), Some(Value::StringValue(_))));
+        assert!(matches!(get("mrn"), Some(Value::StringValue(ref p)) if !p.contains("48291")));
+        assert!(matches!(get("ssn"), Some(Value::StringValue(_))));
+        assert!(get("photo").is_none() && !attrs.iter().any(|a| a.key == "photo"));
+        assert_eq!(get("payload"), Some(Value::BytesValue(vec![1, 2, 3])));
+        assert_eq!(get("cache.hit"), Some(Value::BoolValue(true)));
+        assert!(attrs.iter().any(|a| a.key == "empty") && attrs.iter().any(|a| a.key == "none"));
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn leaf() -> impl Strategy<Value = AnyValue> {
+            prop_oneof![
+                any::<String>().prop_map(|t| s(&t)),
+                Just(s(SSN_TEXT)),
+                Just(s(r#"{"patientName":"Maria Gonzalez"}"#)),
+                any::<i64>().prop_map(int),
+                any::<f64>().prop_map(|d| AnyValue {
+                    value: Some(Value::DoubleValue(d))
+                }),
+                any::<bool>().prop_map(|b| AnyValue {
+                    value: Some(Value::BoolValue(b))
+                }),
+                proptest::collection::vec(any::<u8>(), 0..8).prop_map(|b| AnyValue {
+                    value: Some(Value::BytesValue(b))
+                }),
+                any::<i32>().prop_map(|n| AnyValue {
+                    value: Some(Value::StringValueStrindex(n))
+                }),
+                Just(AnyValue { value: None }),
+            ]
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                Just("patient".to_string()),
+                Just("name".to_string()),
+                Just("ssn".to_string()),
+                Just("photo".to_string()),
+                Just("http.status_code".to_string()),
+            ]
+        }
+
+        fn tree() -> impl Strategy<Value = AnyValue> {
+            leaf().prop_recursive(40, 256, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(array),
+                    proptest::collection::vec((key(), inner), 0..4)
+                        .prop_map(|kvs| kvlist(kvs.into_iter().map(|(k, v)| kv(&k, v)).collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+            #[test]
+            fn total_and_fail_closed(body in tree(), attrs in proptest::collection::vec((key(), tree()), 0..4)) {
+                let e = engine();
+                let mut scratch = e.scratch();
+                let mut rl = ResourceLogs {
+                    scope_logs: vec![ScopeLogs {
+                        log_records: vec![LogRecord {
+                            body: Some(body),
+                            attributes: attrs.into_iter().map(|(k, v)| kv(&k, v)).collect(),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                };
+                redact_logs(e, &mut scratch, &mut rl).unwrap();
+                let text = dump(&rl);
+                prop_assert!(!text.contains("219-09-9999"));
+                prop_assert!(!text.contains("Gonzalez"));
+            }
+        }
     }
 }

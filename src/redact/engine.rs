@@ -228,6 +228,9 @@ pub struct Engine {
     ac: Option<AhoCorasick>,
     ac_patterns: Vec<AcPattern>,
     keys: HashMap<Box<[u8]>, u32, BuildFx>,
+    /// The words of `key_words` entries, and the entries as word-id sets.
+    key_word_ids: HashMap<Box<[u8]>, u32, BuildFx>,
+    key_words: Vec<(Vec<u32>, u32)>,
     numeric: NumericMatcher,
     tokens: Vec<TokenRule>,
     token_min: usize,
@@ -256,6 +259,8 @@ impl Engine {
         let mut rules = Vec::new();
         let mut lits = LiteralTable::default();
         let mut keys: HashMap<Box<[u8]>, u32, BuildFx> = HashMap::with_hasher(BuildFx);
+        let mut key_word_ids: HashMap<Box<[u8]>, u32, BuildFx> = HashMap::with_hasher(BuildFx);
+        let mut key_words: Vec<(Vec<u32>, u32)> = Vec::new();
         let mut numeric = NumericMatcher::default();
         let mut tokens = Vec::new();
         let mut names = None;
@@ -352,9 +357,26 @@ impl Engine {
                 for w in words.iter().filter(|w| !w.trim().is_empty()) {
                     lits.add(w.trim()).1.keyword_rules.push(idx);
                 }
-            } else if let Some(list) = &d.keys {
+            } else if d.keys.is_some() || d.key_words.is_some() {
                 detector = "keys";
-                for k in list {
+                for entry in d.key_words.iter().flatten() {
+                    let ids: Vec<u32> = entry
+                        .split_whitespace()
+                        .map(|w| {
+                            let w = w.to_ascii_lowercase().into_bytes().into_boxed_slice();
+                            let next = key_word_ids.len() as u32;
+                            *key_word_ids.entry(w).or_insert(next)
+                        })
+                        .collect();
+                    if ids.is_empty() || ids.len() > 4 {
+                        problems.push(
+                            lr.problem(format!("key_words entry '{entry}' must have 1 to 4 words")),
+                        );
+                    } else {
+                        key_words.push((ids, idx));
+                    }
+                }
+                for k in d.keys.iter().flatten() {
                     let mut buf = [0u8; MAX_KEY];
                     match normalise_key(k.as_bytes(), &mut buf) {
                         Some(n) => {
@@ -509,6 +531,8 @@ impl Engine {
             ac,
             ac_patterns,
             keys,
+            key_word_ids,
+            key_words,
             numeric,
             tokens,
             token_min,
@@ -562,9 +586,56 @@ impl Engine {
 
     /// The rule a structured key names, if any.
     pub fn key_rule(&self, key: &str) -> Option<usize> {
+        self.lookup_key(key.as_bytes()).map(|r| r as usize)
+    }
+
+    /// A raw key's rule: the normalised key exactly, else its words.
+    fn lookup_key(&self, raw: &[u8]) -> Option<u32> {
         let mut buf = [0u8; MAX_KEY];
-        let n = normalise_key(key.as_bytes(), &mut buf)?;
-        self.keys.get(&buf[..n]).map(|&r| r as usize)
+        let n = normalise_key(raw, &mut buf)?;
+        if let Some(&r) = self.keys.get(&buf[..n]) {
+            return Some(r);
+        }
+        if self.key_words.is_empty() {
+            return None;
+        }
+        // Split at non-alphanumerics and lower-to-upper case changes.
+        let mut present = [u32::MAX; 8];
+        let mut np = 0;
+        let mut word = [0u8; MAX_KEY];
+        let mut wl = 0;
+        let mut flush = |word: &[u8], np: &mut usize| {
+            if !word.is_empty() && *np < present.len() {
+                if let Some(&id) = self.key_word_ids.get(word) {
+                    present[*np] = id;
+                    *np += 1;
+                }
+            }
+        };
+        let mut prev_lower = false;
+        for &b in raw {
+            let boundary = !b.is_ascii_alphanumeric() || (b.is_ascii_uppercase() && prev_lower);
+            if boundary {
+                flush(&word[..wl], &mut np);
+                wl = 0;
+            }
+            if b.is_ascii_alphanumeric() && wl < MAX_KEY {
+                word[wl] = b.to_ascii_lowercase();
+                wl += 1;
+            }
+            prev_lower = b.is_ascii_lowercase() || b.is_ascii_digit();
+        }
+        flush(&word[..wl], &mut np);
+        if np == 0 {
+            return None;
+        }
+        let present = &present[..np];
+        // The most specific entry wins: `ip address` over `address`.
+        self.key_words
+            .iter()
+            .filter(|(ids, _)| ids.iter().all(|id| present.contains(id)))
+            .max_by_key(|(ids, _)| ids.len())
+            .map(|&(_, r)| r)
     }
 
     /// Redacts one line of bytes. Returns `line` itself when nothing matched,
@@ -690,7 +761,7 @@ impl Engine {
         self.literal_pass(hay, main);
 
         // Structure: keys name values; query values may be encoded.
-        let lookup = |k: &[u8]| self.keys.get(k).copied();
+        let lookup = |k: &[u8]| self.lookup_key(k);
         let mut pairs_done = false;
         if hay.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
             let findings = &mut main.findings;
@@ -708,6 +779,18 @@ impl Engine {
             });
         }
         if !pairs_done {
+            {
+                let findings = &mut main.findings;
+                structure::scan_sql_insert(hay, &lookup, &mut |p: Pair| {
+                    findings.push(Finding {
+                        start: p.start,
+                        end: p.end,
+                        rule: p.rule.expect("sql pairs carry a rule"),
+                        strength: STRENGTH_KEY,
+                        quote: false,
+                    });
+                });
+            }
             let mut query_values: [(usize, usize); 16] = [(0, 0); 16];
             let mut nq = 0;
             {

@@ -361,7 +361,9 @@ fn next_capitalised(hay: &[u8], end: usize, caps: bool) -> Option<(usize, usize)
         return None;
     }
     let w = &hay[s..e];
-    if is_capitalised(w) && (!caps || all_caps(w) || e - s == 1) {
+    // A phrase keeps its style: "Mac OS" (Titlecase then capitals) is not
+    // one name, "JOHN SMITH" and "John A. Smith" are.
+    if is_capitalised(w) && (all_caps(w) == caps || e - s == 1) {
         return Some((s, e));
     }
     if is_particle(w) {

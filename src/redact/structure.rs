@@ -52,7 +52,7 @@ pub struct Frame {
     /// The rule inherited from the key that holds this container.
     rule: Option<u32>,
     /// The normalised key that holds this container, for `parent.child` keys.
-    key: [u8; 16],
+    key: [u8; PARENT_KEY],
     key_len: u8,
 }
 
@@ -77,7 +77,7 @@ pub fn scan_json(
     }
     // The key of the value about to be read, and whether we expect a key.
     let mut cur_rule: Option<u32> = None;
-    let mut cur_key = [0u8; 16];
+    let mut cur_key = [0u8; PARENT_KEY];
     let mut cur_key_len = 0u8;
     loop {
         p = skip_ws(hay, p);
@@ -183,7 +183,10 @@ pub fn scan_json(
     }
 }
 
-type KeyRead = (usize, Option<u32>, [u8; 16], u8);
+type KeyRead = (usize, Option<u32>, [u8; PARENT_KEY], u8);
+
+/// The longest parent key kept for `parent.child` lookups.
+const PARENT_KEY: usize = 24;
 
 /// Reads `"key" :` at `p`; returns the offset after the colon, the rule for
 /// the key (own, `parent+key`, or inherited), and the key's short form.
@@ -203,29 +206,26 @@ fn read_key(
     }
     q += 1;
     let parent = stack.last();
-    let mut norm = [0u8; MAX_KEY];
-    let mut short = [0u8; 16];
-    let mut short_len = 0u8;
-    let mut rule = None;
-    if let Some(len) = normalise_key(&hay[p + 1..close], &mut norm) {
-        rule = lookup(&norm[..len]);
-        if rule.is_none() {
-            if let Some(f) = parent.filter(|f| f.key_len > 0) {
-                let pl = f.key_len as usize;
-                if pl + len <= MAX_KEY {
-                    let mut joined = [0u8; MAX_KEY];
-                    joined[..pl].copy_from_slice(&f.key[..pl]);
-                    joined[pl..pl + len].copy_from_slice(&norm[..len]);
-                    rule = lookup(&joined[..pl + len]);
-                }
+    let raw = &hay[p + 1..close];
+    let mut rule = lookup(raw);
+    if rule.is_none() {
+        // `{"patient": {"name": ...}}` is the key `patient.name`.
+        if let Some(f) = parent.filter(|f| f.key_len > 0) {
+            let pl = f.key_len as usize;
+            if pl + 1 + raw.len() <= MAX_KEY {
+                let mut joined = [0u8; MAX_KEY];
+                joined[..pl].copy_from_slice(&f.key[..pl]);
+                joined[pl] = b'.';
+                joined[pl + 1..pl + 1 + raw.len()].copy_from_slice(raw);
+                rule = lookup(&joined[..pl + 1 + raw.len()]);
             }
         }
-        let sl = len.min(16);
-        short[..sl].copy_from_slice(&norm[..sl]);
-        short_len = sl as u8;
     }
+    let mut short = [0u8; PARENT_KEY];
+    let sl = raw.len().min(PARENT_KEY);
+    short[..sl].copy_from_slice(&raw[..sl]);
     let rule = rule.or_else(|| parent.and_then(|f| f.rule));
-    Some((q, rule, short, short_len))
+    Some((q, rule, short, sl as u8))
 }
 
 fn skip_ws(hay: &[u8], mut p: usize) -> usize {
@@ -274,9 +274,11 @@ pub fn scan_pairs(hay: &[u8], lookup: &dyn Fn(&[u8]) -> Option<u32>, out: &mut d
         if next == b'=' || (sep == b':' && (next == b':' || next == b'/')) {
             continue;
         }
-        // The key, walking back over spaces and a closing quote.
+        // The key, walking back over spaces (only before `=`: `col = 'x'`;
+        // `Class : message` is a logger's layout, not a key) and a closing
+        // quote.
         let mut k = p;
-        while k > 0 && hay[k - 1] == b' ' && p - k < 2 {
+        while sep == b'=' && k > 0 && hay[k - 1] == b' ' && p - k < 2 {
             k -= 1;
         }
         let mut quote = 0u8;
@@ -307,9 +309,7 @@ pub fn scan_pairs(hay: &[u8], lookup: &dyn Fn(&[u8]) -> Option<u32>, out: &mut d
             0
         };
         let query = sep == b'=' && (before == b'?' || before == b'&');
-        let mut norm = [0u8; MAX_KEY];
-        let rule =
-            normalise_key(&hay[key_start..key_end], &mut norm).and_then(|l| lookup(&norm[..l]));
+        let rule = lookup(&hay[key_start..key_end]);
         if rule.is_none() && !query {
             continue;
         }
@@ -360,6 +360,145 @@ pub fn scan_pairs(hay: &[u8], lookup: &dyn Fn(&[u8]) -> Option<u32>, out: &mut d
         }
         resume = after;
     }
+}
+
+/// Pairs the columns of `INSERT INTO t (a, b) VALUES ('x', 'y'), (...)`
+/// with their values by position, and reports values whose column names a
+/// rule: the SQL form of a key and its value.
+pub fn scan_sql_insert(
+    hay: &[u8],
+    lookup: &dyn Fn(&[u8]) -> Option<u32>,
+    out: &mut dyn FnMut(Pair),
+) {
+    let Some(vpos) = find_values_keyword(hay) else {
+        return;
+    };
+    // The column list is the last parenthesised group before VALUES.
+    let Some(close) = hay[..vpos].iter().rposition(|&b| b == b')') else {
+        return;
+    };
+    let Some(open) = hay[..close].iter().rposition(|&b| b == b'(') else {
+        return;
+    };
+    let mut cols: [(usize, usize); 64] = [(0, 0); 64];
+    let mut nc = 0;
+    for part in split_top(hay, open + 1, close) {
+        if nc == cols.len() {
+            break;
+        }
+        let (mut s, mut e) = part;
+        while s < e && matches!(hay[s], b' ' | b'`' | b'"' | b'[') {
+            s += 1;
+        }
+        while e > s && matches!(hay[e - 1], b' ' | b'`' | b'"' | b']') {
+            e -= 1;
+        }
+        cols[nc] = (s, e);
+        nc += 1;
+    }
+    let rules: [Option<u32>; 64] = std::array::from_fn(|i| {
+        if i < nc {
+            lookup(&hay[cols[i].0..cols[i].1])
+        } else {
+            None
+        }
+    });
+    if rules.iter().all(Option::is_none) {
+        return;
+    }
+    // Each VALUES tuple.
+    let mut p = vpos + 7;
+    loop {
+        while p < hay.len() && matches!(hay[p], b' ' | b',') {
+            p += 1;
+        }
+        if hay.get(p) != Some(&b'(') {
+            return;
+        }
+        let Some(end) = tuple_end(hay, p + 1) else {
+            return;
+        };
+        for (i, (s, e)) in split_top(hay, p + 1, end).enumerate() {
+            let Some(rule) = rules.get(i).copied().flatten() else {
+                continue;
+            };
+            let (mut s, mut e) = (s, e);
+            while s < e && hay[s] == b' ' {
+                s += 1;
+            }
+            while e > s && hay[e - 1] == b' ' {
+                e -= 1;
+            }
+            let quoted = e - s >= 2 && hay[s] == b'\'' && hay[e - 1] == b'\'';
+            let (s, e) = if quoted { (s + 1, e - 1) } else { (s, e) };
+            if e > s && !hay[s..e].eq_ignore_ascii_case(b"null") {
+                out(Pair {
+                    rule: Some(rule),
+                    start: s,
+                    end: e,
+                    quote: false,
+                    query: false,
+                    bare: false,
+                });
+            }
+        }
+        p = end + 1;
+    }
+}
+
+/// Finds ` values` in upper or lower case (SIMD substring search; this runs
+/// on every line, so no per-byte case folding).
+fn find_values_keyword(hay: &[u8]) -> Option<usize> {
+    memchr::memmem::find(hay, b" VALUES").or_else(|| memchr::memmem::find(hay, b" values"))
+}
+
+/// The `)` closing a tuple whose content starts at `p`, skipping quoted
+/// strings and nested parentheses.
+fn tuple_end(hay: &[u8], mut p: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    while p < hay.len() {
+        match hay[p] {
+            b'\'' => p = quoted_end(hay, p + 1, b'\'')?,
+            b'(' => depth += 1,
+            b')' if depth == 0 => return Some(p),
+            b')' => depth -= 1,
+            _ => {}
+        }
+        p += 1;
+    }
+    None
+}
+
+/// Splits `hay[s..e]` at top-level commas (outside quotes and parentheses).
+fn split_top(hay: &[u8], s: usize, e: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut p = s;
+    let mut done = s >= e;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let start = p;
+        let mut depth = 0usize;
+        while p < e {
+            match hay[p] {
+                b'\'' => match quoted_end(hay, p + 1, b'\'') {
+                    Some(q) if q < e => p = q,
+                    _ => p = e - 1,
+                },
+                b'(' => depth += 1,
+                b')' => depth = depth.saturating_sub(1),
+                b',' if depth == 0 => {
+                    let item = (start, p);
+                    p += 1;
+                    return Some(item);
+                }
+                _ => {}
+            }
+            p += 1;
+        }
+        done = true;
+        Some((start, e))
+    })
 }
 
 /// The closing quote of a quoted value; doubled quotes (SQL) and backslash
@@ -473,8 +612,10 @@ fn hex(b: u8) -> Option<u8> {
 mod tests {
     use super::*;
 
-    fn lookup(k: &[u8]) -> Option<u32> {
-        match k {
+    fn lookup(raw: &[u8]) -> Option<u32> {
+        let mut buf = [0u8; MAX_KEY];
+        let n = normalise_key(raw, &mut buf)?;
+        match &buf[..n] {
             b"patientname" | b"lastname" => Some(1),
             b"ssn" => Some(2),
             b"diagnoses" => Some(3),
@@ -541,6 +682,23 @@ mod tests {
             vec![(Some(1), "Ann Lee".to_string()), (Some(2), "9".to_string())]
         );
         assert!(pairs("https://x.org/a time=12:30:00").is_empty());
+    }
+
+    #[test]
+    fn sql_insert_pairs_columns_and_values() {
+        let s = "INSERT INTO t (id, patient_name, ssn) VALUES (1, 'Ann O''Lee', NULL), (2, 'Bo (B)', '9')";
+        let mut v = Vec::new();
+        scan_sql_insert(s.as_bytes(), &lookup, &mut |p| {
+            v.push((p.rule, s[p.start..p.end].to_string()))
+        });
+        assert_eq!(
+            v,
+            vec![
+                (Some(1), "Ann O''Lee".to_string()),
+                (Some(1), "Bo (B)".to_string()),
+                (Some(2), "9".to_string())
+            ]
+        );
     }
 
     #[test]

@@ -334,7 +334,7 @@ fn check_rule(rule: &LoadedRule) -> Vec<RuleProblem> {
     let kinds = [
         d.regex.is_some(),
         d.keywords.is_some() || d.dictionary.is_some(),
-        d.keys.is_some(),
+        d.keys.is_some() || d.key_words.is_some(),
         d.numeric.is_some(),
         d.token.is_some(),
         d.names.is_some(),

@@ -66,6 +66,12 @@ pub struct DetectorSpec {
     /// the same key.
     #[serde(default)]
     pub keys: Option<Vec<String>>,
+    /// Words of a structured key: a key whose words (split at `_`, `-`,
+    /// `.` and camelCase) include every word of an entry names this rule.
+    /// `"photo"` matches `id_photo_url`; `"participant name"` matches
+    /// `participantName`. Used with or instead of `keys`.
+    #[serde(default)]
+    pub key_words: Option<Vec<String>>,
     /// Numbers found by the digit-run scanner.
     #[serde(default)]
     pub numeric: Option<NumericSpec>,

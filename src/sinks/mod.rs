@@ -1,1 +1,4 @@
 //! Sinks: where records go.
+mod adapters;
+pub mod audit;
+pub mod otlp;

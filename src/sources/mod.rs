@@ -1,1 +1,4 @@
 //! Sources: where records come from.
+pub mod file;
+pub mod otlp;
+pub mod stdin;

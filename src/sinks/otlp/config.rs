@@ -43,7 +43,7 @@ const BAA_REASON: &str = "scrubs only exports to vendors covered by a Business A
 /// Every record that reaches a vendor has already been redacted; the vendor
 /// must still be covered by a Business Associate Agreement, because
 /// redaction is a safeguard, not a guarantee.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VendorConfig {
     /// The vendor's name: used in metric labels (`vendor="..."`) and logs.
@@ -111,6 +111,27 @@ pub struct VendorConfig {
     /// `endpoint` is a per-signal URL.
     #[serde(default)]
     pub signals: Option<Vec<Signal>>,
+}
+
+impl fmt::Debug for VendorConfig {
+    // The endpoint without its query string (which may carry a key); header
+    // values are hidden by `HeaderValue`'s own Debug.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VendorConfig")
+            .field("name", &self.name)
+            .field("endpoint", &self.endpoint_for_logs())
+            .field("protocol", &self.protocol)
+            .field("headers", &self.headers)
+            .field("tls", &self.tls)
+            .field("compression", &self.compression)
+            .field("baa_covered", &self.baa_covered)
+            .field("timeout", &self.timeout)
+            .field("batch", &self.batch)
+            .field("queue", &self.queue)
+            .field("retry", &self.retry)
+            .field("signals", &self.signals)
+            .finish()
+    }
 }
 
 /// The wire protocol of a vendor endpoint.
@@ -238,11 +259,6 @@ impl<'de> Deserialize<'de> for HeaderValue {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<HeaderValue, A::Error> {
                 SecretSource::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(HeaderValue::Secret)
-            }
-            fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<HeaderValue, A::Error> {
-                // YAML tags (`!env VAR`) arrive as enums.
-                SecretSource::deserialize(de::value::EnumAccessDeserializer::new(data))
                     .map(HeaderValue::Secret)
             }
         }
@@ -558,10 +574,13 @@ impl VendorConfig {
                         ));
                     }
                 }
-                HeaderValue::Secret(SecretSource::Env(var)) if var.is_empty() => {
-                    p.push(format!("{hp}: env: needs a variable name"));
+                HeaderValue::Secret(src) => {
+                    if let Some(problem) = src.check() {
+                        p.push(format!("{hp}: {problem}"));
+                    } else if src.env.as_deref() == Some("") {
+                        p.push(format!("{hp}: env: needs a variable name"));
+                    }
                 }
-                HeaderValue::Secret(_) => {}
             }
         }
         if let Some(tls) = &self.tls {
@@ -653,7 +672,9 @@ impl VendorConfig {
         match uri.scheme_str() {
             Some("http") | Some("https") => {}
             Some(s) => {
-                p.push(format!("{ep}: scheme {s:?} not supported; use https:// or http://"));
+                p.push(format!(
+                    "{ep}: scheme {s:?} not supported; use https:// or http://"
+                ));
             }
             None => {
                 p.push(format!(
@@ -744,7 +765,9 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration(" 2h ").unwrap(), Duration::from_secs(7200));
         assert!(parse_duration("10").unwrap_err().contains("missing unit"));
-        assert!(parse_duration("10 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("10 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(parse_duration("").is_err());
         assert!(parse_duration("ms").is_err());
         assert!(parse_duration("-1s").is_err());
@@ -771,7 +794,11 @@ mod tests {
         assert_eq!(c.queue.max_bytes, 64 << 20);
         assert_eq!(c.retry.max_elapsed, Duration::from_secs(60));
         assert_eq!(c.effective_signals(), Signal::ALL.to_vec());
-        assert!(c.validate("vendors[0]").is_empty(), "{:?}", c.validate("vendors[0]"));
+        assert!(
+            c.validate("vendors[0]").is_empty(),
+            "{:?}",
+            c.validate("vendors[0]")
+        );
 
         let c = cfg(r#"
 name: acme
@@ -790,7 +817,10 @@ headers:
         assert_eq!(c.batch.max_records, 512);
         assert_eq!(
             c.headers["x-api-key"],
-            HeaderValue::Secret(SecretSource::Env("ACME_KEY".into()))
+            HeaderValue::Secret(SecretSource {
+                env: Some("ACME_KEY".into()),
+                ..Default::default()
+            })
         );
         assert_eq!(c.headers["x-num"], HeaderValue::Plain("42".into()));
         assert_eq!(
@@ -813,6 +843,10 @@ headers:
   authorization: "Bearer hunter2-plain"
   x-api-key: { value: hunter2-inline }
 "#);
+        let c = VendorConfig {
+            endpoint: "https://otlp.acme.example/v1/logs?api_key=hunter2-query".into(),
+            ..c
+        };
         let d = format!("{c:?}");
         assert!(!d.contains("hunter2"), "{d}");
         assert!(d.contains("authorization"));
@@ -839,13 +873,20 @@ headers:
         let c = cfg("name: a\nendpoint: http://c:4318/v1/logs\nbaa_covered: true\n");
         assert_eq!(c.per_signal_endpoint(), Some(Signal::Logs));
         assert_eq!(c.effective_signals(), vec![Signal::Logs]);
-        assert_eq!(c.signal_url(Signal::Logs).unwrap().to_string(), "http://c:4318/v1/logs");
+        assert_eq!(
+            c.signal_url(Signal::Logs).unwrap().to_string(),
+            "http://c:4318/v1/logs"
+        );
         assert!(c.validate("v").is_empty());
         let c = cfg(
             "name: a\nendpoint: http://c:4318/v1/logs\nbaa_covered: true\nsignals: [logs, traces]\n",
         );
         let p = c.validate("vendors[0]");
-        assert!(p.iter().any(|m| m.starts_with("vendors[0].signals: endpoint ends in /v1/logs")), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("vendors[0].signals: endpoint ends in /v1/logs")),
+            "{p:?}"
+        );
     }
 
     #[test]
@@ -853,7 +894,9 @@ headers:
         let c = cfg("name: cheap-logs\nendpoint: https://x.example\n");
         let p = c.validate("vendors[1]");
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].starts_with("vendors[1] (name \"cheap-logs\"): refused: baa_covered is not true"));
+        assert!(
+            p[0].starts_with("vendors[1] (name \"cheap-logs\"): refused: baa_covered is not true")
+        );
         assert!(p[0].contains("Business Associate Agreement"));
         assert!(p[0].contains("164.502(e)"));
         let c = cfg("name: cheap-logs\nendpoint: https://x.example\nbaa_covered: false\n");
@@ -882,7 +925,10 @@ signals: []
         assert!(has("vendors[2].name:"), "{p:?}");
         assert!(has("vendors[2].endpoint: scheme \"ftp\""), "{p:?}");
         assert!(has("vendors[2].endpoint: credentials in the URL"), "{p:?}");
-        assert!(has("vendors[2].headers.content-type: set by scrubs"), "{p:?}");
+        assert!(
+            has("vendors[2].headers.content-type: set by scrubs"),
+            "{p:?}"
+        );
         assert!(has("vendors[2].headers.bad header: not a valid"), "{p:?}");
         assert!(has("vendors[2].tls.key_file: required"), "{p:?}");
         assert!(has("vendors[2].tls.cert_file: cannot read"), "{p:?}");
@@ -897,7 +943,8 @@ signals: []
 
     #[test]
     fn grpc_endpoint_has_no_path() {
-        let c = cfg("name: a\nendpoint: https://x:4317/v1/logs\nprotocol: grpc\nbaa_covered: true\n");
+        let c =
+            cfg("name: a\nendpoint: https://x:4317/v1/logs\nprotocol: grpc\nbaa_covered: true\n");
         assert!(c.validate("v").iter().any(|m| m.contains("no path")));
         let c = cfg("name: a\nendpoint: https://x:4317\nprotocol: grpc\nbaa_covered: true\n");
         assert!(c.validate("v").is_empty());

@@ -1,0 +1,889 @@
+//! Vendor export: scrubbed telemetry to BAA-covered vendors over OTLP/HTTP
+//! (protobuf) or OTLP/gRPC.
+//!
+//! Each vendor gets a [`VendorSink`]: a bounded queue (by protobuf bytes and
+//! by batch count) in front of one background task that merges batches of
+//! the same signal, encodes them once, compresses, and sends them with a
+//! timeout, retrying with exponential backoff and full jitter. The caller's
+//! [`VendorSink::send`] never waits: when the queue is full the batch is
+//! dropped and counted, because the sidecar must never slow the service it
+//! sits beside (45 CFR 164.308(a)(7), emergency-mode operation), and the
+//! audit path does not go through here.
+//!
+//! A vendor not flagged `baa_covered: true` is refused by
+//! [`VendorConfig::validate`] and again by [`VendorSink::start`]: no sink
+//! exists for it, so no record can be routed to it.
+//!
+//! # Drops
+//!
+//! Every record that does not reach the vendor is counted in
+//! `scrubs_vendor_dropped_total{vendor,reason}` and
+//! `scrubs_vendor_records_total{vendor,signal,result="dropped"}`, with one of
+//! these reasons:
+//!
+//! | reason | when |
+//! |---|---|
+//! | `queue_full` | the queue was over `queue.max_bytes` or `queue.max_batches` |
+//! | `too_large` | one batch was larger than the whole queue |
+//! | `closed` | the sink's task has stopped |
+//! | `retry_exhausted` | retryable failures (429, 5xx, UNAVAILABLE, timeouts, broken connections) went on past `retry.max_elapsed`: the vendor may have seen some of these |
+//! | `connect_error` | as above, but the last attempt could not connect: the data never left the host |
+//! | `tls_error` | as above, but the last attempt failed the TLS handshake (certificate not trusted, wrong name): the data never left the host |
+//! | `rejected_<code>` | a non-retryable answer, e.g. `rejected_400`, `rejected_unauthenticated` |
+//! | `partial_rejected` | the vendor accepted the request but refused some records (OTLP partial success) |
+//! | `shutdown` | still queued or in flight when the shutdown deadline passed |
+//!
+//! Each attempt is counted in `scrubs_vendor_requests_total{vendor,code}`,
+//! where `code` is the HTTP status, the gRPC code (`ok`, `unavailable`, ...),
+//! `timeout`, `connect_error`, `tls_error` or `transport_error`.
+//!
+//! scrubs never logs a payload, a response body, or a header value: only
+//! vendor names, header names, status codes, counts and transport errors.
+
+mod config;
+mod tls;
+mod transport;
+
+use std::fmt;
+use std::future::pending;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::http::header::{HeaderMap, HeaderName};
+use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
+use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use prost::Message;
+use rand::Rng as _;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use self::config::{
+    parse_bytes, parse_duration, BatchConfig, Compression, HeaderValue, Protocol, QueueConfig,
+    RetryConfig, Signal, TlsConfig, VendorConfig,
+};
+use self::transport::{Attempt, FailClass, Transport};
+use crate::metrics::{Handle, Metrics};
+use crate::pipeline::VendorBatch;
+
+const M_RECORDS: &str = "scrubs_vendor_records_total";
+const H_RECORDS: &str =
+    "Records (log records, spans, metrics) handled by vendor export, by result.";
+const M_DROPPED: &str = "scrubs_vendor_dropped_total";
+const H_DROPPED: &str = "Records not delivered to a vendor, by reason.";
+const M_QUEUE: &str = "scrubs_vendor_queue_bytes";
+const H_QUEUE: &str = "Protobuf bytes queued or in flight for a vendor.";
+const M_REQUESTS: &str = "scrubs_vendor_requests_total";
+const H_REQUESTS: &str =
+    "Export request attempts to a vendor, by HTTP status, gRPC code or failure.";
+const M_RETRIES: &str = "scrubs_vendor_retries_total";
+const H_RETRIES: &str = "Export requests retried after a retryable failure.";
+
+/// How long a shutdown waits for the task to count what it abandoned.
+const ABORT_GRACE: Duration = Duration::from_secs(2);
+
+/// The least time between two `queue_full` warnings for one vendor.
+const QUEUE_FULL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Why records were not delivered to a vendor (the `reason` label).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// The vendor's queue is full.
+    QueueFull,
+    /// The batch alone is larger than the vendor's whole queue.
+    TooLarge,
+    /// The sink's background task is gone.
+    Closed,
+    /// Retryable failures lasted past `retry.max_elapsed`.
+    RetryExhausted,
+    /// Retries ran out and the last attempt could not connect.
+    ConnectError,
+    /// Retries ran out and the last attempt failed the TLS handshake.
+    TlsError,
+    /// The vendor refused the request with a non-retryable code (HTTP
+    /// status such as `400`, or gRPC code such as `invalid_argument`).
+    Rejected(String),
+    /// The vendor refused some records of an accepted request.
+    PartialRejected,
+    /// Abandoned at the shutdown deadline.
+    Shutdown,
+}
+
+impl DropReason {
+    /// The metric label: `queue_full`, `rejected_400`, ...
+    pub fn label(&self) -> String {
+        match self {
+            DropReason::QueueFull => "queue_full".into(),
+            DropReason::TooLarge => "too_large".into(),
+            DropReason::Closed => "closed".into(),
+            DropReason::RetryExhausted => "retry_exhausted".into(),
+            DropReason::ConnectError => "connect_error".into(),
+            DropReason::TlsError => "tls_error".into(),
+            DropReason::Rejected(code) => format!("rejected_{code}"),
+            DropReason::PartialRejected => "partial_rejected".into(),
+            DropReason::Shutdown => "shutdown".into(),
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+fn signal_of(b: &VendorBatch) -> Signal {
+    match b {
+        VendorBatch::Logs(_) => Signal::Logs,
+        VendorBatch::Traces(_) => Signal::Traces,
+        VendorBatch::Metrics(_) => Signal::Metrics,
+    }
+}
+
+/// The protobuf size of a batch as the body of its export request.
+fn encoded_size(b: &VendorBatch) -> u64 {
+    fn repeated<M: Message>(items: &[M]) -> u64 {
+        items
+            .iter()
+            .map(|m| {
+                let n = m.encoded_len();
+                (1 + prost::length_delimiter_len(n) + n) as u64
+            })
+            .sum()
+    }
+    match b {
+        VendorBatch::Logs(r) => repeated::<ResourceLogs>(r),
+        VendorBatch::Traces(r) => repeated::<ResourceSpans>(r),
+        VendorBatch::Metrics(r) => repeated::<ResourceMetrics>(r),
+    }
+}
+
+/// Appends `from` to `into`; both are of the same signal (the worker keeps
+/// one pending batch per signal).
+fn merge(into: &mut VendorBatch, from: VendorBatch) {
+    match (into, from) {
+        (VendorBatch::Logs(a), VendorBatch::Logs(b)) => a.extend(b),
+        (VendorBatch::Traces(a), VendorBatch::Traces(b)) => a.extend(b),
+        (VendorBatch::Metrics(a), VendorBatch::Metrics(b)) => a.extend(b),
+        _ => unreachable!("pending batches are kept per signal"),
+    }
+}
+
+/// One `send` waiting in the queue.
+struct Queued {
+    batch: VendorBatch,
+    signal: Signal,
+    records: u64,
+    bytes: u64,
+}
+
+#[derive(Default)]
+struct QueueState {
+    bytes: u64,
+    batches: usize,
+}
+
+/// State shared by the handle and the task: limits, accounting, metrics.
+struct Shared {
+    name: String,
+    metrics: Arc<Metrics>,
+    signals: [bool; 3],
+    max_bytes: u64,
+    max_batches: usize,
+    queue: Mutex<QueueState>,
+    queue_gauge: Handle,
+    sent: [Handle; 3],
+    dropped_records: [Handle; 3],
+    queue_full: Handle,
+    retries: Handle,
+    last_queue_full_log: Mutex<Option<Instant>>,
+    suppressed_queue_full: AtomicU64,
+}
+
+impl Shared {
+    fn reserve(&self, bytes: u64) -> Result<(), DropReason> {
+        if bytes > self.max_bytes {
+            return Err(DropReason::TooLarge);
+        }
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if q.bytes + bytes > self.max_bytes || q.batches >= self.max_batches {
+            return Err(DropReason::QueueFull);
+        }
+        q.bytes += bytes;
+        q.batches += 1;
+        self.queue_gauge.store(q.bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn release(&self, bytes: u64, batches: usize) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.bytes = q.bytes.saturating_sub(bytes);
+        q.batches = q.batches.saturating_sub(batches);
+        self.queue_gauge.store(q.bytes, Ordering::Relaxed);
+    }
+
+    fn count_sent(&self, signal: Signal, records: u64) {
+        self.sent[signal.index()].fetch_add(records, Ordering::Relaxed);
+    }
+
+    fn count_dropped(&self, signal: Signal, records: u64, reason: &DropReason) {
+        if records == 0 {
+            return;
+        }
+        self.dropped_records[signal.index()].fetch_add(records, Ordering::Relaxed);
+        if *reason == DropReason::QueueFull {
+            self.queue_full.fetch_add(records, Ordering::Relaxed);
+        } else {
+            let label = reason.label();
+            self.metrics.add(
+                M_DROPPED,
+                H_DROPPED,
+                &[("vendor", &self.name), ("reason", &label)],
+                records,
+            );
+        }
+    }
+
+    /// Warns about a full queue at most every [`QUEUE_FULL_LOG_EVERY`].
+    fn warn_queue_full(&self) {
+        let now = Instant::now();
+        let mut last = self
+            .last_queue_full_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| now.duration_since(t) < QUEUE_FULL_LOG_EVERY) {
+            self.suppressed_queue_full.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *last = Some(now);
+        let suppressed = self.suppressed_queue_full.swap(0, Ordering::Relaxed);
+        tracing::warn!(
+            vendor = %self.name,
+            max_bytes = self.max_bytes,
+            max_batches = self.max_batches,
+            earlier_drops_not_logged = suppressed,
+            "vendor queue full: dropping telemetry for this vendor (the vendor is slow or down)"
+        );
+    }
+}
+
+/// The handle to one vendor's export queue and task.
+pub struct VendorSink {
+    shared: Arc<Shared>,
+    transport: Arc<Transport>,
+    tx: mpsc::UnboundedSender<Queued>,
+    abort: watch::Sender<bool>,
+    done: oneshot::Receiver<()>,
+}
+
+impl fmt::Debug for VendorSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VendorSink")
+            .field("vendor", &self.shared.name)
+            .field("transport", &self.transport)
+            .finish()
+    }
+}
+
+/// Resolves configured headers, secrets included. Errors name the header
+/// and where its secret should come from, never a value.
+fn resolve_headers(cfg: &VendorConfig) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    for (name, value) in &cfg.headers {
+        let hn = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("header {name:?}: not a valid header name"))?;
+        let (raw, secret) = match value {
+            HeaderValue::Plain(v) => (v.clone(), false),
+            HeaderValue::Secret(src) => {
+                let s = src.resolve().map_err(|e| format!("header {name:?}: {e}"))?;
+                (s.expose().to_owned(), true)
+            }
+        };
+        let mut hv = hyper::http::HeaderValue::from_str(&raw).map_err(|_| {
+            format!("header {name:?}: the value has characters not allowed in a header")
+        })?;
+        // Sensitive values are never indexed by HTTP/2 header compression.
+        hv.set_sensitive(secret);
+        map.insert(hn, hv);
+    }
+    Ok(map)
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h == "localhost"
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl VendorSink {
+    /// Starts the vendor's queue and export task (call inside a tokio
+    /// runtime). Refuses a vendor without `baa_covered: true`, an invalid
+    /// configuration, a secret that cannot be read, or TLS files that cannot
+    /// be loaded; the error names the vendor and never shows a secret.
+    ///
+    /// The task ends after [`VendorSink::shutdown`], or when the handle is
+    /// dropped and the queue has drained.
+    pub fn start(
+        cfg: &VendorConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<(VendorSink, JoinHandle<()>), String> {
+        // Defence in depth: whatever the caller validated, no sink exists
+        // for a vendor without a BAA.
+        if !cfg.baa_covered {
+            return Err(cfg.baa_refusal("vendor"));
+        }
+        let problems = cfg.validate("vendor");
+        if !problems.is_empty() {
+            return Err(format!(
+                "vendor {:?}: invalid configuration: {}",
+                cfg.name,
+                problems.join("; ")
+            ));
+        }
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| format!("vendor {:?}: start needs a tokio runtime", cfg.name))?;
+        let headers = resolve_headers(cfg).map_err(|e| format!("vendor {:?}: {e}", cfg.name))?;
+        let header_names: Vec<String> = headers.keys().map(|k| k.as_str().to_owned()).collect();
+        let transport =
+            Transport::new(cfg, headers).map_err(|e| format!("vendor {:?}: {e}", cfg.name))?;
+
+        let endpoint = cfg.endpoint_for_logs();
+        if cfg.tls.as_ref().is_some_and(|t| t.insecure_skip_verify) {
+            tracing::warn!(
+                vendor = %cfg.name,
+                endpoint = %endpoint,
+                "TLS CERTIFICATE VERIFICATION IS DISABLED (tls.insecure_skip_verify): anyone on the network path can impersonate this vendor and read the telemetry; never use this in production"
+            );
+        }
+        if let Ok(uri) = cfg.endpoint.parse::<hyper::Uri>() {
+            if uri.scheme_str() == Some("http") && !uri.host().is_some_and(is_loopback) {
+                tracing::warn!(
+                    vendor = %cfg.name,
+                    endpoint = %endpoint,
+                    "vendor endpoint is plain http:// to a non-local host: telemetry and API keys cross the network unencrypted; use https://"
+                );
+            }
+        }
+
+        let signals_list = cfg.effective_signals();
+        let mut signals = [false; 3];
+        for s in &signals_list {
+            signals[s.index()] = true;
+        }
+        let name = cfg.name.clone();
+        let v: &str = &name;
+        let per_signal = |result: &str| -> [Handle; 3] {
+            Signal::ALL.map(|s| {
+                metrics.counter(
+                    M_RECORDS,
+                    H_RECORDS,
+                    &[("vendor", v), ("signal", s.as_str()), ("result", result)],
+                )
+            })
+        };
+        let sent = per_signal("sent");
+        let dropped_records = per_signal("dropped");
+        let shared = Arc::new(Shared {
+            queue_gauge: metrics.gauge(M_QUEUE, H_QUEUE, &[("vendor", v)]),
+            queue_full: metrics.counter(
+                M_DROPPED,
+                H_DROPPED,
+                &[("vendor", v), ("reason", "queue_full")],
+            ),
+            retries: metrics.counter(M_RETRIES, H_RETRIES, &[("vendor", v)]),
+            sent,
+            dropped_records,
+            signals,
+            max_bytes: cfg.queue.max_bytes,
+            max_batches: cfg.queue.max_batches,
+            queue: Mutex::new(QueueState::default()),
+            last_queue_full_log: Mutex::new(None),
+            suppressed_queue_full: AtomicU64::new(0),
+            metrics: metrics.clone(),
+            name: name.clone(),
+        });
+        let transport = Arc::new(transport);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (abort_tx, abort_rx) = watch::channel(false);
+        let (done_tx, done_rx) = oneshot::channel();
+        let worker = Worker {
+            shared: shared.clone(),
+            transport: transport.clone(),
+            batch: cfg.batch.clone(),
+            retry: cfg.retry.clone(),
+        };
+        let handle = runtime.spawn(worker.run(rx, abort_rx, done_tx));
+        tracing::info!(
+            vendor = %name,
+            endpoint = %endpoint,
+            protocol = ?cfg.protocol,
+            compression = ?cfg.compression,
+            signals = ?signals_list.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            headers = ?header_names,
+            "vendor export started (baa_covered: true)"
+        );
+        Ok((
+            VendorSink {
+                shared,
+                transport,
+                tx,
+                abort: abort_tx,
+                done: done_rx,
+            },
+            handle,
+        ))
+    }
+
+    /// The vendor's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Whether this vendor receives `signal` (`logs`, `traces`, `metrics`).
+    pub fn accepts(&self, signal: &str) -> bool {
+        Signal::ALL
+            .iter()
+            .any(|s| s.as_str() == signal && self.shared.signals[s.index()])
+    }
+
+    /// Queues a batch without waiting. `Err` means the batch was dropped and
+    /// has already been counted (the caller must not count it again).
+    /// A batch of a signal this vendor does not take, or with no records,
+    /// is ignored (`Ok`).
+    pub fn send(&self, batch: VendorBatch) -> Result<(), DropReason> {
+        let signal = signal_of(&batch);
+        if !self.shared.signals[signal.index()] {
+            return Ok(());
+        }
+        let records = batch.records() as u64;
+        if records == 0 {
+            return Ok(());
+        }
+        let bytes = encoded_size(&batch);
+        if let Err(reason) = self.shared.reserve(bytes) {
+            self.shared.count_dropped(signal, records, &reason);
+            if reason == DropReason::QueueFull {
+                self.shared.warn_queue_full();
+            } else {
+                tracing::warn!(vendor = %self.shared.name, bytes, records, "batch larger than the vendor's whole queue: dropped");
+            }
+            return Err(reason);
+        }
+        let q = Queued {
+            batch,
+            signal,
+            records,
+            bytes,
+        };
+        if self.tx.send(q).is_err() {
+            self.shared.release(bytes, 1);
+            self.shared
+                .count_dropped(signal, records, &DropReason::Closed);
+            return Err(DropReason::Closed);
+        }
+        Ok(())
+    }
+
+    /// Protobuf bytes queued or in flight.
+    pub fn queued_bytes(&self) -> u64 {
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .bytes
+    }
+
+    /// Checks that the vendor answers: one empty export request for the
+    /// first configured signal, with the configured timeout and headers.
+    /// Success, or a refusal of the empty request itself (HTTP 400, gRPC
+    /// INVALID_ARGUMENT) which still proves the endpoint is reachable and
+    /// accepts our credentials, is healthy; a connection, TLS, auth (401,
+    /// 403) or path (404) failure is not. Not counted in the export metrics.
+    pub async fn healthcheck(&self) -> Result<(), String> {
+        let Some(signal) = Signal::ALL
+            .into_iter()
+            .find(|s| self.shared.signals[s.index()])
+        else {
+            return Err(format!(
+                "vendor {:?}: no signals configured",
+                self.shared.name
+            ));
+        };
+        let empty = match signal {
+            Signal::Logs => VendorBatch::Logs(Vec::new()),
+            Signal::Traces => VendorBatch::Traces(Vec::new()),
+            Signal::Metrics => VendorBatch::Metrics(Vec::new()),
+        };
+        let body = self.transport.prepare(transport::encode(empty));
+        match self.transport.attempt(signal, body).await {
+            Attempt::Accepted { .. } => Ok(()),
+            Attempt::Reject { code } if code == "400" || code == "invalid_argument" => Ok(()),
+            Attempt::Reject { code } => Err(format!(
+                "vendor {:?}: endpoint refused an export request ({code})",
+                self.shared.name
+            )),
+            Attempt::Retry { code, detail, .. } => {
+                Err(format!("vendor {:?}: {code}: {detail}", self.shared.name))
+            }
+        }
+    }
+
+    /// Stops taking batches, sends what is queued (retrying as usual) until
+    /// `deadline`, then abandons the rest, counted as dropped `shutdown`.
+    pub async fn shutdown(self, deadline: Duration) {
+        let VendorSink {
+            shared,
+            tx,
+            abort,
+            mut done,
+            ..
+        } = self;
+        // Closing the channel tells the task to flush partial batches now.
+        drop(tx);
+        if tokio::time::timeout(deadline, &mut done).await.is_err() {
+            let _ = abort.send(true);
+            if tokio::time::timeout(ABORT_GRACE, &mut done).await.is_err() {
+                tracing::warn!(vendor = %shared.name, "vendor export task did not stop after the shutdown deadline");
+            }
+        }
+    }
+}
+
+/// A batch being assembled for one signal.
+struct Pending {
+    batch: VendorBatch,
+    records: u64,
+    bytes: u64,
+    items: usize,
+    since: Instant,
+}
+
+/// The background task of one vendor.
+struct Worker {
+    shared: Arc<Shared>,
+    transport: Arc<Transport>,
+    batch: BatchConfig,
+    retry: RetryConfig,
+}
+
+/// Resolves when a shutdown deadline has passed; never if the handle was
+/// dropped without a shutdown.
+async fn aborted(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|a| *a).await.is_err() {
+        pending::<()>().await;
+    }
+}
+
+impl Worker {
+    async fn run(
+        self,
+        mut rx: mpsc::UnboundedReceiver<Queued>,
+        mut abort: watch::Receiver<bool>,
+        _done: oneshot::Sender<()>,
+    ) {
+        let mut pending: [Option<Pending>; 3] = [None, None, None];
+        let completed = 'run: loop {
+            let next_due = pending
+                .iter()
+                .flatten()
+                .map(|p| p.since + self.batch.max_wait)
+                .min();
+            tokio::select! {
+                biased;
+                _ = aborted(&mut abort) => break 'run false,
+                msg = rx.recv() => match msg {
+                    Some(q) => {
+                        let i = q.signal.index();
+                        let overflow = pending[i].as_ref().is_some_and(|p| {
+                            p.records + q.records > self.batch.max_records as u64
+                                || p.bytes + q.bytes > self.batch.max_bytes
+                        });
+                        if overflow {
+                            if let Some(p) = pending[i].take() {
+                                if !self.deliver(p, &mut abort).await {
+                                    // The new item is counted with the rest.
+                                    pending[i] = Some(self.start_pending(q));
+                                    break 'run false;
+                                }
+                            }
+                        }
+                        match &mut pending[i] {
+                            Some(p) => {
+                                merge(&mut p.batch, q.batch);
+                                p.records += q.records;
+                                p.bytes += q.bytes;
+                                p.items += 1;
+                            }
+                            None => pending[i] = Some(self.start_pending(q)),
+                        }
+                        let full = pending[i].as_ref().is_some_and(|p| {
+                            p.records >= self.batch.max_records as u64
+                                || p.bytes >= self.batch.max_bytes
+                        });
+                        if full {
+                            if let Some(p) = pending[i].take() {
+                                if !self.deliver(p, &mut abort).await {
+                                    break 'run false;
+                                }
+                            }
+                        }
+                    }
+                    None => {
+                        // The handle is gone (shutdown or drop): flush now.
+                        for slot in pending.iter_mut() {
+                            if let Some(p) = slot.take() {
+                                if !self.deliver(p, &mut abort).await {
+                                    break 'run false;
+                                }
+                            }
+                        }
+                        break 'run true;
+                    }
+                },
+                _ = sleep_until_opt(next_due), if next_due.is_some() => {
+                    let now = Instant::now();
+                    for slot in pending.iter_mut() {
+                        let due = slot.as_ref().is_some_and(|p| p.since + self.batch.max_wait <= now);
+                        if due {
+                            if let Some(p) = slot.take() {
+                                if !self.deliver(p, &mut abort).await {
+                                    break 'run false;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        if !completed {
+            // The shutdown deadline passed: count everything left.
+            let mut records = 0;
+            for p in pending.iter_mut().filter_map(Option::take) {
+                records += p.records;
+                self.abandon(p.batch_signal(), p.records, p.bytes, p.items);
+            }
+            rx.close();
+            while let Ok(q) = rx.try_recv() {
+                records += q.records;
+                self.abandon(q.signal, q.records, q.bytes, 1);
+            }
+            if records > 0 {
+                tracing::warn!(
+                    vendor = %self.shared.name,
+                    records,
+                    "shutdown deadline passed: queued telemetry for this vendor dropped"
+                );
+            }
+        }
+    }
+
+    fn start_pending(&self, q: Queued) -> Pending {
+        Pending {
+            batch: q.batch,
+            records: q.records,
+            bytes: q.bytes,
+            items: 1,
+            since: Instant::now(),
+        }
+    }
+
+    fn abandon(&self, signal: Signal, records: u64, bytes: u64, items: usize) {
+        self.shared
+            .count_dropped(signal, records, &DropReason::Shutdown);
+        self.shared.release(bytes, items);
+    }
+
+    /// Sends one batch with retries. Returns `false` if the shutdown
+    /// deadline interrupted it (the batch is then counted as `shutdown`).
+    async fn deliver(&self, p: Pending, abort: &mut watch::Receiver<bool>) -> bool {
+        let signal = p.batch_signal();
+        let Pending {
+            batch,
+            records,
+            bytes,
+            items,
+            ..
+        } = p;
+        let body = self.transport.prepare(transport::encode(batch));
+        let result = tokio::select! {
+            biased;
+            _ = aborted(abort) => None,
+            r = self.export(signal, body, records) => Some(r),
+        };
+        let completed = result.is_some();
+        match result {
+            None => self
+                .shared
+                .count_dropped(signal, records, &DropReason::Shutdown),
+            Some(Ok(rejected)) => {
+                let rejected = rejected.min(records);
+                self.shared.count_sent(signal, records - rejected);
+                if rejected > 0 {
+                    self.shared
+                        .count_dropped(signal, rejected, &DropReason::PartialRejected);
+                    tracing::warn!(
+                        vendor = %self.shared.name,
+                        signal = signal.as_str(),
+                        rejected,
+                        records,
+                        "vendor accepted a batch but rejected some records"
+                    );
+                }
+            }
+            Some(Err(reason)) => self.shared.count_dropped(signal, records, &reason),
+        }
+        self.shared.release(bytes, items);
+        completed
+    }
+
+    /// The backoff before retry number `n` (0-based): full jitter over an
+    /// exponentially growing, capped window.
+    fn backoff(&self, n: u32) -> Duration {
+        let base = self.retry.initial_backoff.as_secs_f64();
+        let cap = self.retry.max_backoff.as_secs_f64();
+        let window = (base * 2f64.powi(n.min(62) as i32)).min(cap);
+        let jittered = rand::rng().random_range(0.0..=window);
+        Duration::from_secs_f64(jittered)
+    }
+
+    /// Attempts until accepted, refused, or out of retry time. `Ok` holds
+    /// the number of records the vendor rejected in an accepted request.
+    async fn export(&self, signal: Signal, body: Bytes, records: u64) -> Result<u64, DropReason> {
+        let started = Instant::now();
+        let name = &self.shared.name;
+        let mut retry_no = 0u32;
+        loop {
+            let attempt = self.transport.attempt(signal, body.clone()).await;
+            self.shared.metrics.add(
+                M_REQUESTS,
+                H_REQUESTS,
+                &[("vendor", name), ("code", attempt.code())],
+                1,
+            );
+            match attempt {
+                Attempt::Accepted { rejected, .. } => return Ok(rejected),
+                Attempt::Reject { code } => {
+                    tracing::warn!(
+                        vendor = %name,
+                        signal = signal.as_str(),
+                        code = %code,
+                        records,
+                        "vendor refused a batch (not retryable): dropped"
+                    );
+                    return Err(DropReason::Rejected(code));
+                }
+                Attempt::Retry {
+                    code,
+                    class,
+                    retry_after,
+                    detail,
+                } => {
+                    // The vendor's own wait wins over the backoff.
+                    let wait = retry_after.unwrap_or_else(|| self.backoff(retry_no));
+                    if started.elapsed() + wait > self.retry.max_elapsed {
+                        let reason = match class {
+                            FailClass::Tls => DropReason::TlsError,
+                            FailClass::Connect => DropReason::ConnectError,
+                            FailClass::Status | FailClass::Timeout | FailClass::Transport => {
+                                DropReason::RetryExhausted
+                            }
+                        };
+                        tracing::warn!(
+                            vendor = %name,
+                            signal = signal.as_str(),
+                            code = %code,
+                            error = %detail,
+                            attempts = retry_no + 1,
+                            records,
+                            reason = %reason,
+                            "giving up on a batch for this vendor: dropped"
+                        );
+                        return Err(reason);
+                    }
+                    tracing::debug!(
+                        vendor = %name,
+                        code = %code,
+                        error = %detail,
+                        wait_ms = wait.as_millis() as u64,
+                        retry = retry_no + 1,
+                        "export attempt failed; retrying"
+                    );
+                    self.shared.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(wait).await;
+                    retry_no = retry_no.saturating_add(1);
+                }
+            }
+        }
+    }
+}
+
+impl Pending {
+    fn batch_signal(&self) -> Signal {
+        signal_of(&self.batch)
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => pending::<()>().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ScopeLogs};
+
+    fn logs(n: usize) -> VendorBatch {
+        VendorBatch::Logs(vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord::default(); n],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }])
+    }
+
+    #[test]
+    fn encoded_size_matches_request() {
+        let b = logs(3);
+        let n = encoded_size(&b);
+        assert_eq!(n as usize, transport::encode(b).len());
+    }
+
+    #[test]
+    fn sink_can_be_shared_across_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<VendorSink>();
+    }
+
+    #[test]
+    fn reasons_label() {
+        assert_eq!(DropReason::Rejected("400".into()).label(), "rejected_400");
+        assert_eq!(DropReason::QueueFull.to_string(), "queue_full");
+    }
+
+    #[tokio::test]
+    async fn start_refuses_non_baa_vendor() {
+        let cfg: VendorConfig =
+            serde_yaml::from_str("name: nobaa\nendpoint: http://127.0.0.1:1\n").unwrap();
+        let err = VendorSink::start(&cfg, Metrics::new()).unwrap_err();
+        assert!(err.contains("\"nobaa\""), "{err}");
+        assert!(err.contains("baa_covered is not true"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn missing_secret_names_variable_not_value() {
+        let cfg: VendorConfig = serde_yaml::from_str(
+            "name: v\nendpoint: http://127.0.0.1:1\nbaa_covered: true\nheaders: { x-key: { env: SCRUBS_OTLP_TEST_UNSET_VAR } }\n",
+        )
+        .unwrap();
+        let err = VendorSink::start(&cfg, Metrics::new()).unwrap_err();
+        assert!(err.contains("SCRUBS_OTLP_TEST_UNSET_VAR"), "{err}");
+        assert!(err.contains("x-key"), "{err}");
+    }
+}
