@@ -20,4 +20,4 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo test --all-targets "$@"
+cargo test "$@"
