@@ -206,7 +206,7 @@ fn default_drain() -> Duration {
 
 fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
-    crate::sinks::otlp::parse_duration(&s).map_err(serde::de::Error::custom)
+    crate::units::parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
 fn section<T: DeserializeOwned>(

@@ -42,6 +42,7 @@ mod rules;
 pub mod secret;
 pub mod sinks;
 pub mod sources;
+pub mod units;
 
 pub use crate::error::{Error, RuleProblem};
 pub use crate::redact::{

@@ -61,6 +61,7 @@ pub mod payload;
 mod spool;
 pub mod verify;
 
+pub use crate::units::parse_duration;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
@@ -379,57 +380,6 @@ impl AuditConfig {
         }
         p
     }
-}
-
-/// Parses a duration: one or more `<number><unit>` parts (`250ms`, `10s`,
-/// `1m30s`, `1.5h`), units `ns`, `us`, `ms`, `s`, `m`, `h`, `d`. `0` alone
-/// is zero. The error names the input's problem, never more than the input.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if t == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if t.is_empty() {
-        return Err("empty duration; expected e.g. 10s, 250ms, 2m".into());
-    }
-    let bytes = t.as_bytes();
-    let mut i = 0;
-    let mut total = 0f64;
-    while i < bytes.len() {
-        let start = i;
-        while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
-            i += 1;
-        }
-        let num = &t[start..i];
-        let ustart = i;
-        while i < bytes.len() && !(bytes[i].is_ascii_digit() || bytes[i] == b'.') {
-            i += 1;
-        }
-        let unit = t[ustart..i].trim();
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration '{t}': expected a number before '{unit}'"))?;
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" | "sec" | "secs" => 1.0,
-            "m" | "min" | "mins" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            "" => {
-                return Err(format!(
-                    "invalid duration '{t}': missing unit (ms, s, m, h)"
-                ))
-            }
-            other => return Err(format!("invalid duration '{t}': unknown unit '{other}'")),
-        };
-        total += n * scale;
-    }
-    if !total.is_finite() || total > 1e12 {
-        return Err(format!("invalid duration '{t}': too large"));
-    }
-    Ok(Duration::from_secs_f64(total))
 }
 
 /// A serde `deserialize_with` for durations: a string for

@@ -23,6 +23,7 @@
 //!     read_buffer: 256KiB
 //! ```
 
+pub use crate::units::{parse_bytes, parse_duration};
 use std::fmt;
 use std::time::Duration;
 
@@ -289,93 +290,6 @@ impl FileSourceConfig {
         }
         p
     }
-}
-
-/// Parses a duration: a number and a unit (`ns`, `us`, `ms`, `s`, `m`,
-/// `h`), optionally several (`"1m30s"`), e.g. `"250ms"`, `"1s"`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Err("invalid duration \"\": expected e.g. \"250ms\" or \"1s\"".into());
-    }
-    let mut rest = t;
-    let mut total = Duration::ZERO;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, after) = rest.split_at(num_len);
-        if num.is_empty() {
-            return Err(format!("invalid duration {t:?}: expected a number"));
-        }
-        let unit_len = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_len);
-        let nanos_per_unit: f64 = match unit.trim() {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "" => {
-                return Err(format!(
-                    "invalid duration {t:?}: missing unit (ns, us, ms, s, m, h), e.g. \"{num}s\""
-                ))
-            }
-            other => {
-                return Err(format!(
-                    "invalid duration {t:?}: unknown unit {other:?} (use ns, us, ms, s, m, h)"
-                ))
-            }
-        };
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration {t:?}: bad number {num:?}"))?;
-        let nanos = n * nanos_per_unit;
-        if !(0.0..1.8e19).contains(&nanos) {
-            return Err(format!("invalid duration {t:?}: out of range"));
-        }
-        total = total
-            .checked_add(Duration::from_nanos(nanos.round() as u64))
-            .ok_or_else(|| format!("invalid duration {t:?}: out of range"))?;
-        rest = after;
-    }
-    Ok(total)
-}
-
-/// Parses a byte size: a number of bytes, or a number with a unit `B`,
-/// `KiB`, `MiB`, `GiB` (powers of 1024) or `KB`, `MB`, `GB` (powers of
-/// 1000), e.g. `"1MiB"`, `"256 KiB"`.
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let num_len = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(num_len);
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "ki" | "kib" => 1024.0,
-        "mi" | "mib" => 1024.0 * 1024.0,
-        "gi" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => {
-            return Err(format!(
-                "invalid size {t:?}: unknown unit {other:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
-            ))
-        }
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid size {t:?}: expected a number"))?;
-    let v = n * mult;
-    if !(0.0..1.8e19).contains(&v) {
-        return Err(format!("invalid size {t:?}: out of range"));
-    }
-    Ok(v.round() as u64)
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

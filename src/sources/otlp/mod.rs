@@ -279,20 +279,14 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     }
 }
 
-/// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+/// Parses a duration (`30s`, `500ms`, `2m`, see [`crate::units`]) or a bare
+/// number of seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let ms = match unit.trim() {
-        "" | "s" => n.checked_mul(1000)?,
-        "ms" => n,
-        "m" => n.checked_mul(60_000)?,
-        "h" => n.checked_mul(3_600_000)?,
-        _ => return None,
-    };
-    Some(Duration::from_millis(ms))
+    match t.parse::<u64>() {
+        Ok(secs) => Some(Duration::from_secs(secs)),
+        Err(_) => crate::units::parse_duration(t).ok(),
+    }
 }
 
 /// The three OTLP signals.
@@ -795,7 +789,8 @@ mod tests {
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
         assert_eq!(parse_duration("s"), None);
-        assert_eq!(parse_duration("1.5s"), None);
+        // One duration syntax across the whole config: fractions are fine.
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("99999999999999999999s"), None);
     }
 }
