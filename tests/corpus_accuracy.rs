@@ -39,7 +39,10 @@ const RECALL_MIN: &[(Category, f64)] = &[
     (Category::Photo, 0.65),               // now 67.11%
     (Category::OtherIdentifier, 0.70),     // now 72.47%
     (Category::Diagnosis, 0.79),           // now 81.93%
-    (Category::ClinicalText, 0.60),        // now 62.50%
+    // 59.72%: was 62.50% while a `"patient": {...}` object was redacted whole
+    // as a name (which also destroyed its opaque ids); children are now judged
+    // by their own keys, and chat text under generic keys is a known gap.
+    (Category::ClinicalText, 0.57),
 ];
 
 /// Minimum keep rate per operational token kind, set the same way.

@@ -246,6 +246,21 @@ fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b >= 0x80 || b == b'_'
 }
 
+/// Whether the word ending at `e` continues: a word byte follows, or a
+/// hyphen, dot or underscore and then a letter or digit. `fax-gateway` and
+/// `discharge-summary` are names of things, not the words fax and discharge.
+fn joined_after(hay: &[u8], e: usize) -> bool {
+    is_word(hay[e])
+        || (matches!(hay[e], b'-' | b'.')
+            && hay.get(e + 1).is_some_and(|b| b.is_ascii_alphanumeric()))
+}
+
+/// The same, for the word starting at `s`.
+fn joined_before(hay: &[u8], s: usize) -> bool {
+    is_word(hay[s - 1])
+        || (matches!(hay[s - 1], b'-' | b'.') && s >= 2 && hay[s - 2].is_ascii_alphanumeric())
+}
+
 impl Engine {
     /// The built-in HIPAA pack with an ephemeral pseudonym key.
     pub fn builtin() -> Result<Engine, Error> {
@@ -765,7 +780,11 @@ impl Engine {
         let mut pairs_done = false;
         if hay.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
             let findings = &mut main.findings;
-            pairs_done = structure::scan_json(hay, stack, &lookup, &mut |p: Pair| {
+            // A container under a name key (`"patient": {...}`) holds other
+            // fields too: its children are judged by their own keys
+            // (`patient.name`), not all taken as the name.
+            let inherit = |r: u32| self.rules[r as usize].category != Category::Name;
+            pairs_done = structure::scan_json(hay, stack, &lookup, &inherit, &mut |p: Pair| {
                 if structure::is_own_token(&hay[p.start..p.end]) {
                     return;
                 }
@@ -865,8 +884,8 @@ impl Engine {
             if pat.trigger {
                 st.triggered = true;
             }
-            let bounded = (s == 0 || !is_word(hay[s - 1]) || !is_word(hay[s]))
-                && (e == hay.len() || !is_word(hay[e]) || !is_word(hay[e - 1]));
+            let bounded = (s == 0 || !joined_before(hay, s) || !is_word(hay[s]))
+                && (e == hay.len() || !joined_after(hay, e) || !is_word(hay[e - 1]));
             if !bounded && !pat.trigger {
                 continue;
             }

@@ -67,6 +67,7 @@ pub fn scan_json(
     hay: &[u8],
     stack: &mut Vec<Frame>,
     lookup: &dyn Fn(&[u8]) -> Option<u32>,
+    inherit: &dyn Fn(u32) -> bool,
     out: &mut dyn FnMut(Pair),
 ) -> bool {
     stack.clear();
@@ -92,7 +93,7 @@ pub fn scan_json(
                 }
                 stack.push(Frame {
                     object: hay[p] == b'{',
-                    rule: cur_rule,
+                    rule: cur_rule.filter(|&r| inherit(r)),
                     key: cur_key,
                     key_len: cur_key_len,
                 });
@@ -626,7 +627,7 @@ mod tests {
     fn json(s: &str) -> Vec<(Option<u32>, String, bool)> {
         let mut stack = Vec::new();
         let mut v = Vec::new();
-        scan_json(s.as_bytes(), &mut stack, &lookup, &mut |p| {
+        scan_json(s.as_bytes(), &mut stack, &lookup, &|_| true, &mut |p| {
             v.push((p.rule, s[p.start..p.end].to_string(), p.quote))
         });
         v
