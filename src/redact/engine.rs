@@ -231,6 +231,8 @@ pub struct Engine {
     /// The words of `key_words` entries, and the entries as word-id sets.
     key_word_ids: HashMap<Box<[u8]>, u32, BuildFx>,
     key_words: Vec<(Vec<u32>, u32)>,
+    /// For each key word id, the entries of `key_words` that contain it.
+    key_word_entries: Vec<Vec<u32>>,
     numeric: NumericMatcher,
     tokens: Vec<TokenRule>,
     token_min: usize,
@@ -539,6 +541,14 @@ impl Engine {
         for (rule, lr) in rules.iter_mut().zip(&set.rules) {
             rule.examples = lr.spec.examples.as_ref().map(clone_examples);
         }
+        let mut key_word_entries = vec![Vec::new(); key_word_ids.len()];
+        for (e, (ids, _)) in key_words.iter().enumerate() {
+            for &w in ids {
+                if !key_word_entries[w as usize].contains(&(e as u32)) {
+                    key_word_entries[w as usize].push(e as u32);
+                }
+            }
+        }
         let token_min = tokens.iter().map(|t| t.min).min().unwrap_or(0);
         let token_max = tokens.iter().map(|t| t.max).max().unwrap_or(0);
         Ok(Engine {
@@ -548,6 +558,7 @@ impl Engine {
             keys,
             key_word_ids,
             key_words,
+            key_word_entries,
             numeric,
             tokens,
             token_min,
@@ -645,9 +656,12 @@ impl Engine {
             return None;
         }
         let present = &present[..np];
-        // The most specific entry wins: `ip address` over `address`.
-        self.key_words
+        // Only entries that contain a present word can match; the most
+        // specific one wins (`ip address` over `address`).
+        present
             .iter()
+            .flat_map(|&w| &self.key_word_entries[w as usize])
+            .map(|&e| &self.key_words[e as usize])
             .filter(|(ids, _)| ids.iter().all(|id| present.contains(id)))
             .max_by_key(|(ids, _)| ids.len())
             .map(|&(_, r)| r)
@@ -910,6 +924,16 @@ impl Engine {
         }
     }
 
+    /// Whether a rule's context requirement can be met on this line at all.
+    fn context_possible(&self, rule: u32, hits: &[Hit]) -> bool {
+        !self.rules[rule as usize].has_context
+            || hits.iter().any(|h| {
+                self.ac_patterns[h.pattern as usize]
+                    .context_rules
+                    .contains(&rule)
+            })
+    }
+
     /// Validator and context checks; returns the finding's strength.
     fn accept(&self, rule: u32, hay: &[u8], s: usize, e: usize, hits: &[Hit]) -> Option<u8> {
         let r = &self.rules[rule as usize];
@@ -984,7 +1008,12 @@ impl Engine {
                     && tok.iter().any(u8::is_ascii_alphabetic)
                 {
                     for t in &self.tokens {
-                        if len >= t.min && len <= t.max && t.regex.is_match(tok) {
+                        // A rule that needs context cannot fire on a line
+                        // without its words: skip its pattern (most ops lines).
+                        if len < t.min || len > t.max || !self.context_possible(t.rule, &st.hits) {
+                            continue;
+                        }
+                        if t.regex.is_match(tok) {
                             if let Some(strength) = self.accept(t.rule, hay, i, e, &st.hits) {
                                 st.findings.push(Finding {
                                     start: i,

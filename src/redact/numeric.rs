@@ -10,6 +10,8 @@
 
 use std::collections::HashMap;
 
+use super::names::BuildFx;
+
 /// The longest shape the scanner builds; longer tokens are not identifiers.
 pub const MAX_SHAPE: usize = 48;
 /// The most space-separated segments tracked in one token.
@@ -19,7 +21,7 @@ const MAX_SEGMENTS: usize = 8;
 /// grouping.
 #[derive(Debug, Default)]
 pub struct NumericMatcher {
-    exact: HashMap<Box<[u8]>, Vec<u32>>,
+    exact: HashMap<Box<[u8]>, Vec<u32>, BuildFx>,
     loose: Vec<Loose>,
 }
 

@@ -364,8 +364,11 @@ fn ipv4(raw: &[u8]) -> Option<[u8; 4]> {
 }
 
 fn is_public_v4(ip: [u8; 4]) -> bool {
-    let [a, b, c, _] = ip;
-    !(a == 0
+    let [a, b, c, d] = ip;
+    // `N.0.0.0` is a network address, and the shape of reduced browser
+    // versions (`Chrome/120.0.0.0`), never a person's host.
+    !((b, c, d) == (0, 0, 0)
+        || a == 0
         || a == 10
         || a == 127
         || (a == 169 && b == 254)
@@ -408,6 +411,7 @@ mod tests {
         assert!(PublicIpv4.check(b"8.8.4.4"));
         assert!(!PublicIpv4.check(b"10.1.2.3"));
         assert!(!Ipv4.check(b"1.2.3.256"));
+        assert!(!PublicIpv4.check(b"120.0.0.0"));
         assert!(Imei.check(b"490154203237518"));
     }
 }
