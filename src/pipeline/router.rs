@@ -448,13 +448,14 @@ fn outcome(rejected: i64) -> ExportOutcome {
 /// A string form of an attribute, by normalised key.
 fn attr_lookup(attrs: &[KeyValue], norm_key: &str) -> Option<String> {
     attrs.iter().find_map(|kv| {
-        let k: String = kv
+        // Compared as it is normalised, without building a String per
+        // attribute: this runs for every log record when a selector is set.
+        let k = kv
             .key
             .bytes()
             .filter(u8::is_ascii_alphanumeric)
-            .map(|b| char::from(b.to_ascii_lowercase()))
-            .collect();
-        if k != norm_key {
+            .map(|b| b.to_ascii_lowercase());
+        if !k.eq(norm_key.bytes()) {
             return None;
         }
         match kv.value.as_ref()?.value.as_ref()? {

@@ -924,6 +924,12 @@ impl Engine {
         }
     }
 
+    /// Whether a regex rule's gate literal occurred (or it has none).
+    fn gate_open(&self, rule: u32, hits: &[Hit]) -> bool {
+        let r = &self.rules[rule as usize];
+        r.triggers.is_empty() || hits.iter().any(|h| r.triggers.contains(&h.pattern))
+    }
+
     /// Whether a rule's context requirement can be met on this line at all.
     fn context_possible(&self, rule: u32, hits: &[Hit]) -> bool {
         !self.rules[rule as usize].has_context
@@ -1060,8 +1066,7 @@ impl Engine {
                 while let Some(m) = re.search_with(cache, &input) {
                     let rule = self.regex_rules[m.pattern().as_usize()];
                     let r = &self.rules[rule as usize];
-                    let gated = r.triggers.is_empty()
-                        || st.hits.iter().any(|h| r.triggers.contains(&h.pattern));
+                    let gated = self.gate_open(rule, &st.hits);
                     let (vs, ve) = match &r.value_regex {
                         Some(vr) if gated => value_group(vr, hay, m.start(), m.end()),
                         _ => Some((m.start(), m.end())),
@@ -1110,16 +1115,7 @@ impl Engine {
                 seen[n] = rule;
                 n += 1;
             }
-            let r = &self.rules[rule as usize];
-            let gated =
-                r.triggers.is_empty() || st.hits.iter().any(|h| r.triggers.contains(&h.pattern));
-            let context = !r.has_context
-                || st.hits.iter().any(|h| {
-                    self.ac_patterns[h.pattern as usize]
-                        .context_rules
-                        .contains(&rule)
-                });
-            if gated && context {
+            if self.gate_open(rule, &st.hits) && self.context_possible(rule, &st.hits) {
                 return true;
             }
         }
