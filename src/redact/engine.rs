@@ -1,6 +1,7 @@
 //! The compiled engine and the per-line detection and rewrite.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use regex_automata::meta;
 use regex_automata::util::syntax;
 use regex_automata::Input;
 
+use super::class;
 use super::names::{self, BuildFx, Names};
 use super::numeric::{self, NumToken, NumericMatcher};
 use super::pseudonym::PseudonymKey;
@@ -155,6 +157,9 @@ struct Hit {
 #[derive(Debug, Default)]
 struct State {
     hits: Vec<Hit>,
+    /// One bit per rule: a context word of that rule occurred on the line.
+    /// Sized on first use, so it does not allocate afterwards.
+    context_seen: Vec<u64>,
     findings: Vec<Finding>,
     triggered: bool,
 }
@@ -172,6 +177,59 @@ pub struct Scratch {
     num: NumToken,
     regex_cache: Option<meta::Cache>,
     counts: Vec<u64>,
+    keys: RefCell<KeyCache>,
+}
+
+/// Remembers recent structured-key lookups. Log lines repeat the same few
+/// dozen keys (`ts`, `level`, `trace_id`), and a lookup that normalises the
+/// key, hashes it and splits it into words costs far more than one hash and
+/// one compare. Direct-mapped and fixed in size: a miss overwrites its slot,
+/// so the cache never allocates after it is made, whatever keys arrive.
+struct KeyCache {
+    slots: Box<[KeySlot]>,
+}
+
+const KEY_CACHE_SLOTS: usize = 512;
+/// Keys longer than this are looked up every time.
+const KEY_CACHE_KEY: usize = 30;
+
+#[derive(Clone, Copy)]
+struct KeySlot {
+    /// 0 marks an empty slot (an empty key is never cached).
+    len: u8,
+    key: [u8; KEY_CACHE_KEY],
+    /// The rule, or `u32::MAX` for none.
+    rule: u32,
+}
+
+impl KeyCache {
+    fn new() -> KeyCache {
+        let empty = KeySlot {
+            len: 0,
+            key: [0; KEY_CACHE_KEY],
+            rule: u32::MAX,
+        };
+        KeyCache {
+            slots: vec![empty; KEY_CACHE_SLOTS].into_boxed_slice(),
+        }
+    }
+
+    fn slot(raw: &[u8]) -> usize {
+        // FNV-1a: keys are short, and this runs once per key.
+        let mut h: u32 = 0x811c_9dc5;
+        for &b in raw {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+        (h as usize) % KEY_CACHE_SLOTS
+    }
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys come from events; show only how full the cache is.
+        let used = self.slots.iter().filter(|s| s.len > 0).count();
+        write!(f, "KeyCache {{ used: {used} }}")
+    }
 }
 
 impl std::fmt::Debug for NumToken {
@@ -226,6 +284,8 @@ pub struct ExampleFailure {
 pub struct Engine {
     rules: Vec<Rule>,
     ac: Option<AhoCorasick>,
+    /// The longest literal in `ac`, in bytes.
+    ac_max_len: usize,
     ac_patterns: Vec<AcPattern>,
     keys: HashMap<Box<[u8]>, u32, BuildFx>,
     /// The words of `key_words` entries, and the entries as word-id sets.
@@ -245,7 +305,7 @@ pub struct Engine {
 }
 
 fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b >= 0x80 || b == b'_'
+    class::is_word(b)
 }
 
 /// Whether the word ending at `e` continues: a word byte follows, or a
@@ -554,6 +614,7 @@ impl Engine {
         Ok(Engine {
             rules,
             ac,
+            ac_max_len: ac_literals.iter().map(String::len).max().unwrap_or(0),
             ac_patterns,
             keys,
             key_word_ids,
@@ -583,6 +644,7 @@ impl Engine {
             num: NumToken::new(),
             regex_cache: self.regex.as_ref().map(|r| r.create_cache()),
             counts: vec![0; self.rules.len()],
+            keys: RefCell::new(KeyCache::new()),
         }
     }
 
@@ -613,6 +675,24 @@ impl Engine {
     /// The rule a structured key names, if any.
     pub fn key_rule(&self, key: &str) -> Option<usize> {
         self.lookup_key(key.as_bytes()).map(|r| r as usize)
+    }
+
+    /// [`Engine::lookup_key`] through the scratch's cache.
+    fn lookup_key_cached(&self, cache: &RefCell<KeyCache>, raw: &[u8]) -> Option<u32> {
+        if raw.is_empty() || raw.len() > KEY_CACHE_KEY {
+            return self.lookup_key(raw);
+        }
+        let i = KeyCache::slot(raw);
+        let mut cache = cache.borrow_mut();
+        let slot = &mut cache.slots[i];
+        if usize::from(slot.len) == raw.len() && &slot.key[..raw.len()] == raw {
+            return (slot.rule != u32::MAX).then_some(slot.rule);
+        }
+        let rule = self.lookup_key(raw);
+        slot.len = raw.len() as u8;
+        slot.key[..raw.len()].copy_from_slice(raw);
+        slot.rule = rule.unwrap_or(u32::MAX);
+        rule
     }
 
     /// A raw key's rule: the normalised key exactly, else its words.
@@ -784,13 +864,14 @@ impl Engine {
             decoded,
             num,
             regex_cache,
+            keys,
             ..
         } = s;
         main.findings.clear();
         self.literal_pass(hay, main);
 
         // Structure: keys name values; query values may be encoded.
-        let lookup = |k: &[u8]| self.lookup_key(k);
+        let lookup = |k: &[u8]| self.lookup_key_cached(keys, k);
         let mut pairs_done = false;
         if hay.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
             let findings = &mut main.findings;
@@ -890,8 +971,18 @@ impl Engine {
     fn literal_pass(&self, hay: &[u8], st: &mut State) {
         st.hits.clear();
         st.triggered = false;
+        st.context_seen.clear();
+        st.context_seen.resize(self.rules.len().div_ceil(64), 0);
         let Some(ac) = &self.ac else { return };
-        for m in ac.find_overlapping_iter(hay) {
+        // Most lines hold none of the literals. The plain search answers that
+        // several times faster than the overlapping one, which has no fast
+        // loop. Its match is the one that ends first, so every match ends at
+        // or after it and starts at most one literal length before it: the
+        // overlapping search starts there.
+        let Some(first) = ac.find(hay) else { return };
+        let from = first.end().saturating_sub(self.ac_max_len);
+        let input = aho_corasick::Input::new(hay).span(from..hay.len());
+        for m in ac.find_overlapping_iter(input) {
             let pid = m.pattern().as_u32();
             let pat = &self.ac_patterns[pid as usize];
             let (s, e) = (m.start(), m.end());
@@ -908,6 +999,9 @@ impl Engine {
                 start: s,
                 end: e,
             });
+            for &r in &pat.context_rules {
+                st.context_seen[r as usize / 64] |= 1 << (r % 64);
+            }
             if bounded {
                 for &r in &pat.keyword_rules {
                     if let Some(strength) = self.accept(r, hay, s, e, &st.hits) {
@@ -931,46 +1025,52 @@ impl Engine {
     }
 
     /// Whether a rule's context requirement can be met on this line at all.
-    fn context_possible(&self, rule: u32, hits: &[Hit]) -> bool {
+    fn context_possible(&self, rule: u32, st: &State) -> bool {
         !self.rules[rule as usize].has_context
-            || hits.iter().any(|h| {
-                self.ac_patterns[h.pattern as usize]
-                    .context_rules
-                    .contains(&rule)
-            })
+            || st
+                .context_seen
+                .get(rule as usize / 64)
+                .is_some_and(|w| w & (1 << (rule % 64)) != 0)
     }
 
     /// Validator and context checks; returns the finding's strength.
     fn accept(&self, rule: u32, hay: &[u8], s: usize, e: usize, hits: &[Hit]) -> Option<u8> {
         let r = &self.rules[rule as usize];
+        // Context first: on most lines there are no context words at all, and
+        // that answer costs nothing next to a validator.
+        let strength = if r.has_context {
+            let lo = if r.side == ContextSide::After {
+                s
+            } else {
+                s.saturating_sub(r.window)
+            };
+            let hi = if r.side == ContextSide::Before {
+                s
+            } else {
+                e + r.window
+            };
+            // A context word counts when any part of it lies within the window.
+            let near = hits.iter().any(|h| {
+                h.start <= hi
+                    && h.end >= lo
+                    && !(h.start >= s && h.end <= e)
+                    && self.ac_patterns[h.pattern as usize]
+                        .context_rules
+                        .contains(&rule)
+            });
+            if !near {
+                return None;
+            }
+            STRENGTH_CONTEXT
+        } else {
+            STRENGTH_PLAIN
+        };
         if let Some(v) = r.validator {
             if !v.check(&hay[s..e]) {
                 return None;
             }
         }
-        if !r.has_context {
-            return Some(STRENGTH_PLAIN);
-        }
-        let lo = if r.side == ContextSide::After {
-            s
-        } else {
-            s.saturating_sub(r.window)
-        };
-        let hi = if r.side == ContextSide::Before {
-            s
-        } else {
-            e + r.window
-        };
-        // A context word counts when any part of it lies within the window.
-        let near = hits.iter().any(|h| {
-            h.start <= hi
-                && h.end >= lo
-                && !(h.start >= s && h.end <= e)
-                && self.ac_patterns[h.pattern as usize]
-                    .context_rules
-                    .contains(&rule)
-        });
-        near.then_some(STRENGTH_CONTEXT)
+        Some(strength)
     }
 
     /// The tokenizer (numbers, tokens, names) and the gated regex pass.
@@ -986,37 +1086,43 @@ impl Engine {
         let mut prev_word: Option<(usize, usize)> = None;
         while i < n {
             let b = hay[i];
-            if b == b'\\' {
-                // An escape (`\n`, `\"`) is not part of the word after it.
-                i += 2;
+            let c = class::of(b);
+            if c & class::TOKEN == 0 {
+                if b == b'\\' {
+                    // An escape (`\n`, `\"`) is not part of the word after it.
+                    i += 2;
+                    continue;
+                }
+                let signed = (b == b'+' || b == b'(')
+                    && hay.get(i + 1).is_some_and(|&d| class::is(d, class::DIGIT));
+                if signed && !self.numeric.is_empty() && numeric::scan(hay, i, num) {
+                    self.numeric_candidates(hay, num, st);
+                    i = num.end;
+                    prev_word = None;
+                    continue;
+                }
+                i += 1;
                 continue;
             }
-            let starts_number = b.is_ascii_digit()
-                || ((b == b'+' || b == b'(') && hay.get(i + 1).is_some_and(u8::is_ascii_digit));
-            if starts_number && !self.numeric.is_empty() && numeric::scan(hay, i, num) {
+            if c & class::DIGIT != 0 && !self.numeric.is_empty() && numeric::scan(hay, i, num) {
                 self.numeric_candidates(hay, num, st);
                 i = num.end;
                 prev_word = None;
                 continue;
             }
-            if !(b.is_ascii_alphanumeric() || b >= 0x80) {
-                i += 1;
-                continue;
-            }
-            let e = token_end(hay, i);
-            let tok = &hay[i..e];
-            let has_digit = tok.iter().any(u8::is_ascii_digit);
-            if has_digit {
-                let len = tok.len();
+            let (e, seen) = token_end(hay, i);
+            if seen & class::DIGIT != 0 {
+                let len = e - i;
                 if !self.tokens.is_empty()
                     && len >= self.token_min
                     && len <= self.token_max
-                    && tok.iter().any(u8::is_ascii_alphabetic)
+                    && seen & class::ALPHA != 0
                 {
+                    let tok = &hay[i..e];
                     for t in &self.tokens {
                         // A rule that needs context cannot fire on a line
                         // without its words: skip its pattern (most ops lines).
-                        if len < t.min || len > t.max || !self.context_possible(t.rule, &st.hits) {
+                        if len < t.min || len > t.max || !self.context_possible(t.rule, st) {
                             continue;
                         }
                         if t.regex.is_match(tok) {
@@ -1115,7 +1221,7 @@ impl Engine {
                 seen[n] = rule;
                 n += 1;
             }
-            if self.gate_open(rule, &st.hits) && self.context_possible(rule, &st.hits) {
+            if self.gate_open(rule, &st.hits) && self.context_possible(rule, st) {
                 return true;
             }
         }
@@ -1131,6 +1237,9 @@ impl Engine {
                 let (shape, s, e) = num.sub(i, j);
                 let mut best: Option<(u32, u8)> = None;
                 self.numeric.candidates(shape, |rule| {
+                    if !self.context_possible(rule, st) {
+                        return;
+                    }
                     if let Some(strength) = self.accept(rule, hay, s, e, &st.hits) {
                         if best.is_none_or(|(_, bs)| strength > bs) {
                             best = Some((rule, strength));
@@ -1296,21 +1405,27 @@ fn value_group(re: &meta::Regex, hay: &[u8], s: usize, e: usize) -> Option<(usiz
 }
 
 /// The end of a token: letters and digits (and non-ASCII bytes), with `.`,
-/// `-` or `_` between them.
-fn token_end(hay: &[u8], start: usize) -> usize {
+/// `-` or `_` between them. Also returns the union of the class bits of its
+/// bytes, so the caller knows without another pass whether it holds a digit
+/// or a letter.
+fn token_end(hay: &[u8], start: usize) -> (usize, u8) {
     let mut p = start;
+    let mut seen = 0;
     while p < hay.len() {
-        let b = hay[p];
-        let inner = matches!(b, b'.' | b'-' | b'_')
+        let c = class::of(hay[p]);
+        if c & class::TOKEN != 0 {
+            seen |= c;
+            p += 1;
+        } else if c & class::TOKEN_JOIN != 0
             && p + 1 < hay.len()
-            && (hay[p + 1].is_ascii_alphanumeric() || hay[p + 1] >= 0x80);
-        if b.is_ascii_alphanumeric() || b >= 0x80 || inner {
+            && class::is(hay[p + 1], class::TOKEN)
+        {
             p += 1;
         } else {
             break;
         }
     }
-    p
+    (p, seen)
 }
 
 fn clone_examples(e: &ExamplesSpec) -> ExamplesSpec {

@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 
+use super::class;
 use super::fold_table::FOLD;
 
 pub const FIRST: u8 = 1;
@@ -330,11 +331,12 @@ fn utf8_len(b: u8) -> usize {
 pub fn word_end(hay: &[u8], start: usize) -> usize {
     let mut p = start;
     while p < hay.len() {
-        let b = hay[p];
-        let inner = (b == b'\'' || b == b'-')
-            && p + 1 < hay.len()
-            && (hay[p + 1].is_ascii_alphabetic() || hay[p + 1] >= 0x80);
-        if b.is_ascii_alphabetic() || b >= 0x80 || inner {
+        let c = class::of(hay[p]);
+        if c & class::WORD != 0
+            || (c & class::WORD_JOIN != 0
+                && p + 1 < hay.len()
+                && class::is(hay[p + 1], class::WORD))
+        {
             p += 1;
         } else {
             break;

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use super::names::BuildFx;
 
 /// The longest shape the scanner builds; longer tokens are not identifiers.
+// `exact_lens` is a u64 bitmap of shape lengths, so shapes stay under 64.
 pub const MAX_SHAPE: usize = 48;
 /// The most space-separated segments tracked in one token.
 const MAX_SEGMENTS: usize = 8;
@@ -22,6 +23,10 @@ const MAX_SEGMENTS: usize = 8;
 #[derive(Debug, Default)]
 pub struct NumericMatcher {
     exact: HashMap<Box<[u8]>, Vec<u32>, BuildFx>,
+    /// Bit `n` is set when some exact shape is `n` bytes long: most digit
+    /// runs in ops logs (times, counts, ports) have no shape of their length
+    /// and skip the hash lookup.
+    exact_lens: u64,
     loose: Vec<Loose>,
 }
 
@@ -43,6 +48,7 @@ impl NumericMatcher {
     pub fn add_shapes(&mut self, rule: u32, templates: &[String]) -> Result<(), String> {
         for t in templates {
             for shape in expand_template(t)? {
+                self.exact_lens |= 1 << shape.len();
                 let entry = self.exact.entry(shape.into_boxed_slice()).or_default();
                 if !entry.contains(&rule) {
                     entry.push(rule);
@@ -63,8 +69,10 @@ impl NumericMatcher {
 
     /// Calls `f` with each rule whose shape or digit count fits.
     pub fn candidates(&self, shape: &[u8], mut f: impl FnMut(u32)) {
-        if let Some(rules) = self.exact.get(shape) {
-            rules.iter().for_each(|&r| f(r));
+        if self.exact_lens & (1 << shape.len()) != 0 {
+            if let Some(rules) = self.exact.get(shape) {
+                rules.iter().for_each(|&r| f(r));
+            }
         }
         if !self.loose.is_empty() {
             let digits = shape.iter().filter(|&&b| b == b'd').count();
@@ -182,7 +190,7 @@ impl NumToken {
 
 #[inline]
 fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b >= 0x80 || b == b'_'
+    super::class::is_word(b)
 }
 
 /// Scans a numeric token at `start`, which holds a digit, `+` or `(`, with a

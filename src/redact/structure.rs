@@ -6,6 +6,9 @@
 //! fixed-depth stack of frames kept in the caller's scratch space, and keys are
 //! normalised into stack buffers.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 use memchr::{memchr2, memchr2_iter};
 
 /// Keys longer than this are never rule keys.
@@ -448,9 +451,12 @@ pub fn scan_sql_insert(
 }
 
 /// Finds ` values` in upper or lower case (SIMD substring search; this runs
-/// on every line, so no per-byte case folding).
+/// on every line, so no per-byte case folding, and the searchers are built
+/// once: building one costs more than searching a short line).
 fn find_values_keyword(hay: &[u8]) -> Option<usize> {
-    memchr::memmem::find(hay, b" VALUES").or_else(|| memchr::memmem::find(hay, b" values"))
+    static UPPER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b" VALUES"));
+    static LOWER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b" values"));
+    UPPER.find(hay).or_else(|| LOWER.find(hay))
 }
 
 /// The `)` closing a tuple whose content starts at `p`, skipping quoted

@@ -1,0 +1,103 @@
+//! Byte classes for the tokenizers.
+//!
+//! Every scanner in the engine asks the same questions of each byte (is it a
+//! digit, a letter, a joiner inside a token?). `u8::is_ascii_alphanumeric`
+//! and friends compile to a chain of range checks; one load from a 256-byte
+//! table answers all of them at once, which matters because the tokenizer
+//! looks at every byte of every line.
+
+/// An ASCII digit.
+pub const DIGIT: u8 = 1;
+/// An ASCII letter.
+pub const ALPHA: u8 = 2;
+/// An ASCII upper-case letter (also has `ALPHA`).
+pub const UPPER: u8 = 4;
+/// A byte that can be part of a multi-byte UTF-8 sequence: treated as a
+/// letter by the tokenizers, so accented names stay whole. Bytes that never
+/// occur in UTF-8 (0xC0, 0xC1, 0xF5 to 0xFF) are not: they are separators,
+/// so an identifier next to binary garbage (`\xff219-09-9999`) is still a
+/// standalone value and is redacted.
+pub const HIGH: u8 = 8;
+/// `.`, `-` or `_`: joins two token parts (`usr_8f3a`, `v1.2.3`).
+pub const TOKEN_JOIN: u8 = 16;
+/// `'` or `-`: joins two parts of a word (`O'Brien`, `Smith-Jones`).
+pub const WORD_JOIN: u8 = 32;
+
+/// A byte that is part of a token: a letter, a digit or a non-ASCII byte.
+pub const TOKEN: u8 = DIGIT | ALPHA | HIGH;
+/// A byte that is part of a word: a letter or a non-ASCII byte.
+pub const WORD: u8 = ALPHA | HIGH;
+
+static TABLE: [u8; 256] = build();
+
+const fn build() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        let mut k = 0;
+        if c.is_ascii_digit() {
+            k |= DIGIT;
+        }
+        if c.is_ascii_alphabetic() {
+            k |= ALPHA;
+        }
+        if c.is_ascii_uppercase() {
+            k |= UPPER;
+        }
+        if c >= 0x80 && !matches!(c, 0xC0 | 0xC1 | 0xF5..=0xFF) {
+            k |= HIGH;
+        }
+        if c == b'.' || c == b'-' || c == b'_' {
+            k |= TOKEN_JOIN;
+        }
+        if c == b'\'' || c == b'-' {
+            k |= WORD_JOIN;
+        }
+        t[b] = k;
+        b += 1;
+    }
+    t
+}
+
+/// Whether `b` is part of a word for boundary checks: a token byte or `_`.
+#[inline(always)]
+pub fn is_word(b: u8) -> bool {
+    is(b, TOKEN) || b == b'_'
+}
+
+/// The class bits of `b`.
+#[inline(always)]
+pub fn of(b: u8) -> u8 {
+    TABLE[b as usize]
+}
+
+/// Whether `b` has any of the class bits in `mask`.
+#[inline(always)]
+pub fn is(b: u8, mask: u8) -> bool {
+    of(b) & mask != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_agrees_with_std() {
+        for b in 0..=255u8 {
+            // The bytes std::str::from_utf8 rejects wherever they appear.
+            let utf8 = b >= 0x80 && std::str::from_utf8(&[0xC3, b]).is_ok()
+                || [0xC2..=0xDF, 0xE0..=0xEF, 0xF0..=0xF4]
+                    .iter()
+                    .any(|r| r.contains(&b));
+            assert_eq!(is(b, DIGIT), b.is_ascii_digit(), "{b}");
+            assert_eq!(is(b, ALPHA), b.is_ascii_alphabetic(), "{b}");
+            assert_eq!(is(b, UPPER), b.is_ascii_uppercase(), "{b}");
+            assert_eq!(is(b, HIGH), utf8, "{b}");
+            assert_eq!(is(b, TOKEN), b.is_ascii_alphanumeric() || utf8, "{b}");
+            assert_eq!(is(b, WORD), b.is_ascii_alphabetic() || utf8, "{b}");
+            assert_eq!(is(b, TOKEN_JOIN), matches!(b, b'.' | b'-' | b'_'), "{b}");
+            assert_eq!(is(b, WORD_JOIN), matches!(b, b'\'' | b'-'), "{b}");
+        }
+    }
+}
