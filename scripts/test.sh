@@ -21,3 +21,4 @@ cleanup() {
 trap cleanup EXIT
 
 cargo test "$@"
+cargo test --features fault-injection --test fail_closed "$@"

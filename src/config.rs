@@ -237,8 +237,8 @@ impl Config {
     /// nothing else.
     pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<String>> {
         let file = path.display().to_string();
-        let raw: RawConfig =
-            serde_yaml::from_str(text).map_err(|e| vec![format!("{file}: {e}")])?;
+        let raw: RawConfig = serde_yaml::from_str(text)
+            .map_err(|e| vec![format!("{file}: {}", withhold_values(&e.to_string()))])?;
         let mut problems = Vec::new();
         let RawConfig {
             data_dir,
@@ -336,7 +336,7 @@ impl Config {
         if !problems.is_empty() {
             return Err(problems
                 .into_iter()
-                .map(|p| format!("{file}: {p}"))
+                .map(|p| format!("{file}: {}", withhold_values(&p)))
                 .collect());
         }
         Ok(Config {
@@ -379,4 +379,144 @@ pub fn build_rules(cfg: &RulesConfig) -> Result<RuleSet, crate::Error> {
         ));
     }
     Ok(set)
+}
+
+/// Withholds the values quoted in a configuration problem, keeping its path,
+/// line and column, field names and the expected values. A configuration
+/// with a value in the wrong place (a pasted log line, a patient's name
+/// where a duration belongs) must not have it echoed to the terminal, to the
+/// log (SIGHUP reloads log these problems) or to CI output.
+///
+/// What serde, serde_yaml and the unit parsers quote as a value (`string
+/// "..."`, ``integer `...` ``, ``unknown variant `...` ``, `duration
+/// "..."`, ...) is always withheld. Any other quoted text is kept when it
+/// reads as a name (letters, digits, `_`, `.`, `-`; at most 64) or when it
+/// follows `expected` (the schema's own list), and withheld otherwise.
+fn withhold_values(msg: &str) -> String {
+    /// Words after which a quoted text is a value.
+    const VALUE_WORDS: &[&str] = &[
+        "string ",
+        "integer ",
+        "floating point ",
+        "character ",
+        "boolean ",
+        "unknown variant ",
+        "duration ",
+        "size ",
+        "unit ",
+        "number ",
+        "e.g. ",
+        "key ",
+    ];
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(pos) = rest.find(['"', '`', '\'']) {
+        let q = rest[pos..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        // An apostrophe inside or after a word is not a quote.
+        let word_before = out.chars().last().is_some_and(char::is_alphanumeric);
+        let end = if q == '\'' && word_before {
+            None
+        } else {
+            closing(after, q)
+        };
+        let Some(end) = end else {
+            out.push(q);
+            rest = after;
+            continue;
+        };
+        let quoted = &after[..end];
+        let is_value = VALUE_WORDS.iter().any(|w| out.ends_with(w));
+        let in_expected = out
+            .rsplit([';', '\n'])
+            .next()
+            .is_some_and(|clause| clause.contains("expected"));
+        let name_like = !quoted.is_empty()
+            && quoted.len() <= 64
+            && quoted
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !is_value && (name_like || in_expected) {
+            out.push(q);
+            out.push_str(quoted);
+            out.push(q);
+        } else {
+            out.push_str("(value withheld)");
+        }
+        rest = &after[end + q.len_utf8()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The index of the quote that closes a quoted text starting at `s`
+/// (backslash escapes count inside double quotes).
+fn closing(s: &str, q: char) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' && q == '"' {
+            escaped = true;
+        } else if c == q {
+            return Some(i);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod withhold_tests {
+    use super::withhold_values;
+
+    #[test]
+    fn values_are_withheld_names_and_schema_kept() {
+        let cases = [
+            (
+                r#"sources.app: invalid type: string "Maria Gonzalez 219-09-9999", expected a sequence"#,
+                "sources.app: invalid type: string (value withheld), expected a sequence",
+            ),
+            (
+                r#"limits: invalid type: string "219-09-9999", expected usize at line 3 column 5"#,
+                "limits: invalid type: string (value withheld), expected usize at line 3 column 5",
+            ),
+            (
+                "sources.x: unknown variant `MRN 48291734`, expected one of `file`, `stdin`, `otlp`",
+                "sources.x: unknown variant (value withheld), expected one of `file`, `stdin`, `otlp`",
+            ),
+            (
+                r#"audit: invalid duration "Maria Gonzalez": expected a number"#,
+                "audit: invalid duration (value withheld): expected a number",
+            ),
+            (
+                r#"x: invalid string "a \"quoted\" Maria" here"#,
+                "x: invalid string (value withheld) here",
+            ),
+            (
+                "v: invalid type: integer `219099999999` as u128, expected any YAML value",
+                "v: invalid type: integer (value withheld) as u128, expected any YAML value",
+            ),
+            (
+                "sources.app: unknown field `bogus`, expected one of `include`, `exclude`",
+                "sources.app: unknown field `bogus`, expected one of `include`, `exclude`",
+            ),
+            (
+                r#"vendors[0] (name "cheap-logs"): refused: baa_covered is not true"#,
+                r#"vendors[0] (name "cheap-logs"): refused: baa_covered is not true"#,
+            ),
+            (
+                r#"vendors[2].name: "John Smith" must be 1-64 letters, digits, '_', '-' or '.'"#,
+                "vendors[2].name: (value withheld) must be 1-64 letters, digits, '_', '-' or '.'",
+            ),
+            (
+                "otlp.http.address: `Maria Gonzalez:1` is not IP:port; scrubs' own 'x' isn't",
+                "otlp.http.address: (value withheld) is not IP:port; scrubs' own 'x' isn't",
+            ),
+            ("unclosed \"quote", "unclosed \"quote"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(withhold_values(input), want, "{input}");
+        }
+    }
 }

@@ -13,6 +13,15 @@ use std::sync::{Arc, Mutex};
 /// A counter or gauge value.
 pub type Handle = Arc<AtomicU64>;
 
+/// Records not delivered to a vendor, labelled `vendor` and `reason`. The
+/// vendor sinks count their own drops (queue full, refused, ...); the
+/// pipeline counts records it could not redact (`redaction_failed`,
+/// `redaction_limit`) under the same name.
+pub const VENDOR_DROPPED: &str = "scrubs_vendor_dropped_total";
+
+/// The help text of [`VENDOR_DROPPED`] (the same as the vendor sinks').
+pub const VENDOR_DROPPED_HELP: &str = "Records not delivered to a vendor, by reason.";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Counter,

@@ -103,7 +103,39 @@ impl From<std::io::Error> for CliError {
     }
 }
 
+/// Replaces the default panic hook, which prints the panic message: a
+/// message formatted at run time can quote the data being processed (a
+/// string slice error quotes the string), and scrubs' own output never
+/// carries event content. Only the thread, the location, a message that is
+/// a compile-time literal, and a backtrace (function names, with
+/// `RUST_BACKTRACE`) are printed. `scrubs run` catches panics inside
+/// redaction and drops the record (fail closed); this hook still reports each.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("<unnamed>");
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+            .unwrap_or_else(|| "unknown location".into());
+        let message = info
+            .payload()
+            .downcast_ref::<&'static str>()
+            .copied()
+            .unwrap_or("message withheld: it may quote event content");
+        let backtrace = std::backtrace::Backtrace::capture();
+        let backtrace = match backtrace.status() {
+            std::backtrace::BacktraceStatus::Captured => format!("\n{backtrace}"),
+            _ => String::new(),
+        };
+        eprintln!(
+            "scrubs: internal error: thread '{name}' panicked at {location}: {message}{backtrace}"
+        );
+    }));
+}
+
 pub fn try_main() -> Result<ExitCode, CliError> {
+    install_panic_hook();
     let cli = Cli::parse();
     match cli.command {
         Command::Redact(args) => redact::run(args),

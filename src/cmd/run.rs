@@ -206,9 +206,14 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
         workers.push(tokio::spawn(
             async move {
                 loop {
-                    let next = rx.lock().await.recv().await;
+                    // The ticket is taken under the queue lock, so ticket
+                    // order is queue order (audit events keep source order).
+                    let next = {
+                        let mut rx = rx.lock().await;
+                        rx.recv().await.map(|b| (b, pipeline.line_ticket()))
+                    };
                     match next {
-                        Some(batch) => pipeline.process_lines(batch).await,
+                        Some((batch, ticket)) => pipeline.process_lines(batch, ticket).await,
                         None => break,
                     }
                 }

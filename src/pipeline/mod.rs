@@ -164,3 +164,42 @@ pub trait OtlpHandler: Send + Sync + 'static {
 pub mod classify;
 pub mod otlp_redact;
 pub mod router;
+
+/// A test-only fault hook: with the `fault-injection` feature, redaction
+/// panics on any record that contains the marker given in the environment
+/// variable `SCRUBS_FAULT_REDACT_PANIC`, so that tests can check that a
+/// failure inside redaction fails closed. Without the feature, [`fault::check`]
+/// is an empty inline function and the hook is not in the binary.
+pub(crate) mod fault {
+    /// The environment variable that holds the marker.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) const ENV: &str = "SCRUBS_FAULT_REDACT_PANIC";
+
+    #[cfg(feature = "fault-injection")]
+    fn marker() -> Option<&'static [u8]> {
+        static MARKER: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+        MARKER
+            .get_or_init(|| {
+                std::env::var_os(ENV)
+                    .map(|v| v.into_encoded_bytes())
+                    .filter(|v| !v.is_empty())
+            })
+            .as_deref()
+    }
+
+    /// Panics when `bytes` contain the fault marker. The panic message names
+    /// the hook, never the record.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn check(bytes: &[u8]) {
+        if let Some(m) = marker() {
+            if memchr::memmem::find(bytes, m).is_some() {
+                panic!("fault injection: redaction panic ({ENV})");
+            }
+        }
+    }
+
+    /// The production build: no hook.
+    #[cfg(not(feature = "fault-injection"))]
+    #[inline(always)]
+    pub(crate) fn check(_bytes: &[u8]) {}
+}

@@ -19,10 +19,17 @@
 //! too-deep subtree replaced by [`DEPTH_PLACEHOLDER`]; a resource with more
 //! than [`MAX_VALUES`] values is emptied and reported as an error, so that
 //! nothing unredacted is left in it even if the caller forwards it anyway.
-//! The functions are total: no input makes them panic.
+//! The functions are total: no input makes them panic. Should the engine
+//! panic all the same (a bug, or the test-only `fault-injection` hook), the
+//! panic is caught: a log record, span or metric whose redaction panicked is
+//! removed and counted in [`RedactStats::failed`]; a panic outside a record
+//! (resource or scope attributes) empties the whole resource and returns
+//! [`RedactError::RedactionFailed`]. The scratch space is replaced after a
+//! caught panic (its counts are handed to the caller's `retire` first).
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
@@ -32,6 +39,7 @@ use opentelemetry_proto::tonic::metrics::v1::{Exemplar, Metric, ResourceMetrics}
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
+use super::fault;
 use crate::{Engine, FieldResult, Scratch};
 
 /// Containers (arrays and key/value lists) nested deeper than this inside
@@ -59,6 +67,12 @@ pub enum RedactError {
         /// resource.
         records: usize,
     },
+    /// Redaction panicked outside a single record (resource or scope
+    /// attributes); the resource was emptied.
+    RedactionFailed {
+        /// The records removed with the resource.
+        records: usize,
+    },
 }
 
 impl RedactError {
@@ -66,6 +80,16 @@ impl RedactError {
     pub fn records(&self) -> usize {
         match self {
             RedactError::TooManyValues { records, .. } => *records,
+            RedactError::RedactionFailed { records } => *records,
+        }
+    }
+
+    /// The reason label for drop metrics: `redaction_limit` or
+    /// `redaction_failed`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RedactError::TooManyValues { .. } => "redaction_limit",
+            RedactError::RedactionFailed { .. } => "redaction_failed",
         }
     }
 }
@@ -76,6 +100,10 @@ impl fmt::Display for RedactError {
             RedactError::TooManyValues { limit, records } => write!(
                 f,
                 "resource holds more than {limit} values; its {records} records were dropped"
+            ),
+            RedactError::RedactionFailed { records } => write!(
+                f,
+                "redaction failed outside a record; the resource's {records} records were dropped"
             ),
         }
     }
@@ -95,6 +123,9 @@ pub struct RedactStats {
     pub dropped: u64,
     /// Subtrees replaced by [`DEPTH_PLACEHOLDER`].
     pub depth_truncated: u64,
+    /// Records (log records, spans, metric data points) removed because
+    /// their redaction panicked.
+    pub failed: u64,
 }
 
 impl RedactStats {
@@ -104,6 +135,7 @@ impl RedactStats {
         self.rewritten += other.rewritten;
         self.dropped += other.dropped;
         self.depth_truncated += other.depth_truncated;
+        self.failed += other.failed;
     }
 }
 
@@ -113,7 +145,13 @@ pub fn redact_logs(
     scratch: &mut Scratch,
     rl: &mut ResourceLogs,
 ) -> Result<(), RedactError> {
-    redact_logs_with_stats(engine, scratch, rl, &mut RedactStats::default())
+    redact_logs_with_stats(
+        engine,
+        scratch,
+        rl,
+        &mut RedactStats::default(),
+        &mut |_| {},
+    )
 }
 
 /// Redacts one `ResourceSpans` in place.
@@ -122,7 +160,13 @@ pub fn redact_spans(
     scratch: &mut Scratch,
     rs: &mut ResourceSpans,
 ) -> Result<(), RedactError> {
-    redact_spans_with_stats(engine, scratch, rs, &mut RedactStats::default())
+    redact_spans_with_stats(
+        engine,
+        scratch,
+        rs,
+        &mut RedactStats::default(),
+        &mut |_| {},
+    )
 }
 
 /// Redacts one `ResourceMetrics` in place.
@@ -131,78 +175,142 @@ pub fn redact_metrics(
     scratch: &mut Scratch,
     rm: &mut ResourceMetrics,
 ) -> Result<(), RedactError> {
-    redact_metrics_with_stats(engine, scratch, rm, &mut RedactStats::default())
+    redact_metrics_with_stats(
+        engine,
+        scratch,
+        rm,
+        &mut RedactStats::default(),
+        &mut |_| {},
+    )
 }
 
-/// [`redact_logs`], adding what it did to `stats`.
+/// [`redact_logs`], adding what it did to `stats`. `retire` receives the
+/// scratch space that a caught panic replaced, so that its per-rule counts
+/// can still be drained.
 pub fn redact_logs_with_stats(
     engine: &Engine,
     scratch: &mut Scratch,
     rl: &mut ResourceLogs,
     stats: &mut RedactStats,
+    retire: &mut dyn FnMut(&mut Scratch),
 ) -> Result<(), RedactError> {
-    let mut cx = Walk::new(engine, scratch, stats);
-    let res = cx.logs(rl);
-    if res.is_err() {
-        let records = rl.scope_logs.iter().map(|s| s.log_records.len()).sum();
-        rl.resource = None;
-        rl.scope_logs.clear();
-        rl.schema_url.clear();
-        return Err(RedactError::TooManyValues {
-            limit: MAX_VALUES,
-            records,
-        });
-    }
-    Ok(())
+    let res = catch_unwind(AssertUnwindSafe(|| {
+        Walk::new(engine, &mut *scratch, &mut *stats, &mut *retire).logs(rl)
+    }));
+    let failure = match res {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(OverBudget)) => Failure::OverBudget,
+        Err(_) => {
+            renew(engine, scratch, retire);
+            Failure::Panicked
+        }
+    };
+    let records = rl.scope_logs.iter().map(|s| s.log_records.len()).sum();
+    rl.resource = None;
+    rl.scope_logs.clear();
+    rl.schema_url.clear();
+    Err(failure.error(records))
 }
 
-/// [`redact_spans`], adding what it did to `stats`.
+/// [`redact_spans`], adding what it did to `stats`; `retire` as for
+/// [`redact_logs_with_stats`].
 pub fn redact_spans_with_stats(
     engine: &Engine,
     scratch: &mut Scratch,
     rs: &mut ResourceSpans,
     stats: &mut RedactStats,
+    retire: &mut dyn FnMut(&mut Scratch),
 ) -> Result<(), RedactError> {
-    let mut cx = Walk::new(engine, scratch, stats);
-    let res = cx.spans(rs);
-    if res.is_err() {
-        let records = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
-        rs.resource = None;
-        rs.scope_spans.clear();
-        rs.schema_url.clear();
-        return Err(RedactError::TooManyValues {
-            limit: MAX_VALUES,
-            records,
-        });
-    }
-    Ok(())
+    let res = catch_unwind(AssertUnwindSafe(|| {
+        Walk::new(engine, &mut *scratch, &mut *stats, &mut *retire).spans(rs)
+    }));
+    let failure = match res {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(OverBudget)) => Failure::OverBudget,
+        Err(_) => {
+            renew(engine, scratch, retire);
+            Failure::Panicked
+        }
+    };
+    let records = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
+    rs.resource = None;
+    rs.scope_spans.clear();
+    rs.schema_url.clear();
+    Err(failure.error(records))
 }
 
-/// [`redact_metrics`], adding what it did to `stats`.
+/// [`redact_metrics`], adding what it did to `stats`; `retire` as for
+/// [`redact_logs_with_stats`].
 pub fn redact_metrics_with_stats(
     engine: &Engine,
     scratch: &mut Scratch,
     rm: &mut ResourceMetrics,
     stats: &mut RedactStats,
+    retire: &mut dyn FnMut(&mut Scratch),
 ) -> Result<(), RedactError> {
-    let mut cx = Walk::new(engine, scratch, stats);
-    let res = cx.metrics(rm);
-    if res.is_err() {
-        let records = rm
-            .scope_metrics
-            .iter()
-            .flat_map(|s| &s.metrics)
-            .map(data_points)
-            .sum();
-        rm.resource = None;
-        rm.scope_metrics.clear();
-        rm.schema_url.clear();
-        return Err(RedactError::TooManyValues {
-            limit: MAX_VALUES,
-            records,
-        });
+    let res = catch_unwind(AssertUnwindSafe(|| {
+        Walk::new(engine, &mut *scratch, &mut *stats, &mut *retire).metrics(rm)
+    }));
+    let failure = match res {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(OverBudget)) => Failure::OverBudget,
+        Err(_) => {
+            renew(engine, scratch, retire);
+            Failure::Panicked
+        }
+    };
+    let records = rm
+        .scope_metrics
+        .iter()
+        .flat_map(|s| &s.metrics)
+        .map(data_points)
+        .sum();
+    rm.resource = None;
+    rm.scope_metrics.clear();
+    rm.schema_url.clear();
+    Err(failure.error(records))
+}
+
+/// Removes the elements at `indices` (ascending) in one pass.
+fn remove_at<T>(v: &mut Vec<T>, indices: &[usize]) {
+    if indices.is_empty() {
+        return;
     }
-    Ok(())
+    let mut i = 0;
+    let mut next = indices.iter().copied().peekable();
+    v.retain(|_| {
+        let drop = next.peek() == Some(&i);
+        if drop {
+            next.next();
+        }
+        i += 1;
+        !drop
+    });
+}
+
+/// Why a whole resource was emptied.
+enum Failure {
+    OverBudget,
+    Panicked,
+}
+
+impl Failure {
+    fn error(self, records: usize) -> RedactError {
+        match self {
+            Failure::OverBudget => RedactError::TooManyValues {
+                limit: MAX_VALUES,
+                records,
+            },
+            Failure::Panicked => RedactError::RedactionFailed { records },
+        }
+    }
+}
+
+/// Replaces scratch space that a panic may have left inconsistent, after
+/// handing it to `retire` (which drains its counts).
+fn renew(engine: &Engine, scratch: &mut Scratch, retire: &mut dyn FnMut(&mut Scratch)) {
+    let mut old = std::mem::replace(scratch, engine.scratch());
+    retire(&mut old);
 }
 
 /// The number of data points in a metric.
@@ -232,6 +340,7 @@ struct Walk<'e, 's> {
     engine: &'e Engine,
     scratch: &'s mut Scratch,
     stats: &'s mut RedactStats,
+    retire: &'s mut dyn FnMut(&mut Scratch),
     budget: usize,
     /// Reused buffer for `parent + key` lookups.
     joined: String,
@@ -240,11 +349,17 @@ struct Walk<'e, 's> {
 }
 
 impl<'e, 's> Walk<'e, 's> {
-    fn new(engine: &'e Engine, scratch: &'s mut Scratch, stats: &'s mut RedactStats) -> Self {
+    fn new(
+        engine: &'e Engine,
+        scratch: &'s mut Scratch,
+        stats: &'s mut RedactStats,
+        retire: &'s mut dyn FnMut(&mut Scratch),
+    ) -> Self {
         Walk {
             engine,
             scratch,
             stats,
+            retire,
             budget: MAX_VALUES,
             joined: String::new(),
             num: String::new(),
@@ -260,12 +375,31 @@ impl<'e, 's> Walk<'e, 's> {
         Ok(())
     }
 
+    /// Runs `f` on one record; `Ok(None)` if it panicked (the scratch space
+    /// is then replaced and `records` are counted as failed: the caller
+    /// removes the record).
+    fn guarded(
+        &mut self,
+        records: usize,
+        f: impl FnOnce(&mut Self) -> Step,
+    ) -> Result<Option<()>, OverBudget> {
+        match catch_unwind(AssertUnwindSafe(|| f(self))) {
+            Ok(step) => step.map(Some),
+            Err(_) => {
+                renew(self.engine, self.scratch, self.retire);
+                self.stats.failed += records as u64;
+                Ok(None)
+            }
+        }
+    }
+
     /// Runs a free-text field through the engine.
     fn text(&mut self, s: &mut String) -> Step {
         self.tick()?;
         if s.is_empty() {
             return Ok(());
         }
+        fault::check(s.as_bytes());
         if let Cow::Owned(new) = self.engine.redact_str(self.scratch, s) {
             *s = new;
             self.stats.rewritten += 1;
@@ -295,9 +429,22 @@ impl<'e, 's> Walk<'e, 's> {
         for sl in &mut rl.scope_logs {
             self.scope(&mut sl.scope)?;
             self.text(&mut sl.schema_url)?;
-            for lr in &mut sl.log_records {
-                self.log_record(lr)?;
+            let mut failed = Vec::new();
+            let mut res = Ok(());
+            for (i, lr) in sl.log_records.iter_mut().enumerate() {
+                match self.guarded(1, |w| w.log_record(lr)) {
+                    Ok(Some(())) => {}
+                    Ok(None) => failed.push(i),
+                    Err(e) => {
+                        res = Err(e);
+                        break;
+                    }
+                }
             }
+            // Removed before an over-budget error empties the resource, so
+            // that no record is counted twice.
+            remove_at(&mut sl.log_records, &failed);
+            res?;
         }
         Ok(())
     }
@@ -320,9 +467,22 @@ impl<'e, 's> Walk<'e, 's> {
         for ss in &mut rs.scope_spans {
             self.scope(&mut ss.scope)?;
             self.text(&mut ss.schema_url)?;
-            for span in &mut ss.spans {
-                self.span(span)?;
+            let mut failed = Vec::new();
+            let mut res = Ok(());
+            for (i, span) in ss.spans.iter_mut().enumerate() {
+                match self.guarded(1, |w| w.span(span)) {
+                    Ok(Some(())) => {}
+                    Ok(None) => failed.push(i),
+                    Err(e) => {
+                        res = Err(e);
+                        break;
+                    }
+                }
             }
+            // Removed before an over-budget error empties the resource, so
+            // that no record is counted twice.
+            remove_at(&mut ss.spans, &failed);
+            res?;
         }
         Ok(())
     }
@@ -351,9 +511,22 @@ impl<'e, 's> Walk<'e, 's> {
         for sm in &mut rm.scope_metrics {
             self.scope(&mut sm.scope)?;
             self.text(&mut sm.schema_url)?;
-            for m in &mut sm.metrics {
-                self.metric(m)?;
+            let mut failed = Vec::new();
+            let mut res = Ok(());
+            for (i, m) in sm.metrics.iter_mut().enumerate() {
+                match self.guarded(data_points(m), |w| w.metric(m)) {
+                    Ok(Some(())) => {}
+                    Ok(None) => failed.push(i),
+                    Err(e) => {
+                        res = Err(e);
+                        break;
+                    }
+                }
             }
+            // Removed before an over-budget error empties the resource, so
+            // that no record is counted twice.
+            remove_at(&mut sm.metrics, &failed);
+            res?;
         }
         Ok(())
     }
@@ -472,6 +645,7 @@ impl<'e, 's> Walk<'e, 's> {
         };
         match inner {
             Value::StringValue(s) => {
+                fault::check(s.as_bytes());
                 let res = match rule_key {
                     Some(rk) => self.engine.redact_field(self.scratch, rk, s),
                     None => FieldResult::Value(self.engine.redact_str(self.scratch, s)),
@@ -752,7 +926,7 @@ mod tests {
             schema_url: String::new(),
         };
         let mut stats = RedactStats::default();
-        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats).unwrap();
+        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats, &mut |_| {}).unwrap();
         assert_clean("logs", &dump(&rl));
         assert_attrs_ok("resource", &rl.resource.as_ref().unwrap().attributes);
         let sl = &rl.scope_logs[0];
@@ -963,7 +1137,7 @@ mod tests {
         };
         let before = rl.clone();
         let mut stats = RedactStats::default();
-        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats).unwrap();
+        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats, &mut |_| {}).unwrap();
         assert_eq!(rl, before);
         assert_eq!(stats.rewritten, 0);
         assert_eq!(scratch.pending_total(), 0);
@@ -1000,7 +1174,7 @@ mod tests {
             ..Default::default()
         };
         let mut stats = RedactStats::default();
-        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats).unwrap();
+        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats, &mut |_| {}).unwrap();
         let text = dump(&rl);
         assert_clean("deep", &text);
         assert!(text.contains(DEPTH_PLACEHOLDER));
@@ -1050,6 +1224,15 @@ mod tests {
         let err = redact_logs(e, &mut scratch, &mut rl).unwrap_err();
         assert_eq!(err.records(), 2);
         assert!(rl.resource.is_none() && rl.scope_logs.is_empty());
+    }
+
+    #[test]
+    fn remove_at_removes_exactly_the_given_indices() {
+        let mut v: Vec<u32> = (0..10).collect();
+        remove_at(&mut v, &[]);
+        assert_eq!(v.len(), 10);
+        remove_at(&mut v, &[0, 3, 4, 9]);
+        assert_eq!(v, vec![1, 2, 5, 6, 7, 8]);
     }
 
     #[test]

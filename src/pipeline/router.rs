@@ -6,9 +6,18 @@
 //! the scrubbed records queued for vendors and the source told it may commit.
 //! A batch whose audit records cannot be made durable is not acknowledged, so
 //! the source re-reads it rather than losing it.
+//!
+//! Redaction fails closed. Each record is redacted under
+//! `std::panic::catch_unwind`: a record whose redaction panics (an engine
+//! bug, or the test-only `fault-injection` hook) is dropped, never forwarded
+//! raw, and counted in `scrubs_vendor_dropped_total{vendor,reason="redaction_failed"}`
+//! for every vendor; the scratch space is recreated and the batch goes on.
+//! Audit selection happens before redaction, so the audit fork is unaffected.
 
+use std::collections::BTreeSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -19,17 +28,123 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, Key
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
+use tokio::sync::Notify;
 
 use super::classify::Selector;
-use super::otlp_redact;
+use super::fault;
+use super::otlp_redact::{self, RedactError, RedactStats};
 use super::{AuditEvent, BoxFuture, ExportOutcome, LineBatch, OtlpHandler, Rejection, VendorBatch};
-use crate::metrics::Metrics;
+use crate::metrics::{self, Metrics};
 use crate::{Engine, Scratch};
+
+/// Resolves once submitted audit events are durable.
+pub type Durable = BoxFuture<'static, Result<(), String>>;
+
+/// Hands out turns in the order line batches were taken from the queue.
+///
+/// Two workers redact batches in parallel, but audit events must be recorded
+/// in source order: per-key order in Kafka and each stream's hash chain
+/// depend on it. A worker takes a ticket when it takes a batch, redacts, then
+/// waits for its turn only to queue the batch's audit events; the turn passes
+/// on as soon as they are queued (durability is awaited after). A ticket that
+/// is dropped without its turn (an early return) still passes the turn on,
+/// so one batch can never stall the others.
+#[derive(Debug, Default)]
+pub struct Sequencer {
+    state: Mutex<SeqState>,
+    turn: Notify,
+}
+
+#[derive(Debug, Default)]
+struct SeqState {
+    issued: u64,
+    next: u64,
+    done: BTreeSet<u64>,
+}
+
+impl Sequencer {
+    /// The next ticket. Take it where batches are dequeued, under the same
+    /// lock, so ticket order is queue order.
+    pub fn ticket(self: &Arc<Self>) -> Ticket {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let n = st.issued;
+        st.issued += 1;
+        Ticket {
+            seq: self.clone(),
+            n,
+            finished: false,
+        }
+    }
+}
+
+/// A place in the [`Sequencer`]'s order.
+#[derive(Debug)]
+pub struct Ticket {
+    seq: Arc<Sequencer>,
+    n: u64,
+    finished: bool,
+}
+
+impl Ticket {
+    /// Waits until every earlier ticket has finished.
+    pub async fn wait_turn(&self) {
+        loop {
+            let notified = self.seq.turn.notified();
+            tokio::pin!(notified);
+            // Register before checking, so a finish in between is not missed.
+            notified.as_mut().enable();
+            if self
+                .seq
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .next
+                == self.n
+            {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Passes the turn on (at once if this ticket's turn has come, otherwise
+    /// as soon as the earlier tickets finish).
+    pub fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let mut st = self.seq.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.done.insert(self.n);
+        loop {
+            let next = st.next;
+            if !st.done.remove(&next) {
+                break;
+            }
+            st.next += 1;
+        }
+        drop(st);
+        self.seq.turn.notify_waiters();
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
 
 /// Where audit-grade records go.
 pub trait AuditOut: Send + Sync + 'static {
-    /// Resolves once every event is durable, or fails without a guarantee.
-    fn send_batch(&self, events: Vec<AuditEvent>) -> BoxFuture<'_, Result<(), String>>;
+    /// Queues events for recording, in call order. Resolves once they are
+    /// queued, with a future that resolves once every event is durable (or
+    /// fails without a guarantee).
+    fn submit(&self, events: Vec<AuditEvent>) -> BoxFuture<'_, Result<Durable, String>>;
+
+    /// Queues events and waits until they are durable.
+    fn send_batch(&self, events: Vec<AuditEvent>) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move { self.submit(events).await?.await })
+    }
     /// True while the audit path cannot take more (its spool is full).
     fn backpressure(&self) -> bool;
 }
@@ -72,7 +187,16 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     cfg: RouterConfig,
     in_flight: AtomicU64,
+    sequencer: Arc<Sequencer>,
+    /// Scratch spaces kept between batches: making one allocates (the
+    /// regex cache, the key cache), which per batch would cost more than
+    /// redacting a short batch. Each is tied to the engine that made it.
+    scratch_pool: Mutex<Vec<(Arc<Engine>, Scratch)>>,
 }
+
+/// Scratch spaces kept in the pool: one per worker and request in flight
+/// is plenty; more would only hold memory.
+const SCRATCH_POOL_MAX: usize = 8;
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,6 +251,8 @@ impl Pipeline {
             metrics,
             cfg,
             in_flight: AtomicU64::new(0),
+            sequencer: Arc::new(Sequencer::default()),
+            scratch_pool: Mutex::new(Vec::new()),
         }
     }
 
@@ -142,6 +268,34 @@ impl Pipeline {
     /// engine they started with; no record is dropped.
     pub fn reload(&self, engine: Engine) {
         *self.engine.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(engine);
+    }
+
+    /// A ticket for a line batch just taken from the queue: see [`Sequencer`].
+    pub fn line_ticket(&self) -> Ticket {
+        self.sequencer.ticket()
+    }
+
+    /// The current engine with a scratch space made by it.
+    fn engine_and_scratch(&self) -> (Arc<Engine>, Scratch) {
+        let engine = self.engine();
+        let mut pool = self.scratch_pool.lock().unwrap_or_else(|e| e.into_inner());
+        // Scratch spaces of a replaced engine are dropped on the way.
+        while let Some((e, s)) = pool.pop() {
+            if Arc::ptr_eq(&e, &engine) {
+                return (engine, s);
+            }
+        }
+        drop(pool);
+        let scratch = engine.scratch();
+        (engine, scratch)
+    }
+
+    /// Returns a scratch space to the pool.
+    fn recycle(&self, engine: Arc<Engine>, scratch: Scratch) {
+        let mut pool = self.scratch_pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < SCRATCH_POOL_MAX {
+            pool.push((engine, scratch));
+        }
     }
 
     /// Whether the audit path is applying backpressure.
@@ -165,6 +319,40 @@ impl Pipeline {
         });
     }
 
+    /// Counts records that never reached any vendor because redaction
+    /// failed or hit a limit (`reason`), in every vendor's drop counter.
+    fn count_not_redacted(&self, source: &str, reason: &'static str, records: u64) {
+        if records == 0 {
+            return;
+        }
+        for v in &self.vendors {
+            self.metrics.add(
+                metrics::VENDOR_DROPPED,
+                metrics::VENDOR_DROPPED_HELP,
+                &[("vendor", v.name()), ("reason", reason)],
+                records,
+            );
+        }
+        tracing::warn!(
+            source = %source,
+            records,
+            reason,
+            "records could not be redacted and were dropped (fail closed); nothing raw was forwarded"
+        );
+    }
+
+    /// Counts what the OTLP resource walks of one request could not redact
+    /// and returns the number of records rejected (partial success).
+    fn otlp_rejected(&self, stats: &RedactStats, errors: &[RedactError]) -> i64 {
+        self.count_not_redacted("otlp", "redaction_failed", stats.failed);
+        let mut rejected = stats.failed;
+        for e in errors {
+            self.count_not_redacted("otlp", e.reason(), e.records() as u64);
+            rejected += e.records() as u64;
+        }
+        rejected as i64
+    }
+
     fn to_vendors(&self, batch: VendorBatch) {
         for v in &self.vendors {
             // The sink counts its own drops with their reason.
@@ -173,27 +361,42 @@ impl Pipeline {
     }
 
     async fn audit(&self, events: Vec<AuditEvent>) -> Result<(), String> {
-        if events.is_empty() {
-            return Ok(());
-        }
+        self.submit_audit(events).await?.await
+    }
+
+    /// Queues audit events; the future it returns resolves once they are
+    /// durable (and counts them).
+    async fn submit_audit(
+        &self,
+        events: Vec<AuditEvent>,
+    ) -> Result<impl std::future::Future<Output = Result<(), String>> + '_, String> {
         let n = events.len() as u64;
-        match &self.audit {
-            Some(a) => {
-                a.send_batch(events).await?;
+        let durable = if events.is_empty() {
+            None
+        } else {
+            match &self.audit {
+                Some(a) => Some(a.submit(events).await?),
+                None => return Err("audit-grade records but no audit sink".into()),
+            }
+        };
+        Ok(async move {
+            if let Some(durable) = durable {
+                durable.await?;
                 self.metrics.add(
                     "scrubs_audit_records_total",
                     "Audit-grade records made durable.",
                     &[],
                     n,
                 );
-                Ok(())
             }
-            None => Err("audit-grade records but no audit sink".into()),
-        }
+            Ok(())
+        })
     }
 
     /// Processes lines from a file or stdin and acknowledges the batch.
-    pub async fn process_lines(&self, batch: LineBatch) {
+    /// `ticket` orders its audit events after those of earlier batches
+    /// (see [`Sequencer`]); take it where the batch is dequeued.
+    pub async fn process_lines(&self, batch: LineBatch, mut ticket: Ticket) {
         let LineBatch {
             source,
             stream,
@@ -201,12 +404,12 @@ impl Pipeline {
             dropped_bytes,
             ack,
         } = batch;
-        let engine = self.engine();
-        let mut scratch = engine.scratch();
+        let (engine, mut scratch) = self.engine_and_scratch();
         let observed = now_nanos();
         let mut events = Vec::new();
         let mut records = Vec::with_capacity(lines.len());
         let mut bytes = 0u64;
+        let mut failed = 0u64;
         for (i, line) in lines.iter().enumerate() {
             bytes += line.len() as u64;
             if !self.selector.is_empty() {
@@ -223,8 +426,22 @@ impl Pipeline {
                     }
                 }
             }
-            let redacted = engine.redact(&mut scratch, line);
-            let mut body = String::from_utf8_lossy(redacted).into_owned();
+            // Fail closed: a panic inside redaction drops this record (it is
+            // counted below); the scratch space may be inconsistent, so its
+            // counts are drained and it is replaced.
+            let redacted = catch_unwind(AssertUnwindSafe(|| {
+                fault::check(line);
+                String::from_utf8_lossy(engine.redact(&mut scratch, line)).into_owned()
+            }));
+            let mut body = match redacted {
+                Ok(body) => body,
+                Err(_) => {
+                    self.count_redactions(&engine, &mut scratch, &source);
+                    scratch = engine.scratch();
+                    failed += 1;
+                    continue;
+                }
+            };
             let cut = dropped_bytes.get(i).copied().unwrap_or(0);
             if cut > 0 {
                 body.push_str(&format!(" [TRUNCATED:{cut} bytes]"));
@@ -238,6 +455,7 @@ impl Pipeline {
             });
         }
         self.count_redactions(&engine, &mut scratch, &source);
+        self.count_not_redacted(&source, "redaction_failed", failed);
         let labels = [("source", source.as_str())];
         self.metrics.add(
             "scrubs_records_in_total",
@@ -252,7 +470,18 @@ impl Pipeline {
             bytes,
         );
 
-        let durable = match self.audit(events).await {
+        self.recycle(engine, scratch);
+
+        // Queue the audit events in dequeue order, then let the next batch
+        // queue its own while this one waits for durability.
+        ticket.wait_turn().await;
+        let submitted = self.submit_audit(events).await;
+        ticket.finish();
+        let durable = match submitted {
+            Ok(durable) => durable.await,
+            Err(e) => Err(e),
+        };
+        let durable = match durable {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(source = %source, error = %e, "audit records not durable; batch not acknowledged");
@@ -318,10 +547,10 @@ impl Pipeline {
         mut req: ExportLogsServiceRequest,
     ) -> Result<ExportOutcome, Rejection> {
         let _guard = self.admit(req.encoded_len() as u64)?;
-        let engine = self.engine();
-        let mut scratch = engine.scratch();
+        let (engine, mut scratch) = self.engine_and_scratch();
         let mut events = Vec::new();
-        let mut rejected = 0i64;
+        let mut stats = RedactStats::default();
+        let mut errors = Vec::new();
         let mut count = 0u64;
         for rl in &mut req.resource_logs {
             let resource_attrs = rl
@@ -360,11 +589,19 @@ impl Pipeline {
                 }
                 sl.log_records = keep;
             }
-            if let Err(e) = otlp_redact::redact_logs(&engine, &mut scratch, rl) {
-                rejected += e.records() as i64;
+            if let Err(e) = otlp_redact::redact_logs_with_stats(
+                &engine,
+                &mut scratch,
+                rl,
+                &mut stats,
+                &mut |old| self.count_redactions(&engine, old, "otlp"),
+            ) {
+                errors.push(e);
             }
         }
         self.count_redactions(&engine, &mut scratch, "otlp");
+        self.recycle(engine, scratch);
+        let rejected = self.otlp_rejected(&stats, &errors);
         self.metrics.add(
             "scrubs_records_in_total",
             "Records read, by source.",
@@ -391,15 +628,23 @@ impl Pipeline {
         mut req: ExportTraceServiceRequest,
     ) -> Result<ExportOutcome, Rejection> {
         let _guard = self.admit(req.encoded_len() as u64)?;
-        let engine = self.engine();
-        let mut scratch = engine.scratch();
-        let mut rejected = 0i64;
+        let (engine, mut scratch) = self.engine_and_scratch();
+        let mut stats = RedactStats::default();
+        let mut errors = Vec::new();
         for rs in &mut req.resource_spans {
-            if let Err(e) = otlp_redact::redact_spans(&engine, &mut scratch, rs) {
-                rejected += e.records() as i64;
+            if let Err(e) = otlp_redact::redact_spans_with_stats(
+                &engine,
+                &mut scratch,
+                rs,
+                &mut stats,
+                &mut |old| self.count_redactions(&engine, old, "otlp"),
+            ) {
+                errors.push(e);
             }
         }
         self.count_redactions(&engine, &mut scratch, "otlp");
+        self.recycle(engine, scratch);
+        let rejected = self.otlp_rejected(&stats, &errors);
         req.resource_spans
             .retain(|r| r.scope_spans.iter().any(|s| !s.spans.is_empty()));
         if !req.resource_spans.is_empty() {
@@ -414,15 +659,23 @@ impl Pipeline {
         mut req: ExportMetricsServiceRequest,
     ) -> Result<ExportOutcome, Rejection> {
         let _guard = self.admit(req.encoded_len() as u64)?;
-        let engine = self.engine();
-        let mut scratch = engine.scratch();
-        let mut rejected = 0i64;
+        let (engine, mut scratch) = self.engine_and_scratch();
+        let mut stats = RedactStats::default();
+        let mut errors = Vec::new();
         for rm in &mut req.resource_metrics {
-            if let Err(e) = otlp_redact::redact_metrics(&engine, &mut scratch, rm) {
-                rejected += e.records() as i64;
+            if let Err(e) = otlp_redact::redact_metrics_with_stats(
+                &engine,
+                &mut scratch,
+                rm,
+                &mut stats,
+                &mut |old| self.count_redactions(&engine, old, "otlp"),
+            ) {
+                errors.push(e);
             }
         }
         self.count_redactions(&engine, &mut scratch, "otlp");
+        self.recycle(engine, scratch);
+        let rejected = self.otlp_rejected(&stats, &errors);
         req.resource_metrics
             .retain(|r| r.scope_metrics.iter().any(|s| !s.metrics.is_empty()));
         if !req.resource_metrics.is_empty() {
@@ -439,7 +692,7 @@ fn outcome(rejected: i64) -> ExportOutcome {
         ExportOutcome {
             rejected,
             message: format!(
-                "{rejected} record(s) could not be redacted within limits and were dropped"
+                "{rejected} record(s) could not be redacted (limits exceeded or redaction failed) and were dropped"
             ),
         }
     }
@@ -493,5 +746,45 @@ impl OtlpHandler for Handler {
     ) -> BoxFuture<'static, Result<ExportOutcome, Rejection>> {
         let p = self.0.clone();
         Box::pin(async move { p.process_otlp_metrics(req).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (e2e "order per key" flake): two workers finished their
+    /// batches out of order and queued the later batch's audit events first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tickets_queue_audit_work_in_dequeue_order_whatever_the_finish_order() {
+        let seq = Arc::new(Sequencer::default());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let tickets: Vec<Ticket> = (0..6).map(|_| seq.ticket()).collect();
+        let mut tasks = Vec::new();
+        // Later tickets finish their "redaction" first.
+        for (i, mut t) in tickets.into_iter().enumerate() {
+            let order = order.clone();
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(60 - 10 * i as u64)).await;
+                t.wait_turn().await;
+                order.lock().unwrap().push(i);
+                t.finish();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4, 5]);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_ticket_passes_its_turn_on() {
+        let seq = Arc::new(Sequencer::default());
+        let first = seq.ticket();
+        let second = seq.ticket();
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(5), second.wait_turn())
+            .await
+            .expect("the turn passed on");
     }
 }

@@ -1,16 +1,19 @@
 //! The concrete sinks as the router sees them.
 
-use crate::pipeline::router::{AuditOut, VendorOut};
+use crate::pipeline::router::{AuditOut, Durable, VendorOut};
 use crate::pipeline::{AuditEvent, BoxFuture, VendorBatch};
 use crate::sinks::audit::AuditSink;
 use crate::sinks::otlp::VendorSink;
 
 impl AuditOut for AuditSink {
-    fn send_batch(&self, events: Vec<AuditEvent>) -> BoxFuture<'_, Result<(), String>> {
+    fn submit(&self, events: Vec<AuditEvent>) -> BoxFuture<'_, Result<Durable, String>> {
         Box::pin(async move {
-            AuditSink::send_batch(self, events)
+            let durable = AuditSink::submit(self, events)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            let durable: Durable =
+                Box::pin(async move { durable.await.map_err(|e| e.to_string()) });
+            Ok(durable)
         })
     }
 

@@ -797,18 +797,40 @@ impl AuditSink {
     /// event of the batch is recorded or (on `Backpressure`, `TooLarge`,
     /// `Closed`) none is.
     pub async fn send_batch(&self, events: Vec<AuditEvent>) -> Result<(), AuditError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        if self.shared.backpressure.load(Ordering::Relaxed) {
-            return Err(AuditError::Backpressure);
-        }
-        let (ack, rx) = oneshot::channel();
-        self.tx
-            .send(Cmd::Send { events, ack })
-            .await
-            .map_err(|_| AuditError::Closed)?;
-        rx.await.map_err(|_| AuditError::Closed)?
+        self.submit(events).await?.await
+    }
+
+    /// Queues events for recording and returns once they are queued, with a
+    /// future that resolves when they are durable. Events are recorded (given
+    /// their sequence numbers and chain hashes) in the order of `submit`
+    /// calls, so a caller that needs source order across concurrent batches
+    /// orders its `submit` calls and may await durability in parallel.
+    pub async fn submit(
+        &self,
+        events: Vec<AuditEvent>,
+    ) -> Result<
+        impl std::future::Future<Output = Result<(), AuditError>> + Send + 'static,
+        AuditError,
+    > {
+        let rx = if events.is_empty() {
+            None
+        } else {
+            if self.shared.backpressure.load(Ordering::Relaxed) {
+                return Err(AuditError::Backpressure);
+            }
+            let (ack, rx) = oneshot::channel();
+            self.tx
+                .send(Cmd::Send { events, ack })
+                .await
+                .map_err(|_| AuditError::Closed)?;
+            Some(rx)
+        };
+        Ok(async move {
+            match rx {
+                None => Ok(()),
+                Some(rx) => rx.await.map_err(|_| AuditError::Closed)?,
+            }
+        })
     }
 
     /// True while the spool is full: sources must stop reading (and OTLP
