@@ -963,6 +963,10 @@ impl Engine {
         self.value_pass(hay, main, num, regex_cache);
         if !main.findings.is_empty() {
             drop_inside_own_tokens(hay, &mut main.findings);
+            keep_off_escapes(hay, &mut main.findings);
+            if pairs_done {
+                quote_bare_json_values(hay, &mut main.findings);
+            }
         }
     }
 
@@ -1373,6 +1377,40 @@ impl Engine {
 /// Removes findings that touch a replacement token scrubs wrote earlier, so
 /// that redacting scrubbed output changes nothing.
 fn drop_inside_own_tokens(hay: &[u8], findings: &mut Vec<Finding>) {
+    if memchr::memchr(b'[', hay).is_none() {
+        return;
+    }
+    // A keyed value that holds a token and other text
+    // (`"ssn":"ob[REDACTED:SSN]"`) is still the key's value: the text
+    // around the tokens is redacted piece by piece and the tokens stay.
+    for k in 0..findings.len() {
+        let f = findings[k];
+        if f.strength != STRENGTH_KEY {
+            continue;
+        }
+        let mut split = false;
+        let mut seg = f.start;
+        let mut i = f.start;
+        while i < f.end {
+            if hay[i] == b'[' {
+                if let Some(j) = memchr::memchr(b']', &hay[i..f.end]) {
+                    if structure::is_own_token(&hay[i..i + j + 1]) {
+                        push_text_piece(hay, findings, f, seg, i);
+                        split = true;
+                        i += j + 1;
+                        seg = i;
+                        continue;
+                    }
+                }
+            }
+            i += 1;
+        }
+        if split {
+            push_text_piece(hay, findings, f, seg, f.end);
+            findings[k].end = findings[k].start;
+        }
+    }
+    findings.retain(|f| f.end > f.start);
     let mut p = 0;
     while let Some(i) = memchr::memchr(b'[', &hay[p..]) {
         let s = p + i;
@@ -1384,6 +1422,112 @@ fn drop_inside_own_tokens(hay: &[u8], findings: &mut Vec<Finding>) {
             findings.retain(|f| f.end <= s || f.start >= e);
         }
         p = s + 1;
+    }
+}
+
+/// Adds the part `s..e` of keyed finding `f` when it holds a letter or digit.
+fn push_text_piece(hay: &[u8], findings: &mut Vec<Finding>, f: Finding, s: usize, e: usize) {
+    if hay[s..e].iter().any(u8::is_ascii_alphanumeric) {
+        findings.push(Finding {
+            start: s,
+            end: e,
+            quote: false,
+            ..f
+        });
+    }
+}
+
+/// The length of the backslash escape starting at `b` (`\n` is 2,
+/// `\u00e9` is 6).
+fn escape_len(hay: &[u8], b: usize) -> usize {
+    if hay.get(b + 1) == Some(&b'u') {
+        6
+    } else {
+        2
+    }
+}
+
+/// Whether the byte at `i` is escaped: an odd run of backslashes before it.
+fn escaped(hay: &[u8], i: usize) -> bool {
+    hay[..i].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
+}
+
+/// Keeps findings off the inside of backslash escapes. A pattern can start
+/// on the letter of an escape (the email pattern takes `njohn@example.org`
+/// out of `error\njohn@example.org`) or end inside one; replacing from
+/// there leaves `\[EMAIL:...]`, which is not valid JSON (found by
+/// fuzz/structured). The escape is not part of the value, so the finding is
+/// moved past it (or ends before it).
+fn keep_off_escapes(hay: &[u8], findings: &mut Vec<Finding>) {
+    if memchr::memchr(b'\\', hay).is_none() {
+        return;
+    }
+    for f in findings.iter_mut() {
+        if f.start > 0 && escaped(hay, f.start) {
+            f.start = (f.start - 1 + escape_len(hay, f.start - 1)).min(f.end);
+        }
+        // An escape that starts inside and runs past the end.
+        let lo = f.start.max(f.end.saturating_sub(6));
+        if let Some(b) = (lo..f.end)
+            .rev()
+            .find(|&b| hay[b] == b'\\' && !escaped(hay, b))
+        {
+            if b + escape_len(hay, b) > f.end {
+                f.end = b;
+            }
+        }
+    }
+    findings.retain(|f| f.end > f.start);
+}
+
+/// In a JSON line, a finding outside any string (a bare number taken by a
+/// text detector: `"msg":-3405814423` as a phone number) takes the whole
+/// bare value and is written as a JSON string; replacing only its digits
+/// would leave `-[REDACTED:PHONE]`, which is not JSON (found by
+/// fuzz/structured). A finding inside a string ends at that string's end.
+fn quote_bare_json_values(hay: &[u8], findings: &mut [Finding]) {
+    findings.sort_unstable_by_key(|f| f.start);
+    let mut in_string = false;
+    let mut p = 0;
+    for f in findings.iter_mut() {
+        // Advance the string state to the finding's start.
+        while p < f.start.min(hay.len()) {
+            match hay[p] {
+                b'\\' if in_string => p += 1,
+                b'"' => in_string = !in_string,
+                _ => {}
+            }
+            p += 1;
+        }
+        if p > f.start {
+            // The start is the byte after a backslash: inside a string.
+            continue;
+        }
+        if in_string {
+            let mut q = f.start;
+            while q < f.end {
+                match hay[q] {
+                    b'\\' => q += 2,
+                    b'"' => break,
+                    _ => q += 1,
+                }
+            }
+            f.end = f.end.min(q);
+            continue;
+        }
+        if f.quote || hay.get(f.start) == Some(&b'"') {
+            continue;
+        }
+        let bare = |b: u8| {
+            !matches!(b, b',' | b':' | b'[' | b']' | b'{' | b'}' | b'"') && !b.is_ascii_whitespace()
+        };
+        while f.start > 0 && bare(hay[f.start - 1]) {
+            f.start -= 1;
+        }
+        while f.end < hay.len() && bare(hay[f.end]) {
+            f.end += 1;
+        }
+        f.quote = true;
     }
 }
 
