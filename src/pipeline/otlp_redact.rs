@@ -11,9 +11,11 @@
 //! Attributes are key/value trees. A key names a rule the way a JSON key
 //! does (see [`Engine::key_rule`]): by itself (`patient.name`), joined to
 //! the key of the enclosing list (`patient` → `name`), or inherited from an
-//! enclosing key that names a rule (every value under `patient` is a name).
-//! Array elements inherit the key of the array. Values whose rule says
-//! `drop_field` are removed from their list.
+//! enclosing key that names a rule (every value under `diagnosis` is a
+//! diagnosis). A container under a name key is the exception, as in the JSON
+//! scanner: `patient: {id, room, name}` holds other fields too, so its
+//! children are judged by their own keys. Array elements inherit the key of
+//! the array. Values whose rule says `drop_field` are removed from their list.
 //!
 //! The walk fails closed. A tree nested deeper than [`MAX_DEPTH`] has the
 //! too-deep subtree replaced by [`DEPTH_PLACEHOLDER`]; a resource with more
@@ -40,7 +42,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
 use super::fault;
-use crate::{Engine, FieldResult, Scratch};
+use crate::{Category, Engine, FieldResult, Scratch};
 
 /// Containers (arrays and key/value lists) nested deeper than this inside
 /// one attribute or log body are replaced by [`DEPTH_PLACEHOLDER`].
@@ -694,6 +696,7 @@ impl<'e, 's> Walk<'e, 's> {
                     self.too_deep(v);
                     return Ok(Verdict::Keep);
                 }
+                let rule_key = self.container_rule(rule_key);
                 let mut i = 0;
                 while i < arr.values.len() {
                     self.tick()?;
@@ -711,10 +714,23 @@ impl<'e, 's> Walk<'e, 's> {
                     self.too_deep(v);
                     return Ok(Verdict::Keep);
                 }
+                let rule_key = self.container_rule(rule_key);
                 self.attrs(&mut kv.values, key, rule_key, depth + 1)?;
             }
         }
         Ok(Verdict::Keep)
+    }
+
+    /// The rule a container passes to its children. A container under a
+    /// name key (`patient: {id, room, name}`) holds other fields too: its
+    /// children are judged by their own keys (`patient.name`), not all taken
+    /// as the name. The JSON scanner does the same (`Engine` inherit rule).
+    fn container_rule<'k>(&self, rule_key: Option<&'k str>) -> Option<&'k str> {
+        rule_key.filter(|rk| {
+            self.engine
+                .key_rule(rk)
+                .is_none_or(|r| self.engine.rule(r).category != Category::Name)
+        })
     }
 
     /// A non-string scalar, written as text in `self.num`: a rule named by
@@ -984,6 +1000,37 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    /// The JSON scanner and this walker disagreed: a kvlist under `patient`
+    /// had every child taken as a name, ids and room numbers included.
+    #[test]
+    fn a_kvlist_under_a_name_key_keeps_its_non_name_fields() {
+        let e = engine();
+        let mut scratch = e.scratch();
+        let lr = LogRecord {
+            attributes: vec![kv(
+                "patient",
+                kvlist(vec![
+                    kv("name", s("Maria Gonzalez")),
+                    kv("room", s("r-1204")),
+                    kv("visit_id", s("vis_8f3a2c")),
+                ]),
+            )],
+            ..Default::default()
+        };
+        let mut rl = ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![lr],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        redact_logs(e, &mut scratch, &mut rl).unwrap();
+        let text = dump(&rl);
+        assert!(!text.contains("Gonzalez"), "{text}");
+        assert!(text.contains("r-1204"), "{text}");
+        assert!(text.contains("vis_8f3a2c"), "{text}");
     }
 
     #[test]
