@@ -34,6 +34,8 @@ modules follow that order.
 pub mod admin;
 pub mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lines;
 pub mod metrics;
 pub mod pipeline;

@@ -1463,8 +1463,16 @@ fn keep_off_escapes(hay: &[u8], findings: &mut Vec<Finding>) {
         return;
     }
     for f in findings.iter_mut() {
-        if f.start > 0 && escaped(hay, f.start) {
-            f.start = (f.start - 1 + escape_len(hay, f.start - 1)).min(f.end);
+        // An escape that starts before the finding and runs into it: on its
+        // letter (`\\n` of `\\njohn@...`) or in the hex digits of `\\u0041`.
+        let back = f.start.saturating_sub(5);
+        if let Some(b) = (back..f.start)
+            .rev()
+            .find(|&b| hay[b] == b'\\' && !escaped(hay, b))
+        {
+            if b + escape_len(hay, b) > f.start {
+                f.start = (b + escape_len(hay, b)).min(f.end);
+            }
         }
         // An escape that starts inside and runs past the end.
         let lo = f.start.max(f.end.saturating_sub(6));

@@ -333,6 +333,11 @@ pub fn scan_pairs(hay: &[u8], lookup: &dyn Fn(&[u8]) -> Option<u32>, out: &mut d
             let q = hay[v];
             match quoted_end(hay, v + 1, q) {
                 Some(e) => (v + 1, e, e + 1),
+                // An unclosed quote after a key inside a quoted string
+                // (`msg="contact phone:" status=200`) closes that string; it
+                // opens no value.
+                None if inside_quotes(&hay[..key_start], q) => continue,
+                // A line cut inside a quoted value: the rest is the value.
                 None => (v + 1, n, n),
             }
         } else if hay[v] == b'[' {
@@ -364,6 +369,22 @@ pub fn scan_pairs(hay: &[u8], lookup: &dyn Fn(&[u8]) -> Option<u32>, out: &mut d
         }
         resume = after;
     }
+}
+
+/// Whether the end of `text` lies inside a `q`-quoted string: an odd number
+/// of unescaped `q` quotes.
+fn inside_quotes(text: &[u8], q: u8) -> bool {
+    let mut inside = false;
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'\\' => i += 1,
+            b if b == q => inside = !inside,
+            _ => {}
+        }
+        i += 1;
+    }
+    inside
 }
 
 /// Pairs the columns of `INSERT INTO t (a, b) VALUES ('x', 'y'), (...)`

@@ -350,6 +350,11 @@ fn check_rule(rule: &LoadedRule) -> Vec<RuleProblem> {
     if d.requires.is_some() && d.regex.is_none() {
         out.push(rule.problem("detector.requires only applies to regex detectors"));
     }
+    // An empty literal would match everywhere with zero length, which the
+    // literal pass does not expect (found by fuzz/rules_yaml).
+    if d.requires.iter().flatten().any(|l| l.is_empty()) {
+        out.push(rule.problem("detector.requires must not hold an empty string"));
+    }
     if let Some(v) = &spec.validator {
         if crate::redact::Validator::parse(v).is_none() {
             out.push(rule.problem(format!(
@@ -373,6 +378,9 @@ fn check_rule(rule: &LoadedRule) -> Vec<RuleProblem> {
     if let Some(c) = &spec.context {
         if c.words.is_empty() {
             out.push(rule.problem("context.words must not be empty"));
+        }
+        if c.words.iter().any(|w| w.is_empty()) {
+            out.push(rule.problem("context.words must not hold an empty string"));
         }
         if c.window == 0 || c.window > 4096 {
             out.push(rule.problem("context.window must be between 1 and 4096 bytes"));

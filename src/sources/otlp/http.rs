@@ -34,7 +34,7 @@ const INLINE_DECODE: usize = 64 * 1024;
 const MAX_JSON_DEPTH: usize = 120;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Encoding {
+pub(crate) enum Encoding {
     Proto,
     Json,
 }
@@ -52,8 +52,8 @@ type Body = Full<Bytes>;
 
 /// An error answer: HTTP status, a `google.rpc.Status`, maybe a retry delay,
 /// and the reason label for `scrubs_otlp_rejected_total`.
-struct Failure {
-    status: StatusCode,
+pub(crate) struct Failure {
+    pub(crate) status: StatusCode,
     rpc: RpcStatus,
     retry_after: Option<Duration>,
     reason: &'static str,
@@ -341,7 +341,7 @@ enum ReadError {
     Io,
 }
 
-enum Decoded {
+pub(crate) enum Decoded {
     Logs(ExportLogsServiceRequest),
     Traces(ExportTraceServiceRequest),
     Metrics(ExportMetricsServiceRequest),
@@ -358,7 +358,7 @@ fn bad(reason: &'static str, message: String) -> Failure {
 
 /// Inflates (if gzipped) and decodes a body. Error messages describe the
 /// problem and its position, never the content.
-fn decode(
+pub(crate) fn decode(
     signal: Signal,
     enc: Encoding,
     gzip: bool,

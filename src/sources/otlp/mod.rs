@@ -24,7 +24,7 @@
 //! signal, status code and reason only.
 
 mod grpc;
-mod http;
+pub(crate) mod http;
 mod status;
 
 use std::future::Future;
@@ -291,7 +291,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 
 /// The three OTLP signals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Signal {
+pub(crate) enum Signal {
     Logs,
     Traces,
     Metrics,
