@@ -160,20 +160,17 @@ fn encoded_size(b: &VendorBatch) -> u64 {
     }
 }
 
-/// Appends `from` to `into`; both are of the same signal (the worker keeps
-/// one pending batch per signal).
-fn merge(into: &mut VendorBatch, from: VendorBatch) {
-    match (into, from) {
-        (VendorBatch::Logs(a), VendorBatch::Logs(b)) => a.extend(b),
-        (VendorBatch::Traces(a), VendorBatch::Traces(b)) => a.extend(b),
-        (VendorBatch::Metrics(a), VendorBatch::Metrics(b)) => a.extend(b),
-        _ => unreachable!("pending batches are kept per signal"),
-    }
-}
-
-/// One `send` waiting in the queue.
+/// One `send` waiting in the queue, already encoded as its export request.
+///
+/// The queue holds protobuf bytes, not the decoded batch: a decoded batch
+/// takes several times its encoded size on the heap (a `String` and a
+/// `Vec` per value), so a queue bounded by encoded bytes but holding decoded
+/// batches could use several times `queue.max_bytes` (measured: 248 MB RSS
+/// under OTLP load with the default 64 MiB queue). Export requests have one
+/// repeated field, so the concatenation of two encoded requests is the
+/// encoding of the merged request: batches are merged by appending bytes.
 struct Queued {
-    batch: VendorBatch,
+    body: Vec<u8>,
     signal: Signal,
     records: u64,
     bytes: u64,
@@ -472,8 +469,10 @@ impl VendorSink {
             }
             return Err(reason);
         }
+        let body = transport::encode(batch);
+        debug_assert_eq!(body.len() as u64, bytes);
         let q = Queued {
-            batch,
+            body,
             signal,
             records,
             bytes,
@@ -554,7 +553,8 @@ impl VendorSink {
 
 /// A batch being assembled for one signal.
 struct Pending {
-    batch: VendorBatch,
+    body: Vec<u8>,
+    signal: Signal,
     records: u64,
     bytes: u64,
     items: usize,
@@ -612,7 +612,7 @@ impl Worker {
                         }
                         match &mut pending[i] {
                             Some(p) => {
-                                merge(&mut p.batch, q.batch);
+                                p.body.extend_from_slice(&q.body);
                                 p.records += q.records;
                                 p.bytes += q.bytes;
                                 p.items += 1;
@@ -682,7 +682,8 @@ impl Worker {
 
     fn start_pending(&self, q: Queued) -> Pending {
         Pending {
-            batch: q.batch,
+            body: q.body,
+            signal: q.signal,
             records: q.records,
             bytes: q.bytes,
             items: 1,
@@ -699,15 +700,15 @@ impl Worker {
     /// Sends one batch with retries. Returns `false` if the shutdown
     /// deadline interrupted it (the batch is then counted as `shutdown`).
     async fn deliver(&self, p: Pending, abort: &mut watch::Receiver<bool>) -> bool {
-        let signal = p.batch_signal();
         let Pending {
-            batch,
+            body,
+            signal,
             records,
             bytes,
             items,
             ..
         } = p;
-        let body = self.transport.prepare(transport::encode(batch));
+        let body = self.transport.prepare(body);
         let result = tokio::select! {
             biased;
             _ = aborted(abort) => None,
@@ -822,7 +823,7 @@ impl Worker {
 
 impl Pending {
     fn batch_signal(&self) -> Signal {
-        signal_of(&self.batch)
+        self.signal
     }
 }
 
@@ -853,6 +854,27 @@ mod tests {
         let b = logs(3);
         let n = encoded_size(&b);
         assert_eq!(n as usize, transport::encode(b).len());
+    }
+
+    /// The queue merges batches by appending their encodings; that relies on
+    /// the export request having one repeated field.
+    #[test]
+    fn appended_encodings_decode_as_the_merged_request() {
+        let mut body = transport::encode(logs(3));
+        body.extend_from_slice(&transport::encode(logs(2)));
+        let merged =
+            opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(
+                body.as_slice(),
+            )
+            .unwrap();
+        let VendorBatch::Logs(mut want) = logs(3) else {
+            unreachable!()
+        };
+        let VendorBatch::Logs(more) = logs(2) else {
+            unreachable!()
+        };
+        want.extend(more);
+        assert_eq!(merged.resource_logs, want);
     }
 
     #[test]
