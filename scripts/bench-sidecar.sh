@@ -175,15 +175,16 @@ if [ "$BUILD" = 1 ]; then
     log "building (cargo build --release --bin scrubs --examples)"
     cargo build --release --quiet --bin scrubs --examples
 fi
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 # Private copies: other builds may replace target/release while this runs.
 mkdir -p "$W/bin"
-cp "$ROOT/target/release/scrubs" "$W/bin/scrubs"
+cp "$TARGET_DIR/release/scrubs" "$W/bin/scrubs"
 for t in loadgen vendor_sink otlp_replay bench_kafka bench_lines; do
-    cp "$ROOT/target/release/examples/$t" "$W/bin/$t"
+    cp "$TARGET_DIR/release/examples/$t" "$W/bin/$t"
 done
 BIN=$W/bin/scrubs
 EX=$W/bin
-meta binary "target/release/scrubs built $(date -r "$ROOT/target/release/scrubs" -Is)"
+meta binary "target/release/scrubs built $(date -r "$TARGET_DIR/release/scrubs" -Is)"
 
 BROKERS=${SCRUBS_KAFKA_BOOTSTRAP:-127.0.0.1:19092}
 BROKER_STARTED=0
