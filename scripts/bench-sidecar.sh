@@ -221,7 +221,9 @@ if ! deploy/dev/kafka.sh status >/dev/null 2>&1; then
         meta broker "started here"
     fi
 else
-    meta broker "already running (another user's; not pinned, not stopped)"
+    bpid=$(cat "${SCRUBS_KAFKA_STATE:-/tmp/scrubs-kafka}/kafka.pid" 2>/dev/null || echo "")
+    bcpus=$(awk '/^Cpus_allowed_list/ {print $2}' "/proc/$bpid/status" 2>/dev/null || echo "?")
+    meta broker "already running, not started here (not pinned or stopped by this script; its CPUs: ${bcpus:-?})"
 fi
 TOPIC=scrubs-bench-$MODE-$$-$(date +%s)
 "$EX/bench_kafka" create "$BROKERS" "$TOPIC" 3
