@@ -141,10 +141,6 @@ pub trait AuditOut: Send + Sync + 'static {
     /// fails without a guarantee).
     fn submit(&self, events: Vec<AuditEvent>) -> BoxFuture<'_, Result<Durable, String>>;
 
-    /// Queues events and waits until they are durable.
-    fn send_batch(&self, events: Vec<AuditEvent>) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move { self.submit(events).await?.await })
-    }
     /// True while the audit path cannot take more (its spool is full).
     fn backpressure(&self) -> bool;
 }

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::BuildHasher as _;
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
@@ -215,12 +216,7 @@ impl KeyCache {
     }
 
     fn slot(raw: &[u8]) -> usize {
-        // FNV-1a: keys are short, and this runs once per key.
-        let mut h: u32 = 0x811c_9dc5;
-        for &b in raw {
-            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-        }
-        (h as usize) % KEY_CACHE_SLOTS
+        (BuildFx.hash_one(raw) as usize) % KEY_CACHE_SLOTS
     }
 }
 
@@ -304,22 +300,18 @@ pub struct Engine {
     key: PseudonymKey,
 }
 
-fn is_word(b: u8) -> bool {
-    class::is_word(b)
-}
-
 /// Whether the word ending at `e` continues: a word byte follows, or a
 /// hyphen, dot or underscore and then a letter or digit. `fax-gateway` and
 /// `discharge-summary` are names of things, not the words fax and discharge.
 fn joined_after(hay: &[u8], e: usize) -> bool {
-    is_word(hay[e])
+    class::is_word(hay[e])
         || (matches!(hay[e], b'-' | b'.')
             && hay.get(e + 1).is_some_and(|b| b.is_ascii_alphanumeric()))
 }
 
 /// The same, for the word starting at `s`.
 fn joined_before(hay: &[u8], s: usize) -> bool {
-    is_word(hay[s - 1])
+    class::is_word(hay[s - 1])
         || (matches!(hay[s - 1], b'-' | b'.') && s >= 2 && hay[s - 2].is_ascii_alphanumeric())
 }
 
@@ -993,8 +985,8 @@ impl Engine {
             if pat.trigger {
                 st.triggered = true;
             }
-            let bounded = (s == 0 || !joined_before(hay, s) || !is_word(hay[s]))
-                && (e == hay.len() || !joined_after(hay, e) || !is_word(hay[e - 1]));
+            let bounded = (s == 0 || !joined_before(hay, s) || !class::is_word(hay[s]))
+                && (e == hay.len() || !joined_after(hay, e) || !class::is_word(hay[e - 1]));
             if !bounded && !pat.trigger {
                 continue;
             }

@@ -188,11 +188,6 @@ impl NumToken {
     }
 }
 
-#[inline]
-fn is_word_byte(b: u8) -> bool {
-    super::class::is_word(b)
-}
-
 /// Scans a numeric token at `start`, which holds a digit, `+` or `(`, with a
 /// non-word byte (or nothing) before it. Returns false when the run is not a
 /// standalone number (for example `2024-01-02T10`, `12ms`, or too long).
@@ -262,7 +257,7 @@ pub fn scan(hay: &[u8], start: usize, tok: &mut NumToken) -> bool {
         break;
     }
     tok.end = p;
-    any && !open && (p >= n || !is_word_byte(hay[p]))
+    any && !open && (p >= n || !super::class::is_word(hay[p]))
 }
 
 #[cfg(test)]
