@@ -16,6 +16,8 @@ use crate::sources::otlp::http::{self, Decoded, Encoding};
 use crate::sources::otlp::Signal;
 use crate::{Engine, Scratch};
 
+pub mod structured;
+
 /// The OTLP signal an HTTP request was posted for (`/v1/logs`,
 /// `/v1/traces`, `/v1/metrics`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,25 +9,20 @@
 //!
 //! No Kafka needed: the configuration has no audit section.
 
+mod support;
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::AnyValue;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message;
+use support::{deep_json, http_get, phi_line, start_vendor, Ports, Scrubs, Sidecar, CANARIES};
 
 /// `limits.memory_budget_bytes` in the configuration below (the default of
 /// deploy/scrubs.yaml): in-flight OTLP bytes above it are refused with 429.
@@ -41,210 +36,24 @@ const MEMORY_BUDGET: u64 = 32 << 20;
 /// source's line buffers and queued batches).
 const BASELINE_ALLOWANCE: u64 = 40 << 20;
 
-/// PHI planted in every input; none may reach the vendor raw.
-const CANARIES: &[&str] = &[
-    "Maria Gonzalez",
-    "219-09-9999",
-    "maria.gonzalez@example.com",
-    "(415) 555-0132",
-    "48291734",
-];
-
-fn phi_line(i: usize) -> String {
-    format!(
-        r#"level=info msg="lookup" patient_name="Maria Gonzalez" ssn=219-09-9999 email=maria.gonzalez@example.com phone=(415) 555-0132 mrn=48291734 i={i}"#
-    )
-}
-
 // ---------------------------------------------------------------- harness
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// What the vendor received: every body, decompressed, and the log bodies.
-#[derive(Default)]
-struct Received {
-    raw: Vec<Vec<u8>>,
-    bodies: Vec<String>,
-}
-
-impl Received {
-    fn contains(&self, needle: &str) -> bool {
-        let n = needle.as_bytes();
-        self.raw.iter().any(|r| r.windows(n.len()).any(|w| w == n))
-    }
-}
-
-fn start_vendor(rt: &tokio::runtime::Runtime) -> (u16, Arc<Mutex<Received>>) {
-    let got = Arc::new(Mutex::new(Received::default()));
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let store = got.clone();
-    rt.spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let store = store.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let store = store.clone();
-                    async move {
-                        let gzip = req
-                            .headers()
-                            .get("content-encoding")
-                            .is_some_and(|v| v == "gzip");
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        let raw = if gzip {
-                            let mut out = Vec::new();
-                            flate2::read::GzDecoder::new(&body[..])
-                                .read_to_end(&mut out)
-                                .unwrap();
-                            out
-                        } else {
-                            body.to_vec()
-                        };
-                        let export = ExportLogsServiceRequest::decode(&raw[..]).unwrap();
-                        let mut g = store.lock().unwrap();
-                        for rl in export.resource_logs {
-                            for sl in rl.scope_logs {
-                                for lr in sl.log_records {
-                                    if let Some(Value::StringValue(s)) =
-                                        lr.body.and_then(|b| b.value)
-                                    {
-                                        g.bodies.push(s);
-                                    }
-                                }
-                            }
-                        }
-                        g.raw.push(raw);
-                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
-                            ExportLogsServiceResponse::default().encode_to_vec(),
-                        ))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    (port, got)
-}
-
-struct Ports {
-    vendor: u16,
-    admin: u16,
-    http: u16,
-    grpc: u16,
-}
-
 fn write_config(dir: &Path, logs: &Path, p: &Ports) -> PathBuf {
-    let cfg = format!(
-        r#"
-data_dir: {data}
-sources:
-  app:
-    type: file
-    include: ["{logs}/*.log"]
-    poll_interval: 50ms
-    max_line_bytes: 1MiB
-  otlp:
-    type: otlp
-    http: {{ address: "127.0.0.1:{http}" }}
-    grpc: {{ address: "127.0.0.1:{grpc}" }}
-    max_request_bytes: 4194304
-    max_decompressed_bytes: 16777216
-    request_timeout: 3s
-vendors:
-  - name: test-vendor
-    endpoint: http://127.0.0.1:{vendor}
-    baa_covered: true
-    batch: {{ max_wait: 50ms }}
-admin:
-  address: "127.0.0.1:{admin}"
-limits:
-  max_record_bytes: 1048576
-  queue_batches: 16
-  memory_budget_bytes: {budget}
-shutdown:
-  drain_deadline: 10s
-"#,
-        data = dir.join("data").display(),
-        logs = logs.display(),
-        http = p.http,
-        grpc = p.grpc,
-        vendor = p.vendor,
-        admin = p.admin,
-        budget = MEMORY_BUDGET,
+    let limits = format!(
+        "limits:\n  max_record_bytes: 1048576\n  queue_batches: 16\n  memory_budget_bytes: {MEMORY_BUDGET}\n"
     );
-    let path = dir.join("scrubs.yaml");
-    std::fs::write(&path, cfg).unwrap();
-    path
-}
-
-struct Scrubs {
-    child: Child,
-    stderr: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Scrubs {
-    fn start(cfg: &Path) -> Scrubs {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_scrubs"))
-            .args(["run", "--config", cfg.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut pipe = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Scrubs { child, stderr }
+    Sidecar {
+        include: format!("{}/*.log", logs.display()),
+        file: &["max_line_bytes: 1MiB"],
+        otlp: Some(&[
+            "max_request_bytes: 4194304",
+            "max_decompressed_bytes: 16777216",
+            "request_timeout: 3s",
+        ]),
+        extra: &limits,
+        ..Sidecar::default()
     }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    fn log(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-
-    /// A `/proc/<pid>/status` field in bytes (`VmHWM`, `VmRSS`).
-    fn status_bytes(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("/proc/<pid>/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .expect("field in /proc/<pid>/status")
-            * 1024
-    }
-}
-
-impl Drop for Scrubs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    .write(dir, p)
 }
 
 /// Sends `head` then `body` on a fresh connection; the status code of the
@@ -274,20 +83,6 @@ fn head(path: &str, ct: &str, extra: &str, len: usize) -> String {
 
 fn post(port: u16, path: &str, ct: &str, extra: &str, body: &[u8]) -> Option<u16> {
     exchange(port, &head(path, ct, extra, body.len()), body)
-}
-
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let code = out.split(' ').nth(1)?.parse().ok()?;
-    Some((code, out))
 }
 
 fn gz(data: &[u8]) -> Vec<u8> {
@@ -321,22 +116,12 @@ fn bad_input_against_one_process() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (vendor, got) = start_vendor(&rt);
-    let ports = Ports {
-        vendor,
-        admin: free_port(),
-        http: free_port(),
-        grpc: free_port(),
-    };
+    let ports = Ports::new(vendor);
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let cfg = write_config(dir.path(), &logs, &ports);
-    let mut scrubs = Scrubs::start(&cfg);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http_get(ports.admin, "/readyz").is_none_or(|r| r.0 != 200) {
-        assert!(scrubs.alive(), "scrubs exited: {}", scrubs.log());
-        assert!(Instant::now() < deadline, "scrubs never became ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut scrubs = Scrubs::start(&cfg, &[]);
+    scrubs.wait_ready(ports.admin);
     let idle_rss = scrubs.status_bytes("VmRSS");
 
     // The slow client starts first and runs alongside everything else: one
@@ -387,12 +172,7 @@ fn bad_input_against_one_process() {
         huge.push(' ');
         i += 1;
     }
-    let deep = format!(
-        "{}{}{}",
-        r#"{"a":"#.repeat(10_000),
-        r#"{"patient_name":"Maria Gonzalez","ssn":"219-09-9999","mrn":"48291734"}"#,
-        "}".repeat(10_000)
-    );
+    let deep = deep_json(10_000);
     let mut app = Vec::new();
     app.extend_from_slice(huge.as_bytes());
     app.push(b'\n');

@@ -30,6 +30,16 @@ fn redact(args: &[&str], input: &[u8]) -> (Vec<u8>, String, i32) {
     )
 }
 
+/// A file `name` holding `contents` in a new temporary directory, which
+/// lives as long as the returned guard; the path as text, for arguments.
+fn temp_file(name: &str, contents: impl AsRef<[u8]>) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, contents).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    (dir, path)
+}
+
 #[test]
 fn one_line_out_per_line_in_and_phi_is_gone() {
     let input =
@@ -147,10 +157,8 @@ fn stats_name_rules_and_counts_only() {
 
 #[test]
 fn a_bad_rule_file_exits_2_naming_file_line_and_rule() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.yaml");
-    std::fs::write(&path, "rules:\n  - id: ok\n    category: ssn\n    detector: {keys: [a]}\n  - id: broken\n    category: ssn\n    detector: {regex: '(unclosed'}\n").unwrap();
-    let (out, err, code) = redact(&["--rules", path.to_str().unwrap()], b"x\n");
+    let (_dir, path) = temp_file("bad.yaml", "rules:\n  - id: ok\n    category: ssn\n    detector: {keys: [a]}\n  - id: broken\n    category: ssn\n    detector: {regex: '(unclosed'}\n");
+    let (out, err, code) = redact(&["--rules", &path], b"x\n");
     assert_eq!(code, 2);
     assert!(out.is_empty(), "nothing may start");
     assert!(
@@ -161,10 +169,8 @@ fn a_bad_rule_file_exits_2_naming_file_line_and_rule() {
 
 #[test]
 fn a_short_key_file_is_refused_and_never_printed() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("key");
-    std::fs::write(&path, "TOPSECRETKEYMATERIAL\n").unwrap();
-    let (_, err, code) = redact(&["--key-file", path.to_str().unwrap()], b"x\n");
+    let (_dir, path) = temp_file("key", "TOPSECRETKEYMATERIAL\n");
+    let (_, err, code) = redact(&["--key-file", &path], b"x\n");
     assert_eq!(code, 2);
     assert!(err.contains("at least 32"), "{err}");
     assert!(!err.contains("TOPSECRET"), "{err}");
@@ -172,15 +178,12 @@ fn a_short_key_file_is_refused_and_never_printed() {
 
 #[test]
 fn pseudonyms_are_stable_for_a_key_and_differ_across_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let k1 = dir.path().join("k1");
-    let k2 = dir.path().join("k2");
-    std::fs::write(&k1, [1u8; 32]).unwrap();
-    std::fs::write(&k2, [2u8; 32]).unwrap();
+    let (_d1, k1) = temp_file("k1", [1u8; 32]);
+    let (_d2, k2) = temp_file("k2", [2u8; 32]);
     let input = b"email=ann.lee@example.org\nemail=ann.lee@example.org\n";
-    let (a, _, _) = redact(&["--key-file", k1.to_str().unwrap()], input);
-    let (b, _, _) = redact(&["--key-file", k1.to_str().unwrap()], input);
-    let (c, _, _) = redact(&["--key-file", k2.to_str().unwrap()], input);
+    let (a, _, _) = redact(&["--key-file", &k1], input);
+    let (b, _, _) = redact(&["--key-file", &k1], input);
+    let (c, _, _) = redact(&["--key-file", &k2], input);
     let a = String::from_utf8(a).unwrap();
     let lines: Vec<&str> = a.lines().collect();
     assert_eq!(lines[0], lines[1]);
@@ -191,17 +194,11 @@ fn pseudonyms_are_stable_for_a_key_and_differ_across_keys() {
 
 #[test]
 fn rules_test_reports_failures_like_a_test_runner() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("r.yaml");
-    std::fs::write(
-        &path,
+    let (_dir, path) = temp_file(
+        "r.yaml",
         "rules:\n  - id: ticket\n    category: other_identifier\n    detector: {regex: 'TCK-\\d{4}', requires: ['tck-']}\n    examples:\n      redact: ['see TCK-1234', 'see TCK-12']\n      keep: ['see TCK-1']\n",
-    )
-    .unwrap();
-    let out = scrubs()
-        .args(["rules", "test", path.to_str().unwrap()])
-        .output()
-        .unwrap();
+    );
+    let out = scrubs().args(["rules", "test", &path]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(

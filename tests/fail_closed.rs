@@ -12,57 +12,22 @@
 //!
 //! Needs the dev broker: `deploy/dev/kafka.sh start` (scripts/test.sh does it).
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
-
-// ---------------------------------------------------------------- PHI
-
-/// PHI planted in the input; none may reach the vendor raw.
-const CANARIES: &[&str] = &[
-    "Maria Gonzalez",
-    "219-09-9999",
-    "maria.gonzalez@example.com",
-    "(415) 555-0132",
-    "48291734",
-];
-
-fn phi_line(i: usize) -> String {
-    format!(
-        r#"level=info msg="lookup" patient_name="Maria Gonzalez" ssn=219-09-9999 email=maria.gonzalez@example.com phone=(415) 555-0132 mrn=48291734 i={i}"#
-    )
-}
-
-fn s(v: &str) -> AnyValue {
-    AnyValue {
-        value: Some(Value::StringValue(v.to_string())),
-    }
-}
+use support::{
+    bootstrap, create_topic, phi_line, post_proto, s, start_vendor, wait_for, Audit, Ports,
+    Received, Scrubs, Sidecar, CANARIES,
+};
 
 fn resource_logs(resource: Vec<KeyValue>, records: Vec<LogRecord>) -> ResourceLogs {
     ResourceLogs {
@@ -80,320 +45,61 @@ fn resource_logs(resource: Vec<KeyValue>, records: Vec<LogRecord>) -> ResourceLo
 
 // ---------------------------------------------------------------- harness
 
-fn bootstrap() -> String {
-    std::env::var("SCRUBS_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:19092".into())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// What the vendor endpoint received, decompressed and decoded.
-#[derive(Default)]
-struct Received {
-    /// Every request body, decompressed (raw protobuf): canaries are
-    /// searched in these bytes, so no field escapes the check.
-    raw: Vec<Vec<u8>>,
-    logs: Vec<LogRecord>,
-    spans: Vec<Span>,
-    data_points: usize,
-}
-
-impl Received {
-    fn contains(&self, needle: &str) -> bool {
-        let n = needle.as_bytes();
-        self.raw.iter().any(|r| r.windows(n.len()).any(|w| w == n))
-    }
-}
-
-/// An OTLP/HTTP vendor endpoint decoding logs, traces and metrics.
-fn start_vendor(rt: &tokio::runtime::Runtime) -> (u16, Arc<Mutex<Received>>) {
-    let got = Arc::new(Mutex::new(Received::default()));
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let store = got.clone();
-    rt.spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let store = store.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let store = store.clone();
-                    async move {
-                        let path = req.uri().path().to_string();
-                        let gzip = req
-                            .headers()
-                            .get("content-encoding")
-                            .is_some_and(|v| v == "gzip");
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        let raw = if gzip {
-                            let mut out = Vec::new();
-                            flate2::read::GzDecoder::new(&body[..])
-                                .read_to_end(&mut out)
-                                .unwrap();
-                            out
-                        } else {
-                            body.to_vec()
-                        };
-                        let mut g = store.lock().unwrap();
-                        let reply = match path.as_str() {
-                            "/v1/logs" => {
-                                let r = ExportLogsServiceRequest::decode(&raw[..]).unwrap();
-                                for rl in r.resource_logs {
-                                    for sl in rl.scope_logs {
-                                        g.logs.extend(sl.log_records);
-                                    }
-                                }
-                                ExportLogsServiceResponse::default().encode_to_vec()
-                            }
-                            "/v1/traces" => {
-                                let r = ExportTraceServiceRequest::decode(&raw[..]).unwrap();
-                                for rs in r.resource_spans {
-                                    for ss in rs.scope_spans {
-                                        g.spans.extend(ss.spans);
-                                    }
-                                }
-                                ExportTraceServiceResponse::default().encode_to_vec()
-                            }
-                            _ => {
-                                let r = ExportMetricsServiceRequest::decode(&raw[..]).unwrap();
-                                for rm in r.resource_metrics {
-                                    for sm in rm.scope_metrics {
-                                        for m in sm.metrics {
-                                            if let Some(Data::Gauge(ga)) = m.data {
-                                                g.data_points += ga.data_points.len();
-                                            }
-                                        }
-                                    }
-                                }
-                                ExportMetricsServiceResponse::default().encode_to_vec()
-                            }
-                        };
-                        g.raw.push(raw);
-                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
-                            reply,
-                        ))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    (port, got)
-}
-
-fn create_topic(rt: &tokio::runtime::Runtime, name: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .expect("admin client");
-    let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1)).set("min.insync.replicas", "1");
-    let res = rt
-        .block_on(admin.create_topics(
-            &[topic],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
-        ))
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot reach Kafka at {} ({e}); run deploy/dev/kafka.sh start",
-                bootstrap()
-            )
-        });
-    for r in res {
-        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
-    }
-}
-
-struct Ports {
-    vendor: u16,
-    admin: u16,
-    http: u16,
-    grpc: u16,
-}
-
 fn write_config(dir: &Path, logs: &Path, topic: &str, p: &Ports) -> PathBuf {
-    let cfg = format!(
-        r#"
-data_dir: {data}
-sources:
-  app:
-    type: file
-    include: ["{logs}/*.log"]
-    poll_interval: 50ms
-    max_line_bytes: 128KiB
-  otlp:
-    type: otlp
-    http: {{ address: "127.0.0.1:{http}" }}
-    grpc: {{ address: "127.0.0.1:{grpc}" }}
-audit:
-  kafka:
-    brokers: "{brokers}"
-    topic: {topic}
-    spool_dir: {data}/audit
-    check_topic_config: false
-  select:
-    fields:
-      audit: ["true"]
-    key_field: patient_id
-vendors:
-  - name: test-vendor
-    endpoint: http://127.0.0.1:{vendor}
-    baa_covered: true
-    batch: {{ max_wait: 50ms }}
-admin:
-  address: "127.0.0.1:{admin}"
-shutdown:
-  drain_deadline: 10s
-"#,
-        data = dir.join("data").display(),
-        logs = logs.display(),
-        brokers = bootstrap(),
-        http = p.http,
-        grpc = p.grpc,
-        vendor = p.vendor,
-        admin = p.admin,
-    );
-    let path = dir.join("scrubs.yaml");
-    std::fs::write(&path, cfg).unwrap();
-    path
-}
-
-/// A running `scrubs run` whose stderr is collected by a thread (so that a
-/// chatty log never blocks it on a full pipe).
-struct Scrubs {
-    child: Child,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Scrubs {
-    fn start(cfg: &Path, env: &[(&str, &str)]) -> Scrubs {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scrubs"));
-        cmd.args(["run", "--config", cfg.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let mut pipe = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = stderr.clone();
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Scrubs {
-            child,
-            stderr,
-            reader: Some(reader),
-        }
+    Sidecar {
+        include: format!("{}/*.log", logs.display()),
+        file: &["max_line_bytes: 128KiB"],
+        otlp: Some(&[]),
+        audit: Some(Audit {
+            brokers: bootstrap(),
+            topic,
+            kafka: &["check_topic_config: false"],
+        }),
+        ..Sidecar::default()
     }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    fn wait_ready(&mut self, admin: u16) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while http_get(admin, "/readyz").is_none_or(|r| r.0 != 200) {
-            assert!(
-                self.alive(),
-                "scrubs exited: {}",
-                String::from_utf8_lossy(&self.stderr.lock().unwrap())
-            );
-            assert!(Instant::now() < deadline, "scrubs never became ready");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// SIGTERM; the exit code and everything written to stderr.
-    fn stop(mut self) -> (Option<i32>, String) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let end = Instant::now() + Duration::from_secs(30);
-        let mut code = None;
-        while Instant::now() < end {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                code = s.code();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if code.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        let err = String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned();
-        (code, err)
-    }
+    .write(dir, p)
 }
 
-impl Drop for Scrubs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// One `scrubs run` on the configuration above, ready, with its vendor and
+/// its audit topic. Fields drop in order: the process goes before the
+/// runtime that serves its vendor and before its directory.
+struct Launched {
+    scrubs: Scrubs,
+    got: Arc<Mutex<Received>>,
+    ports: Ports,
+    /// Read by the fault-injection test only.
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    topic: String,
+    /// The (empty) log file the file source tails.
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+    _rt: tokio::runtime::Runtime,
 }
 
-/// A minimal HTTP/1.1 exchange: status and body.
-fn http(port: u16, method: &str, path: &str, ct: &str, body: &[u8]) -> Option<(u16, Vec<u8>)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).ok()?;
-    s.write_all(body).ok()?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).ok()?;
-    let end = out.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let status = std::str::from_utf8(&out[..end])
-        .ok()?
-        .split(' ')
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some((status, out[end + 4..].to_vec()))
-}
-
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    http(port, "GET", path, "text/plain", b"")
-        .map(|(c, b)| (c, String::from_utf8_lossy(&b).into_owned()))
-}
-
-fn post_proto(port: u16, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    http(port, "POST", path, "application/x-protobuf", body).expect("OTLP answers")
-}
-
-fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !done() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
+/// Starts `scrubs run` with `env` on a new topic named after `name`, and
+/// waits until it is ready.
+fn launch(name: &str, env: &[(&str, &str)]) -> Launched {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = format!("{name}-{}", std::process::id());
+    create_topic(&rt, &topic, 1);
+    let (vendor, got) = start_vendor(&rt);
+    let ports = Ports::new(vendor);
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let cfg = write_config(dir.path(), &logs, &topic, &ports);
+    let mut scrubs = Scrubs::start(&cfg, env);
+    scrubs.wait_ready(ports.admin);
+    Launched {
+        scrubs,
+        got,
+        ports,
+        topic,
+        log,
+        _dir: dir,
+        _rt: rt,
     }
 }
 
@@ -407,24 +113,15 @@ fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
 #[test]
 fn records_over_the_engine_limits_never_leave_raw() {
     let t0 = Instant::now();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let topic = format!("scrubs-fail-closed-limits-{}", std::process::id());
-    create_topic(&rt, &topic);
-    let (vendor, got) = start_vendor(&rt);
-    let ports = Ports {
-        vendor,
-        admin: free_port(),
-        http: free_port(),
-        grpc: free_port(),
-    };
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let log = logs.join("app.log");
-    std::fs::write(&log, "").unwrap();
-    let cfg = write_config(dir.path(), &logs, &topic, &ports);
-    let mut scrubs = Scrubs::start(&cfg, &[]);
-    scrubs.wait_ready(ports.admin);
+    let Launched {
+        _rt,
+        _dir,
+        log,
+        ports,
+        got,
+        mut scrubs,
+        ..
+    } = launch("scrubs-fail-closed-limits", &[]);
 
     let max_line = 128 * 1024;
     // PHI every ~200 bytes over 3x the limit: before, across and after the cut.
@@ -473,16 +170,9 @@ fn records_over_the_engine_limits_never_leave_raw() {
     {
         let g = got.lock().unwrap();
         assert_eq!(g.logs.len(), 4);
-        let bodies: Vec<String> = g
-            .logs
-            .iter()
-            .filter_map(|l| match l.body.as_ref()?.value.as_ref()? {
-                Value::StringValue(s) => Some(s.clone()),
-                _ => None,
-            })
-            .collect();
         // The long line was cut (and says so), not forwarded whole.
-        let cut = bodies
+        let cut = g
+            .bodies
             .iter()
             .find(|b| b.contains("[TRUNCATED:"))
             .expect("the long line, marked truncated");
@@ -505,19 +195,21 @@ fn records_over_the_engine_limits_never_leave_raw() {
 #[cfg(feature = "fault-injection")]
 mod hook {
     use super::*;
+    use crate::support::{http_get, kv, metric};
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
     use opentelemetry_proto::tonic::common::v1::KeyValueList;
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
     use opentelemetry_proto::tonic::metrics::v1::{
         Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
     };
+    use opentelemetry_proto::tonic::trace::v1::Span;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
-
-    fn kv(k: &str, v: AnyValue) -> KeyValue {
-        KeyValue {
-            key: k.to_string(),
-            value: Some(v),
-            key_strindex: 0,
-        }
-    }
 
     fn phi_attrs() -> Vec<KeyValue> {
         vec![
@@ -558,13 +250,6 @@ mod hook {
         out
     }
 
-    /// A series' value in Prometheus text (0 if absent).
-    fn metric(text: &str, series: &str) -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-            .unwrap_or(0)
-    }
-
     /// The marker that makes redaction panic (test-only hook).
     const MARKER: &str = "ZZFAULT91";
 
@@ -575,24 +260,18 @@ mod hook {
     #[test]
     fn a_panic_inside_redaction_drops_the_record_and_nothing_raw_leaves() {
         let t0 = Instant::now();
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let topic = format!("scrubs-fail-closed-{}", std::process::id());
-        create_topic(&rt, &topic);
-        let (vendor, got) = start_vendor(&rt);
-        let ports = Ports {
-            vendor,
-            admin: free_port(),
-            http: free_port(),
-            grpc: free_port(),
-        };
-        let logs = dir.path().join("logs");
-        std::fs::create_dir_all(&logs).unwrap();
-        let log = logs.join("app.log");
-        std::fs::write(&log, "").unwrap();
-        let cfg = write_config(dir.path(), &logs, &topic, &ports);
-        let mut scrubs = Scrubs::start(&cfg, &[("SCRUBS_FAULT_REDACT_PANIC", MARKER)]);
-        scrubs.wait_ready(ports.admin);
+        let Launched {
+            _rt,
+            _dir,
+            log,
+            topic,
+            ports,
+            got,
+            mut scrubs,
+        } = launch(
+            "scrubs-fail-closed",
+            &[("SCRUBS_FAULT_REDACT_PANIC", MARKER)],
+        );
 
         // --- File source: every 7th line carries the marker; two audit lines,
         // one of them with the marker.
@@ -785,7 +464,7 @@ mod hook {
             g.spans.len(),
             g.data_points,
             http_get(ports.admin, "/metrics").map(|m| m.1),
-            String::from_utf8_lossy(&scrubs.stderr.lock().unwrap())
+            scrubs.log()
         );
             drop(g);
             std::thread::sleep(Duration::from_millis(100));

@@ -40,6 +40,12 @@ fn glob_of(dir: &Path, name: &str) -> String {
     dir.join(name).to_string_lossy().into_owned()
 }
 
+/// A source with the default test configuration tailing `name` in `dir`,
+/// its data directory `dir/data`.
+fn start_tail(dir: &Path, name: &str) -> Src {
+    start(config(vec![glob_of(dir, name)]), &dir.join("data"))
+}
+
 struct Src {
     handle: JoinHandle<()>,
     rx: mpsc::Receiver<LineBatch>,
@@ -121,6 +127,14 @@ fn append(path: &Path) -> BufWriter<File> {
     )
 }
 
+/// Appends lines `range` to `path` (see [`line`]).
+fn write_lines(path: &Path, range: std::ops::Range<usize>) {
+    let mut w = append(path);
+    for i in range {
+        writeln!(w, "{}", line(i)).unwrap();
+    }
+}
+
 fn numbers(got: &[(String, Vec<u8>, u64)]) -> Vec<usize> {
     got.iter().map(|(_, l, _)| parse(l)).collect()
 }
@@ -131,10 +145,7 @@ async fn follows_a_growing_file() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     File::create(&log).unwrap();
-    let mut src = start(
-        config(vec![glob_of(dir.path(), "app.log")]),
-        &dir.path().join("data"),
-    );
+    let mut src = start_tail(dir.path(), "app.log");
     const N: usize = 100_000;
     let writer = std::thread::spawn(move || {
         let mut w = append(&log);
@@ -251,10 +262,7 @@ async fn rename_rotation_loses_and_repeats_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     File::create(&log).unwrap();
-    let mut src = start(
-        config(vec![glob_of(dir.path(), "app.log")]),
-        &dir.path().join("data"),
-    );
+    let mut src = start_tail(dir.path(), "app.log");
     const N: usize = 110_000;
     let writer = rename_writer(log, N, 5_000, Duration::from_millis(100));
     let got = src.collect(N, Duration::from_secs(30)).await;
@@ -281,10 +289,7 @@ async fn rename_rotation_at_full_speed_with_rotated_names_in_glob() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     File::create(&log).unwrap();
-    let mut src = start(
-        config(vec![glob_of(dir.path(), "app.log*")]),
-        &dir.path().join("data"),
-    );
+    let mut src = start_tail(dir.path(), "app.log*");
     const N: usize = 110_000;
     let writer = rename_writer(log, N, 5_000, Duration::ZERO);
     let got = src.collect(N, Duration::from_secs(30)).await;
@@ -343,10 +348,7 @@ async fn copytruncate_with_copies_in_glob_is_lossless() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     File::create(&log).unwrap();
-    let mut src = start(
-        config(vec![glob_of(dir.path(), "app.log*")]),
-        &dir.path().join("data"),
-    );
+    let mut src = start_tail(dir.path(), "app.log*");
     const N: usize = 105_000;
     let writer = copytruncate_writer(log, N, 5_000, Duration::ZERO, 0);
     let got = src.collect(N, Duration::from_secs(40)).await;
@@ -380,10 +382,7 @@ async fn copytruncate_without_copies_never_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     File::create(&log).unwrap();
-    let mut src = start(
-        config(vec![glob_of(dir.path(), "app.log")]),
-        &dir.path().join("data"),
-    );
+    let mut src = start_tail(dir.path(), "app.log");
     const N: usize = 105_000;
     const AT_RISK: usize = 300;
     let writer = copytruncate_writer(log, N, 5_000, Duration::from_millis(250), AT_RISK);
@@ -431,12 +430,7 @@ async fn restart_resumes_at_the_checkpoint() {
     let log = dir.path().join("app.log");
     let data = dir.path().join("data");
     const N: usize = 20_000;
-    {
-        let mut w = append(&log);
-        for i in 0..N {
-            writeln!(w, "{}", line(i)).unwrap();
-        }
-    }
+    write_lines(&log, 0..N);
     let cfg = FileSourceConfig {
         batch_max_lines: 1000,
         ..config(vec![glob_of(dir.path(), "app.log")])
@@ -473,12 +467,7 @@ async fn restart_resumes_at_the_checkpoint() {
 async fn refused_batches_are_read_again() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
-    {
-        let mut w = append(&log);
-        for i in 0..3000 {
-            writeln!(w, "{}", line(i)).unwrap();
-        }
-    }
+    write_lines(&log, 0..3000);
     let cfg = FileSourceConfig {
         batch_max_lines: 1000,
         ..config(vec![glob_of(dir.path(), "app.log")])
@@ -508,18 +497,10 @@ async fn slow_pipeline_lags_and_reports_it() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     File::create(&log).unwrap();
-    let mut src = start(
-        config(vec![glob_of(dir.path(), "app.log")]),
-        &dir.path().join("data"),
-    );
+    let mut src = start_tail(dir.path(), "app.log");
     const N: usize = 50_000;
     let t = Instant::now();
-    {
-        let mut w = append(&log);
-        for i in 0..N {
-            writeln!(w, "{}", line(i)).unwrap();
-        }
-    }
+    write_lines(&log, 0..N);
     let wrote = t.elapsed();
     // Nobody reads: the channel and the in-flight window fill, then reading stops.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -548,10 +529,7 @@ async fn rotated_away_file_is_finished() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     fs::write(&log, format!("{}\n{}", line(0), line(1))).unwrap();
-    let mut src = start(
-        config(vec![glob_of(dir.path(), "app.log")]),
-        &dir.path().join("data"),
-    );
+    let mut src = start_tail(dir.path(), "app.log");
     let got = src.collect(1, Duration::from_secs(5)).await;
     assert_eq!(numbers(&got), vec![0]);
     // The partial line waits while the file is live.
@@ -850,12 +828,7 @@ fn kill_9_and_restart_one_in_flight() {
 fn kill_9_and_restart_with(inflight: usize, max_batches_per_kill: usize) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.log");
-    {
-        let mut w = append(&input);
-        for i in 0..KILL_LINES {
-            writeln!(w, "{}", line(i)).unwrap();
-        }
-    }
+    write_lines(&input, 0..KILL_LINES);
     let expect = fs::metadata(&input).unwrap().len();
     let out = dir.path().join("out.log");
     let spawn = || {
@@ -936,10 +909,7 @@ async fn throughput() {
             writeln!(w, "{} {pad}", line(i)).unwrap();
         }
     }
-    let mut src = start(
-        config(vec![glob_of(dir.path(), "app.log")]),
-        &dir.path().join("data"),
-    );
+    let mut src = start_tail(dir.path(), "app.log");
     let t = Instant::now();
     let got = src.collect(N, Duration::from_secs(120)).await;
     let el = t.elapsed();

@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use scrubs::{Engine, Scratch};
-use serde_json::Value;
+use scrubs::fuzzing::structured;
+use scrubs::Engine;
 
 fn engine() -> &'static Engine {
     static E: OnceLock<Engine> = OnceLock::new();
@@ -24,18 +24,10 @@ fn input(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The top-level keys of a JSON object line, in order.
-fn top_level_keys(line: &[u8]) -> Vec<String> {
-    let mut de = serde_json::Deserializer::from_slice(line);
-    let map: serde_json::Map<String, Value> =
-        serde::Deserialize::deserialize(&mut de).expect("a JSON object");
-    map.keys().cloned().collect()
-}
-
 /// What the `structured` target checks for a line in mode 0 (the first byte
 /// of the input, then the line): a JSON object stays a JSON object with the
-/// same keys, and a string under a key whose rule replaces the whole value
-/// (here `ssn`) does not survive.
+/// same keys in the same places, and a string under a key whose rule
+/// replaces the whole value (`ssn`, for one) does not survive.
 fn check_structured(data: &[u8]) {
     let (&mode, line) = data.split_first().expect("mode byte");
     assert_eq!(
@@ -44,28 +36,7 @@ fn check_structured(data: &[u8]) {
         "kept structured inputs use mode 0 (a raw line)"
     );
     let e = engine();
-    let mut s: Scratch = e.scratch();
-    let out = e.redact(&mut s, line).to_vec();
-    let Ok(Value::Object(before)) = serde_json::from_slice::<Value>(line) else {
-        return;
-    };
-    let after = match serde_json::from_slice::<Value>(&out) {
-        Ok(Value::Object(after)) => after,
-        Ok(_) => panic!("a redacted JSON object became another JSON value"),
-        Err(err) => panic!(
-            "a redacted JSON object is no longer valid JSON: {err}\n  in:  {}\n  out: {}",
-            String::from_utf8_lossy(line),
-            String::from_utf8_lossy(&out)
-        ),
-    };
-    assert_eq!(top_level_keys(line).len(), top_level_keys(&out).len());
-    if let (Some(Value::String(v)), Some(a)) = (before.get("ssn"), after.get("ssn")) {
-        assert_ne!(
-            a.as_str(),
-            Some(v.as_str()),
-            "the value of the rule key `ssn` survived"
-        );
-    }
+    structured::check_json(e, &mut e.scratch(), line);
 }
 
 // ---- structured: fixed in src/redact ----------------------------------------
@@ -107,79 +78,24 @@ fn digit_run_inside_a_unicode_escape_keeps_json_valid() {
     check_structured(&input("structured-json-unicode-escape-then-digits"));
 }
 
-/// The keys of the `structured` target (`fuzz/fuzz_targets/structured.rs`,
-/// `KEYS`), in the same order: byte 1 of a mode 4-6 input picks one.
-const STRUCTURED_KEYS: &[&str] = &[
-    "ssn",
-    "patientName",
-    "patient_name",
-    "firstName",
-    "dob",
-    "dateOfBirth",
-    "mrn",
-    "email",
-    "phone",
-    "address",
-    "zip",
-    "memberId",
-    "accountNumber",
-    "diagnosis",
-    "note",
-    "biometricTemplate",
-    "photoUrl",
-    "ip",
-    "level",
-    "msg",
-    "ts",
-    "status",
-    "duration_ms",
-    "trace_id",
-    "user",
-    "path",
-    "visit_id",
-    "q",
-    "page",
-];
-
 /// What the `structured` target checks for a mode 5 input (byte 1 picks a
 /// key, the rest is its value): the line `level=info KEY=VALUE status=200`,
-/// the value quoted logfmt-style, keeps all three keys, in order.
+/// the value quoted logfmt-style, keeps all three keys, in order, and a
+/// value under a key whose rule replaces it does not survive.
 fn check_structured_logfmt(data: &[u8]) {
     assert_eq!(data[0] % 7, 5, "a mode 5 input");
-    let key = STRUCTURED_KEYS[data[1] as usize % STRUCTURED_KEYS.len()];
-    let value = String::from_utf8_lossy(&data[2..]);
-    let simple = !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@._:/+-".contains(&b));
-    // Quoted as the target's `logfmt_pair` quotes.
-    let written = if simple {
-        format!("{key}={value}")
-    } else {
-        let mut q = String::new();
-        for c in value.chars() {
-            match c {
-                '"' => q.push_str("\\\""),
-                '\\' => q.push_str("\\\\"),
-                '\n' => q.push_str("\\n"),
-                '\r' => q.push_str("\\r"),
-                c => q.push(c),
-            }
-        }
-        format!("{key}=\"{q}\"")
-    };
-    let line = format!("level=info {written} status=200");
+    let key = structured::KEYS[data[1] as usize % structured::KEYS.len()];
+    let value = String::from_utf8_lossy(&data[2..]).into_owned();
     let e = engine();
-    let mut s = e.scratch();
-    let out = String::from_utf8_lossy(e.redact(&mut s, line.as_bytes())).into_owned();
-    let mut at = 0;
-    for k in ["level", key, "status"] {
-        let want = format!("{k}=");
-        match out[at..].find(&want) {
-            Some(i) => at += i + want.len(),
-            None => panic!("the key `{k}` was lost: {line:?} became {out:?}"),
-        }
-    }
+    structured::check_logfmt(
+        e,
+        &mut e.scratch(),
+        &[
+            ("level".into(), "info".into()),
+            (key.into(), value),
+            ("status".into(), "200".into()),
+        ],
+    );
 }
 
 /// A quoted logfmt value that ended in `phone:` was read as a `key: value`

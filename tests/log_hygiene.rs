@@ -21,28 +21,31 @@
 //!
 //! Needs the dev broker: `deploy/dev/kafka.sh start` (scripts/test.sh does it).
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+mod support;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
+use support::{
+    bootstrap, create_topic, deep_json, free_port, http_get, http_with, kv, metric, s, serve,
+    Audit, Ports, Scrubs, Sidecar,
+};
 
 // ---------------------------------------------------------------- PHI
 
@@ -67,16 +70,6 @@ fn phi_line(i: usize) -> String {
     )
 }
 
-/// A JSON line with PHI under keys, nested `depth` objects deep.
-fn deep_json(depth: usize) -> String {
-    format!(
-        "{}{}{}",
-        r#"{"a":"#.repeat(depth),
-        r#"{"patient_name":"Maria Gonzalez","ssn":"219-09-9999","mrn":"48291734"}"#,
-        "}".repeat(depth)
-    )
-}
-
 fn assert_clean(what: &str, text: &str) {
     for c in CANARIES {
         assert!(
@@ -95,20 +88,6 @@ fn excerpt(text: &str, needle: &str) -> String {
         .map(|l| l.chars().take(600).collect::<String>())
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn s(v: &str) -> AnyValue {
-    AnyValue {
-        value: Some(Value::StringValue(v.to_string())),
-    }
-}
-
-fn kv(k: &str, v: AnyValue) -> KeyValue {
-    KeyValue {
-        key: k.to_string(),
-        value: Some(v),
-        key_strindex: 0,
-    }
 }
 
 fn phi_attrs() -> Vec<KeyValue> {
@@ -347,18 +326,6 @@ shutdown:
 
 // ---------------------------------------------------------------- harness
 
-fn bootstrap() -> String {
-    std::env::var("SCRUBS_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:19092".into())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// How the vendor answers.
 #[derive(Clone)]
 enum Answer {
@@ -372,268 +339,69 @@ enum Answer {
 fn start_vendor(rt: &tokio::runtime::Runtime) -> (u16, Arc<Mutex<Answer>>, Arc<Mutex<usize>>) {
     let answer = Arc::new(Mutex::new(Answer::Ok));
     let requests = Arc::new(Mutex::new(0usize));
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
     let (a, n) = (answer.clone(), requests.clone());
-    rt.spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let (a, n) = (a.clone(), n.clone());
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let (a, n) = (a.clone(), n.clone());
-                    async move {
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        if !body.is_empty() {
-                            *n.lock().unwrap() += 1;
-                        }
-                        let answer = a.lock().unwrap().clone();
-                        let resp = match answer {
-                            Answer::Ok => Response::new(Full::new(Bytes::from(
-                                ExportLogsServiceResponse::default().encode_to_vec(),
-                            ))),
-                            Answer::Status(code, text) => {
-                                let mut r = Response::new(Full::new(Bytes::from(text)));
-                                *r.status_mut() = StatusCode::from_u16(code).unwrap();
-                                r
-                            }
-                            Answer::PartialSuccess(msg) => Response::new(Full::new(Bytes::from(
-                                ExportLogsServiceResponse {
-                                    partial_success: Some(ExportLogsPartialSuccess {
-                                        rejected_log_records: 1,
-                                        error_message: msg,
-                                    }),
-                                }
-                                .encode_to_vec(),
-                            ))),
-                        };
-                        Ok::<_, std::convert::Infallible>(resp)
+    let port = serve(rt, move |req| {
+        let (a, n) = (a.clone(), n.clone());
+        async move {
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            if !body.is_empty() {
+                *n.lock().unwrap() += 1;
+            }
+            let answer = a.lock().unwrap().clone();
+            match answer {
+                Answer::Ok => Response::new(Full::new(Bytes::from(
+                    ExportLogsServiceResponse::default().encode_to_vec(),
+                ))),
+                Answer::Status(code, text) => {
+                    let mut r = Response::new(Full::new(Bytes::from(text)));
+                    *r.status_mut() = StatusCode::from_u16(code).unwrap();
+                    r
+                }
+                Answer::PartialSuccess(msg) => Response::new(Full::new(Bytes::from(
+                    ExportLogsServiceResponse {
+                        partial_success: Some(ExportLogsPartialSuccess {
+                            rejected_log_records: 1,
+                            error_message: msg,
+                        }),
                     }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
+                    .encode_to_vec(),
+                ))),
+            }
         }
     });
     (port, answer, requests)
 }
 
-fn create_topic(rt: &tokio::runtime::Runtime, name: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .expect("admin client");
-    let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1)).set("min.insync.replicas", "1");
-    let res = rt
-        .block_on(admin.create_topics(
-            &[topic],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
-        ))
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot reach Kafka at {} ({e}); run deploy/dev/kafka.sh start",
-                bootstrap()
-            )
-        });
-    for r in res {
-        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
-    }
-}
-
-struct Ports {
-    vendor: u16,
-    admin: u16,
-    http: u16,
-    grpc: u16,
-}
-
 fn write_config(dir: &Path, logs: &Path, brokers: &str, topic: &str, p: &Ports) -> PathBuf {
-    let cfg = format!(
-        r#"
-data_dir: {data}
-sources:
-  app:
-    type: file
-    include: ["{logs}/*.log"]
-    poll_interval: 50ms
-    max_line_bytes: 16KiB
-  otlp:
-    type: otlp
-    http: {{ address: "127.0.0.1:{http}" }}
-    grpc: {{ address: "127.0.0.1:{grpc}" }}
-audit:
-  kafka:
-    brokers: "{brokers}"
-    topic: {topic}
-    spool_dir: {data}/audit
-    check_topic_config: true
-    delivery_timeout: 2s
-  select:
-    fields:
-      audit: ["true"]
-    key_field: patient_id
-vendors:
-  - name: test-vendor
-    endpoint: http://127.0.0.1:{vendor}
-    baa_covered: true
-    batch: {{ max_wait: 50ms }}
-    retry: {{ initial_backoff: 20ms, max_backoff: 100ms, max_elapsed: 600ms }}
-admin:
-  address: "127.0.0.1:{admin}"
-shutdown:
-  drain_deadline: 5s
-"#,
-        data = dir.join("data").display(),
-        logs = logs.display(),
-        http = p.http,
-        grpc = p.grpc,
-        vendor = p.vendor,
-        admin = p.admin,
-    );
-    let path = dir.join("scrubs.yaml");
-    std::fs::write(&path, cfg).unwrap();
-    path
+    Sidecar {
+        include: format!("{}/*.log", logs.display()),
+        file: &["max_line_bytes: 16KiB"],
+        otlp: Some(&[]),
+        audit: Some(Audit {
+            brokers: brokers.to_string(),
+            topic,
+            kafka: &["check_topic_config: true", "delivery_timeout: 2s"],
+        }),
+        vendor: &["retry: { initial_backoff: 20ms, max_backoff: 100ms, max_elapsed: 600ms }"],
+        drain_deadline: "5s",
+        ..Sidecar::default()
+    }
+    .write(dir, p)
 }
 
-/// A running `scrubs run` whose stderr is collected by a thread (a trace
-/// log must never block it on a full pipe).
-struct Scrubs {
-    child: Child,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Scrubs {
-    fn start(cfg: &Path, level: &str) -> Scrubs {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scrubs"));
-        cmd.args(["run", "--config", cfg.to_str().unwrap()])
-            .env("RUST_LOG", level)
-            .env("SCRUBS_LOG", level)
-            .env("RUST_BACKTRACE", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        #[cfg(feature = "fault-injection")]
-        cmd.env("SCRUBS_FAULT_REDACT_PANIC", FAULT_MARKER);
-        let mut child = cmd.spawn().unwrap();
-        // stdout is not used by `run`; merge it into the capture.
-        let mut out = child.stdout.take().unwrap();
-        let mut pipe = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = stderr.clone();
-        let sink2 = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = out.read_to_end(&mut buf);
-            sink2.lock().unwrap().extend_from_slice(&buf);
-        });
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 65536];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Scrubs {
-            child,
-            stderr,
-            reader: Some(reader),
-        }
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    fn log(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-
-    fn wait_http(&mut self, admin: u16, path: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while http_get(admin, path).is_none_or(|r| r.0 != 200) {
-            assert!(self.alive(), "scrubs exited: {}", self.log());
-            assert!(Instant::now() < deadline, "{path} never answered 200");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// SIGTERM; the exit code and everything written to stderr.
-    fn stop(mut self) -> (Option<i32>, String) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let end = Instant::now() + Duration::from_secs(30);
-        let mut code = None;
-        while Instant::now() < end {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                code = s.code();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if code.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        (code, self.log())
-    }
-}
-
-impl Drop for Scrubs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A minimal HTTP/1.1 exchange with extra headers: status and body.
-fn http_with(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Option<(u16, Vec<u8>)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).ok()?;
-    s.write_all(body).ok()?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).ok()?;
-    let end = out.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let status = std::str::from_utf8(&out[..end])
-        .ok()?
-        .split(' ')
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some((status, out[end + 4..].to_vec()))
-}
-
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    http_with(port, "GET", path, &[], b"")
-        .map(|(c, b)| (c, String::from_utf8_lossy(&b).into_owned()))
+/// `scrubs run` logging at `level`, stdout collected with stderr (a trace
+/// log must never block it on a full pipe, and `run` writes nothing to
+/// stdout that the check should miss).
+fn start_scrubs(cfg: &Path, level: &str) -> Scrubs {
+    #[allow(unused_mut)]
+    let mut env = vec![
+        ("RUST_LOG", level),
+        ("SCRUBS_LOG", level),
+        ("RUST_BACKTRACE", "1"),
+    ];
+    #[cfg(feature = "fault-injection")]
+    env.push(("SCRUBS_FAULT_REDACT_PANIC", FAULT_MARKER));
+    Scrubs::start_capturing_stdout(cfg, &env)
 }
 
 const PROTO: &str = "application/x-protobuf";
@@ -653,13 +421,6 @@ fn post(port: u16, path: &str, ct: &str, body: &[u8]) -> u16 {
     )
     .expect("OTLP answers")
     .0
-}
-
-/// A series' value in Prometheus text (0 if absent).
-fn metric(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn wait_metric(s: &mut Scrubs, admin: u16, series: &str, at_least: u64) {
@@ -863,18 +624,13 @@ fn run_paths_at(level: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let topic = format!("scrubs-log-hygiene-{level}-{}", std::process::id());
-    create_topic(&rt, &topic);
+    create_topic(&rt, &topic, 1);
     let (vendor, answer, requests) = start_vendor(&rt);
-    let ports = Ports {
-        vendor,
-        admin: free_port(),
-        http: free_port(),
-        grpc: free_port(),
-    };
+    let ports = Ports::new(vendor);
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let cfg = write_config(dir.path(), &logs, &bootstrap(), &topic, &ports);
-    let mut scrubs = Scrubs::start(&cfg, level);
+    let mut scrubs = start_scrubs(&cfg, level);
     scrubs.wait_http(ports.admin, "/readyz");
 
     feed(&rt, &logs, &ports);
@@ -976,16 +732,11 @@ fn kafka_failures_keep_phi_out_of_the_log() {
     let missing = format!("scrubs-log-hygiene-missing-{}", std::process::id());
     for (brokers, topic) in [(bootstrap(), missing.as_str()), (unreachable, "phi-audit")] {
         let dir = tempfile::tempdir().unwrap();
-        let ports = Ports {
-            vendor,
-            admin: free_port(),
-            http: free_port(),
-            grpc: free_port(),
-        };
+        let ports = Ports::new(vendor);
         let logs = dir.path().join("logs");
         std::fs::create_dir_all(&logs).unwrap();
         let cfg = write_config(dir.path(), &logs, &brokers, topic, &ports);
-        let mut scrubs = Scrubs::start(&cfg, "debug");
+        let mut scrubs = start_scrubs(&cfg, "debug");
         scrubs.wait_http(ports.admin, "/healthz");
         // Not ready (the audit sink is unhealthy): wait for the receiver.
         let end = Instant::now() + Duration::from_secs(30);

@@ -196,22 +196,21 @@ pub fn redact_logs_with_stats(
     stats: &mut RedactStats,
     retire: &mut dyn FnMut(&mut Scratch),
 ) -> Result<(), RedactError> {
-    let res = catch_unwind(AssertUnwindSafe(|| {
-        Walk::new(engine, &mut *scratch, &mut *stats, &mut *retire).logs(rl)
-    }));
-    let failure = match res {
-        Ok(Ok(())) => return Ok(()),
-        Ok(Err(OverBudget)) => Failure::OverBudget,
-        Err(_) => {
-            renew(engine, scratch, retire);
-            Failure::Panicked
-        }
-    };
-    let records = rl.scope_logs.iter().map(|s| s.log_records.len()).sum();
-    rl.resource = None;
-    rl.scope_logs.clear();
-    rl.schema_url.clear();
-    Err(failure.error(records))
+    guarded(
+        engine,
+        scratch,
+        stats,
+        retire,
+        rl,
+        |w, rl| w.logs(rl),
+        |rl| {
+            let records = rl.scope_logs.iter().map(|s| s.log_records.len()).sum();
+            rl.resource = None;
+            rl.scope_logs.clear();
+            rl.schema_url.clear();
+            records
+        },
+    )
 }
 
 /// [`redact_spans`], adding what it did to `stats`; `retire` as for
@@ -223,22 +222,21 @@ pub fn redact_spans_with_stats(
     stats: &mut RedactStats,
     retire: &mut dyn FnMut(&mut Scratch),
 ) -> Result<(), RedactError> {
-    let res = catch_unwind(AssertUnwindSafe(|| {
-        Walk::new(engine, &mut *scratch, &mut *stats, &mut *retire).spans(rs)
-    }));
-    let failure = match res {
-        Ok(Ok(())) => return Ok(()),
-        Ok(Err(OverBudget)) => Failure::OverBudget,
-        Err(_) => {
-            renew(engine, scratch, retire);
-            Failure::Panicked
-        }
-    };
-    let records = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
-    rs.resource = None;
-    rs.scope_spans.clear();
-    rs.schema_url.clear();
-    Err(failure.error(records))
+    guarded(
+        engine,
+        scratch,
+        stats,
+        retire,
+        rs,
+        |w, rs| w.spans(rs),
+        |rs| {
+            let records = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
+            rs.resource = None;
+            rs.scope_spans.clear();
+            rs.schema_url.clear();
+            records
+        },
+    )
 }
 
 /// [`redact_metrics`], adding what it did to `stats`; `retire` as for
@@ -250,8 +248,47 @@ pub fn redact_metrics_with_stats(
     stats: &mut RedactStats,
     retire: &mut dyn FnMut(&mut Scratch),
 ) -> Result<(), RedactError> {
+    guarded(
+        engine,
+        scratch,
+        stats,
+        retire,
+        rm,
+        |w, rm| w.metrics(rm),
+        |rm| {
+            let records = rm
+                .scope_metrics
+                .iter()
+                .flat_map(|s| &s.metrics)
+                .map(data_points)
+                .sum();
+            rm.resource = None;
+            rm.scope_metrics.clear();
+            rm.schema_url.clear();
+            records
+        },
+    )
+}
+
+/// Walks one resource with `walk`, catching a panic. When the walk fails
+/// (over budget or panicked) the resource is emptied with `empty`, which
+/// returns how many records it held, so that nothing of it leaves
+/// half-redacted; a panic also replaces the scratch space it may have left
+/// inconsistent.
+fn guarded<R>(
+    engine: &Engine,
+    scratch: &mut Scratch,
+    stats: &mut RedactStats,
+    retire: &mut dyn FnMut(&mut Scratch),
+    resource: &mut R,
+    walk: impl FnOnce(&mut Walk<'_, '_>, &mut R) -> Step,
+    empty: impl FnOnce(&mut R) -> usize,
+) -> Result<(), RedactError> {
     let res = catch_unwind(AssertUnwindSafe(|| {
-        Walk::new(engine, &mut *scratch, &mut *stats, &mut *retire).metrics(rm)
+        walk(
+            &mut Walk::new(engine, &mut *scratch, &mut *stats, &mut *retire),
+            &mut *resource,
+        )
     }));
     let failure = match res {
         Ok(Ok(())) => return Ok(()),
@@ -261,16 +298,7 @@ pub fn redact_metrics_with_stats(
             Failure::Panicked
         }
     };
-    let records = rm
-        .scope_metrics
-        .iter()
-        .flat_map(|s| &s.metrics)
-        .map(data_points)
-        .sum();
-    rm.resource = None;
-    rm.scope_metrics.clear();
-    rm.schema_url.clear();
-    Err(failure.error(records))
+    Err(failure.error(empty(resource)))
 }
 
 /// Removes the elements at `indices` (ascending) in one pass.

@@ -1,0 +1,575 @@
+//! Helpers shared by the integration tests that run `scrubs run` as a child
+//! process against a vendor endpoint and, for some, a Kafka topic
+//! (tests/fail_closed.rs, tests/log_hygiene.rs, tests/bad_input.rs,
+//! tests/e2e.rs).
+//!
+//! Each test binary compiles its own copy of this module and uses only part
+//! of it, so unused items are allowed here instead of warned about in every
+//! binary that does not need them.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use tokio::runtime::Runtime;
+
+// ---------------------------------------------------------------- PHI
+
+/// PHI planted in the input of the fail-closed and bad-input tests; none
+/// may reach the vendor raw.
+pub const CANARIES: &[&str] = &[
+    "Maria Gonzalez",
+    "219-09-9999",
+    "maria.gonzalez@example.com",
+    "(415) 555-0132",
+    "48291734",
+];
+
+/// A logfmt line carrying every value of [`CANARIES`], numbered `i`.
+pub fn phi_line(i: usize) -> String {
+    format!(
+        r#"level=info msg="lookup" patient_name="Maria Gonzalez" ssn=219-09-9999 email=maria.gonzalez@example.com phone=(415) 555-0132 mrn=48291734 i={i}"#
+    )
+}
+
+/// A JSON line with PHI under keys, nested `depth` objects deep.
+pub fn deep_json(depth: usize) -> String {
+    format!(
+        "{}{}{}",
+        r#"{"a":"#.repeat(depth),
+        r#"{"patient_name":"Maria Gonzalez","ssn":"219-09-9999","mrn":"48291734"}"#,
+        "}".repeat(depth)
+    )
+}
+
+/// An OTLP string value.
+pub fn s(v: &str) -> AnyValue {
+    AnyValue {
+        value: Some(Value::StringValue(v.to_string())),
+    }
+}
+
+/// An OTLP attribute.
+pub fn kv(k: &str, v: AnyValue) -> KeyValue {
+    KeyValue {
+        key: k.to_string(),
+        value: Some(v),
+        key_strindex: 0,
+    }
+}
+
+// ---------------------------------------------------------------- ports, Kafka
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The ports of one `scrubs run`: the vendor it exports to, its admin
+/// endpoint and its OTLP receiver.
+pub struct Ports {
+    pub vendor: u16,
+    pub admin: u16,
+    pub http: u16,
+    pub grpc: u16,
+}
+
+impl Ports {
+    /// The vendor's port, and free ports for the rest.
+    pub fn new(vendor: u16) -> Ports {
+        Ports {
+            vendor,
+            admin: free_port(),
+            http: free_port(),
+            grpc: free_port(),
+        }
+    }
+}
+
+/// The dev broker (`deploy/dev/kafka.sh start`), or `SCRUBS_KAFKA_BOOTSTRAP`.
+pub fn bootstrap() -> String {
+    std::env::var("SCRUBS_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:19092".into())
+}
+
+/// Creates a topic of `partitions` partitions on the dev broker; panics
+/// with what to do when the broker cannot be reached.
+pub fn create_topic(rt: &Runtime, name: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin client");
+    let topic =
+        NewTopic::new(name, partitions, TopicReplication::Fixed(1)).set("min.insync.replicas", "1");
+    let res = rt
+        .block_on(admin.create_topics(
+            &[topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
+        ))
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot reach Kafka at {} ({e}); run deploy/dev/kafka.sh start",
+                bootstrap()
+            )
+        });
+    for r in res {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+}
+
+// ---------------------------------------------------------------- vendor
+
+/// Serves HTTP/1.1 on a free port of 127.0.0.1, each request answered by
+/// `handler`; returns the port.
+pub fn serve<F, Fut>(rt: &Runtime, handler: F) -> u16
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    rt.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let answer = handler(req);
+                    async move { Ok::<_, Infallible>(answer.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+/// What the recording vendor received, decompressed and decoded.
+#[derive(Default)]
+pub struct Received {
+    /// Every request body, decompressed (raw protobuf): canaries are
+    /// searched in these bytes, so no field escapes the check.
+    pub raw: Vec<Vec<u8>>,
+    pub logs: Vec<LogRecord>,
+    /// The string bodies of `logs`, in the order they came.
+    pub bodies: Vec<String>,
+    pub spans: Vec<Span>,
+    /// Data points of gauges.
+    pub data_points: usize,
+}
+
+impl Received {
+    pub fn contains(&self, needle: &str) -> bool {
+        let n = needle.as_bytes();
+        self.raw.iter().any(|r| r.windows(n.len()).any(|w| w == n))
+    }
+
+    /// Decodes one request posted to `path` and keeps what it holds;
+    /// returns the encoded success answer.
+    fn record(&mut self, path: &str, raw: Vec<u8>) -> Vec<u8> {
+        let reply = match path {
+            "/v1/logs" => {
+                let r = ExportLogsServiceRequest::decode(&raw[..]).unwrap();
+                for rl in r.resource_logs {
+                    for sl in rl.scope_logs {
+                        for lr in sl.log_records {
+                            if let Some(Value::StringValue(s)) =
+                                lr.body.as_ref().and_then(|b| b.value.as_ref())
+                            {
+                                self.bodies.push(s.clone());
+                            }
+                            self.logs.push(lr);
+                        }
+                    }
+                }
+                ExportLogsServiceResponse::default().encode_to_vec()
+            }
+            "/v1/traces" => {
+                let r = ExportTraceServiceRequest::decode(&raw[..]).unwrap();
+                for rs in r.resource_spans {
+                    for ss in rs.scope_spans {
+                        self.spans.extend(ss.spans);
+                    }
+                }
+                ExportTraceServiceResponse::default().encode_to_vec()
+            }
+            _ => {
+                let r = ExportMetricsServiceRequest::decode(&raw[..]).unwrap();
+                for rm in r.resource_metrics {
+                    for sm in rm.scope_metrics {
+                        for m in sm.metrics {
+                            if let Some(Data::Gauge(ga)) = m.data {
+                                self.data_points += ga.data_points.len();
+                            }
+                        }
+                    }
+                }
+                ExportMetricsServiceResponse::default().encode_to_vec()
+            }
+        };
+        self.raw.push(raw);
+        reply
+    }
+}
+
+/// An OTLP/HTTP vendor endpoint decoding logs, traces and metrics and
+/// answering every request with success.
+pub fn start_vendor(rt: &Runtime) -> (u16, Arc<Mutex<Received>>) {
+    let got = Arc::new(Mutex::new(Received::default()));
+    let store = got.clone();
+    let port = serve(rt, move |req| {
+        let store = store.clone();
+        async move {
+            let path = req.uri().path().to_string();
+            let raw = read_body(req).await;
+            let reply = store.lock().unwrap().record(&path, raw);
+            Response::new(Full::new(Bytes::from(reply)))
+        }
+    });
+    (port, got)
+}
+
+/// A request's body, inflated when it came with `Content-Encoding: gzip`.
+pub async fn read_body(req: Request<Incoming>) -> Vec<u8> {
+    let gzip = req
+        .headers()
+        .get("content-encoding")
+        .is_some_and(|v| v == "gzip");
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    if gzip {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    } else {
+        body.to_vec()
+    }
+}
+
+// ---------------------------------------------------------------- configuration
+
+/// A `scrubs run` configuration: a file source `app`, optionally an OTLP
+/// source and an audit fork to Kafka, and one vendor `test-vendor`. Each
+/// test adds its own settings, one `key: value` a line, to the sections it
+/// needs them in.
+pub struct Sidecar<'a> {
+    /// The file source's one `include` entry.
+    pub include: String,
+    /// File source settings after `poll_interval: 50ms`.
+    pub file: &'a [&'a str],
+    /// An OTLP source on `Ports::http` and `Ports::grpc` with these
+    /// settings, or none.
+    pub otlp: Option<&'a [&'a str]>,
+    /// An audit fork, or none.
+    pub audit: Option<Audit<'a>>,
+    /// Vendor settings after `batch: { max_wait: 50ms }`.
+    pub vendor: &'a [&'a str],
+    /// Top-level sections written as they are, before `shutdown`.
+    pub extra: &'a str,
+    pub drain_deadline: &'a str,
+}
+
+/// The audit fork of a [`Sidecar`]: records with `audit: "true"`, keyed by
+/// `patient_id`.
+pub struct Audit<'a> {
+    pub brokers: String,
+    pub topic: &'a str,
+    /// `audit.kafka` settings after `spool_dir`.
+    pub kafka: &'a [&'a str],
+}
+
+impl Default for Sidecar<'_> {
+    fn default() -> Self {
+        Sidecar {
+            include: String::new(),
+            file: &[],
+            otlp: None,
+            audit: None,
+            vendor: &[],
+            extra: "",
+            drain_deadline: "10s",
+        }
+    }
+}
+
+impl Sidecar<'_> {
+    /// Writes the configuration to `dir/scrubs.yaml`, with `dir/data` as
+    /// its data directory; returns its path.
+    pub fn write(&self, dir: &Path, p: &Ports) -> PathBuf {
+        let data = dir.join("data");
+        let data = data.display();
+        let lines = |settings: &[&str], indent: &str| -> String {
+            settings.iter().map(|s| format!("{indent}{s}\n")).collect()
+        };
+        let mut cfg = format!(
+            "data_dir: {data}\nsources:\n  app:\n    type: file\n    include: [\"{}\"]\n    poll_interval: 50ms\n{}",
+            self.include,
+            lines(self.file, "    "),
+        );
+        if let Some(otlp) = self.otlp {
+            cfg.push_str(&format!(
+                "  otlp:\n    type: otlp\n    http: {{ address: \"127.0.0.1:{}\" }}\n    grpc: {{ address: \"127.0.0.1:{}\" }}\n{}",
+                p.http,
+                p.grpc,
+                lines(otlp, "    "),
+            ));
+        }
+        if let Some(a) = &self.audit {
+            cfg.push_str(&format!(
+                "audit:\n  kafka:\n    brokers: \"{}\"\n    topic: {}\n    spool_dir: {data}/audit\n{}  select:\n    fields:\n      audit: [\"true\"]\n    key_field: patient_id\n",
+                a.brokers,
+                a.topic,
+                lines(a.kafka, "    "),
+            ));
+        }
+        cfg.push_str(&format!(
+            "vendors:\n  - name: test-vendor\n    endpoint: http://127.0.0.1:{}\n    baa_covered: true\n    batch: {{ max_wait: 50ms }}\n{}admin:\n  address: \"127.0.0.1:{}\"\n{}shutdown:\n  drain_deadline: {}\n",
+            p.vendor,
+            lines(self.vendor, "    "),
+            p.admin,
+            self.extra,
+            self.drain_deadline,
+        ));
+        let path = dir.join("scrubs.yaml");
+        std::fs::write(&path, cfg).unwrap();
+        path
+    }
+}
+
+// ---------------------------------------------------------------- the process
+
+/// A running `scrubs run` whose stderr is collected by a thread (so that a
+/// chatty log never blocks it on a full pipe). Killed when dropped.
+pub struct Scrubs {
+    pub child: Child,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Scrubs {
+    /// `scrubs run --config cfg` with `env` added to its environment;
+    /// stdout is discarded.
+    pub fn start(cfg: &Path, env: &[(&str, &str)]) -> Scrubs {
+        Scrubs::spawn(cfg, env, false)
+    }
+
+    /// As [`Scrubs::start`], with stdout (which `run` does not use)
+    /// collected with stderr, so that a check of the log covers it too.
+    pub fn start_capturing_stdout(cfg: &Path, env: &[(&str, &str)]) -> Scrubs {
+        Scrubs::spawn(cfg, env, true)
+    }
+
+    fn spawn(cfg: &Path, env: &[(&str, &str)], stdout: bool) -> Scrubs {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scrubs"));
+        cmd.args(["run", "--config", cfg.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(if stdout {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = vec![collect(child.stderr.take().unwrap(), stderr.clone())];
+        if let Some(out) = child.stdout.take() {
+            readers.push(collect(out, stderr.clone()));
+        }
+        Scrubs {
+            child,
+            stderr,
+            readers,
+        }
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Everything written to stderr so far.
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Waits (60 s at most) until the admin endpoint answers `path` with
+    /// 200, failing at once if the process exits.
+    pub fn wait_http(&mut self, admin: u16, path: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http_get(admin, path).is_none_or(|r| r.0 != 200) {
+            assert!(self.alive(), "scrubs exited: {}", self.log());
+            assert!(Instant::now() < deadline, "{path} never answered 200");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until scrubs is ready (sources open, sinks healthy).
+    pub fn wait_ready(&mut self, admin: u16) {
+        self.wait_http(admin, "/readyz");
+    }
+
+    /// SIGTERM; the exit code (`None` if it had to be killed after 30 s)
+    /// and everything written to stderr.
+    pub fn stop(mut self) -> (Option<i32>, String) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let end = Instant::now() + Duration::from_secs(30);
+        let mut code = None;
+        while Instant::now() < end {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                code = s.code();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if code.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        (code, self.log())
+    }
+
+    /// A `/proc/<pid>/status` field in bytes (`VmHWM`, `VmRSS`).
+    pub fn status_bytes(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .expect("field in /proc/<pid>/status")
+            * 1024
+    }
+}
+
+impl Drop for Scrubs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A thread appending everything read from `pipe` to `sink`.
+fn collect(mut pipe: impl Read + Send + 'static, sink: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    })
+}
+
+// ---------------------------------------------------------------- HTTP client
+
+/// A minimal HTTP/1.1 exchange with extra headers: status and body.
+pub fn http_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, Vec<u8>)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let end = out.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let status = std::str::from_utf8(&out[..end])
+        .ok()?
+        .split(' ')
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((status, out[end + 4..].to_vec()))
+}
+
+/// GET: status and body as text.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_with(port, "GET", path, &[], b"")
+        .map(|(c, b)| (c, String::from_utf8_lossy(&b).into_owned()))
+}
+
+/// POST of an OTLP protobuf body: status and body.
+pub fn post_proto(port: u16, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    http_with(
+        port,
+        "POST",
+        path,
+        &[("Content-Type", "application/x-protobuf")],
+        body,
+    )
+    .expect("OTLP answers")
+}
+
+/// A series' value in Prometheus text (0 if absent).
+pub fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Polls `done` every 100 ms; fails after `secs` seconds.
+pub fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
