@@ -80,6 +80,22 @@ fn event(stream: &str, n: u64, key: Option<String>) -> AuditEvent {
     }
 }
 
+/// The dev broker, a new topic of `partitions` partitions named after
+/// `name` on it, and a directory for the sink's spool.
+async fn fresh_topic(name: &str, partitions: i32) -> (String, String, tempfile::TempDir) {
+    let brokers = require_broker().await;
+    let topic = unique(name);
+    create_topic(&brokers, &topic, partitions).await;
+    (brokers, topic, tempfile::tempdir().unwrap())
+}
+
+/// Sends events `seqs` of `stream` (no key) in one batch.
+async fn send_events(sink: &AuditSink, stream: &str, seqs: std::ops::Range<u64>) {
+    sink.send_batch(seqs.map(|n| event(stream, n, None)).collect())
+        .await
+        .unwrap();
+}
+
 fn config(brokers: &str, topic: &str, dir: &std::path::Path) -> AuditConfig {
     let mut c = AuditConfig::new(brokers, topic, dir);
     c.delivery_timeout = Duration::from_secs(5);
@@ -195,10 +211,7 @@ fn assert_logs_clean() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivers_every_event_once_in_order_with_a_valid_chain() {
-    let brokers = require_broker().await;
-    let topic = unique("deliver");
-    create_topic(&brokers, &topic, 3).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (brokers, topic, dir) = fresh_topic("deliver", 3).await;
     let metrics = Metrics::new();
     let sink = AuditSink::start(&config(&brokers, &topic, dir.path()), metrics.clone())
         .await
@@ -296,9 +309,7 @@ async fn verify_names_deleted_altered_reordered_duplicated_and_forged_events() {
     let sink = AuditSink::start(&config(&brokers, &source, dir.path()), Metrics::new())
         .await
         .unwrap();
-    sink.send_batch((0..60).map(|n| event("s", n, None)).collect())
-        .await
-        .unwrap();
+    send_events(&sink, "s", 0..60).await;
     sink.shutdown(Duration::from_secs(5)).await;
     let mut msgs = read_all(&brokers, &source).await;
     msgs.sort_by_key(|m| m.offset);
@@ -422,10 +433,7 @@ fn closed_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_spools_applies_backpressure_and_replays_in_order() {
-    let brokers = require_broker().await;
-    let topic = unique("outage");
-    create_topic(&brokers, &topic, 1).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (brokers, topic, dir) = fresh_topic("outage", 1).await;
     let port = closed_port();
     let mut cfg = config(&format!("127.0.0.1:{port}"), &topic, dir.path());
     cfg.delivery_timeout = Duration::from_secs(1);
@@ -525,26 +533,17 @@ async fn outage_spools_applies_backpressure_and_replays_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_continue_sequence_numbers_and_chains() {
-    let brokers = require_broker().await;
-    let topic = unique("restart");
-    create_topic(&brokers, &topic, 2).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (brokers, topic, dir) = fresh_topic("restart", 2).await;
     let cfg = config(&brokers, &topic, dir.path());
 
     let sink = AuditSink::start(&cfg, Metrics::new()).await.unwrap();
-    sink.send_batch((0..10).map(|n| event("r", n, None)).collect())
-        .await
-        .unwrap();
-    sink.send_batch((0..5).map(|n| event("q", n, None)).collect())
-        .await
-        .unwrap();
+    send_events(&sink, "r", 0..10).await;
+    send_events(&sink, "q", 0..5).await;
     sink.shutdown(Duration::from_secs(5)).await;
 
     // A second run over the same spool_dir continues at seq 10 / 5.
     let sink = AuditSink::start(&cfg, Metrics::new()).await.unwrap();
-    sink.send_batch((10..20).map(|n| event("r", n, None)).collect())
-        .await
-        .unwrap();
+    send_events(&sink, "r", 10..20).await;
     sink.shutdown(Duration::from_secs(5)).await;
 
     // A third run that cannot reach Kafka spools, and the fourth replays
@@ -553,12 +552,8 @@ async fn restarts_continue_sequence_numbers_and_chains() {
     down.brokers = format!("127.0.0.1:{}", closed_port());
     down.delivery_timeout = Duration::from_secs(1);
     let sink = AuditSink::start(&down, Metrics::new()).await.unwrap();
-    sink.send_batch((20..30).map(|n| event("r", n, None)).collect())
-        .await
-        .unwrap();
-    sink.send_batch((5..8).map(|n| event("q", n, None)).collect())
-        .await
-        .unwrap();
+    send_events(&sink, "r", 20..30).await;
+    send_events(&sink, "q", 5..8).await;
     assert!(sink.spooling());
     sink.shutdown(Duration::from_secs(2)).await;
 
@@ -568,9 +563,7 @@ async fn restarts_continue_sequence_numbers_and_chains() {
         sink.spooling(),
         "starts by replaying the previous run's spool"
     );
-    sink.send_batch((30..35).map(|n| event("r", n, None)).collect())
-        .await
-        .unwrap();
+    send_events(&sink, "r", 30..35).await;
     let s = sink.clone();
     wait_for(
         "the spool to be replayed",
@@ -603,9 +596,7 @@ async fn restarts_continue_sequence_numbers_and_chains() {
     let sink = AuditSink::start(&config(&brokers, &topic, other_dir.path()), Metrics::new())
         .await
         .unwrap();
-    sink.send_batch((0..3).map(|n| event("r", n, None)).collect())
-        .await
-        .unwrap();
+    send_events(&sink, "r", 0..3).await;
     sink.shutdown(Duration::from_secs(5)).await;
     let report = verify(&read_all(&brokers, &topic).await, None);
     assert!(report.is_clean(), "{:?}", report.problems);
@@ -619,10 +610,7 @@ async fn restarts_continue_sequence_numbers_and_chains() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throughput_with_delivery_awaited() {
-    let brokers = require_broker().await;
-    let topic = unique("throughput");
-    create_topic(&brokers, &topic, 3).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (brokers, topic, dir) = fresh_topic("throughput", 3).await;
     let metrics = Metrics::new();
     let sink = AuditSink::start(&config(&brokers, &topic, dir.path()), metrics.clone())
         .await

@@ -97,6 +97,23 @@ fn dropped_records(m: &Metrics, vendor: &str) -> u64 {
     )
 }
 
+/// A vendor sink on the configuration `yaml`, with metrics of its own.
+fn start_sink(yaml: &str) -> (VendorSink, tokio::task::JoinHandle<()>, Arc<Metrics>) {
+    let m = Metrics::new();
+    let (sink, task) = VendorSink::start(&cfg(yaml), m.clone()).unwrap();
+    (sink, task, m)
+}
+
+/// Waits (`within` at most) until `n` records of `vendor` were dropped for
+/// `reason`; fails if they were not.
+async fn wait_dropped(m: &Metrics, vendor: &str, reason: &str, n: u64, within: Duration) {
+    assert!(
+        wait_for(within, || dropped(m, vendor, reason) == n).await,
+        "{vendor}: {} dropped for {reason}, want {n}",
+        dropped(m, vendor, reason)
+    );
+}
+
 /// Polls `cond` every 10 ms for up to `within`.
 async fn wait_for(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let until = Instant::now() + within;
@@ -339,12 +356,10 @@ async fn server_error_is_retried_without_loss() {
         None,
     )
     .await;
-    let c = cfg(&format!(
+    let (sink, _task, m) = start_sink(&format!(
         "name: v500\nendpoint: http://{}\nbaa_covered: true\ncompression: none\nbatch: {{ max_wait: 20ms }}\nretry: {{ initial_backoff: 50ms }}\n",
         ep.addr
     ));
-    let m = Metrics::new();
-    let (sink, _task) = VendorSink::start(&c, m.clone()).unwrap();
     sink.send(logs("r", 0, 5, 0)).unwrap();
     assert!(wait_for(Duration::from_secs(5), || sent(&m, "v500") == 5).await);
     let got = ep.got();
@@ -381,12 +396,10 @@ async fn too_many_requests_waits_for_retry_after() {
     )
     .await;
     // The backoff alone would retry within 10 ms.
-    let c = cfg(&format!(
+    let (sink, _task, m) = start_sink(&format!(
         "name: v429\nendpoint: http://{}\nbaa_covered: true\nbatch: {{ max_wait: 10ms }}\nretry: {{ initial_backoff: 10ms, max_backoff: 10ms, max_elapsed: 10s }}\n",
         ep.addr
     ));
-    let m = Metrics::new();
-    let (sink, _task) = VendorSink::start(&c, m.clone()).unwrap();
     sink.send(logs("r", 0, 2, 0)).unwrap();
     assert!(wait_for(Duration::from_secs(5), || sent(&m, "v429") == 2).await);
     let got = ep.got();
@@ -400,21 +413,12 @@ async fn too_many_requests_waits_for_retry_after() {
 #[tokio::test]
 async fn retry_after_beyond_budget_gives_up_at_once() {
     let ep = endpoint(always(Plan::Status(503, Some("120"))), None).await;
-    let c = cfg(&format!(
+    let (sink, _task, m) = start_sink(&format!(
         "name: vlong\nendpoint: http://{}\nbaa_covered: true\nbatch: {{ max_wait: 10ms }}\nretry: {{ max_elapsed: 5s }}\n",
         ep.addr
     ));
-    let m = Metrics::new();
-    let (sink, _task) = VendorSink::start(&c, m.clone()).unwrap();
     sink.send(logs("r", 0, 4, 0)).unwrap();
-    assert!(
-        wait_for(Duration::from_secs(2), || dropped(
-            &m,
-            "vlong",
-            "retry_exhausted"
-        ) == 4)
-        .await
-    );
+    wait_dropped(&m, "vlong", "retry_exhausted", 4, Duration::from_secs(2)).await;
     assert_eq!(ep.got().len(), 1);
     sink.shutdown(Duration::from_secs(1)).await;
 }
@@ -422,22 +426,13 @@ async fn retry_after_beyond_budget_gives_up_at_once() {
 #[tokio::test]
 async fn hanging_endpoint_times_out_retries_and_gives_up() {
     let ep = endpoint(always(Plan::Hang), None).await;
-    let c = cfg(&format!(
+    let (sink, _task, m) = start_sink(&format!(
         "name: vhang\nendpoint: http://{}\nbaa_covered: true\ntimeout: 200ms\nbatch: {{ max_wait: 10ms }}\nretry: {{ initial_backoff: 20ms, max_backoff: 50ms, max_elapsed: 700ms }}\n",
         ep.addr
     ));
-    let m = Metrics::new();
-    let (sink, _task) = VendorSink::start(&c, m.clone()).unwrap();
     let t0 = Instant::now();
     sink.send(logs("h", 0, 3, 0)).unwrap();
-    assert!(
-        wait_for(Duration::from_secs(5), || dropped(
-            &m,
-            "vhang",
-            "retry_exhausted"
-        ) == 3)
-        .await
-    );
+    wait_dropped(&m, "vhang", "retry_exhausted", 3, Duration::from_secs(5)).await;
     let took = t0.elapsed();
     assert!(took >= Duration::from_millis(600), "{took:?}");
     assert!(took < Duration::from_secs(3), "{took:?}");
@@ -460,12 +455,10 @@ async fn hanging_endpoint_times_out_retries_and_gives_up() {
 #[tokio::test]
 async fn full_queue_drops_at_once_and_counts() {
     let ep = endpoint(always(Plan::Hang), None).await;
-    let c = cfg(&format!(
+    let (sink, _task, m) = start_sink(&format!(
         "name: vfull\nendpoint: http://{}\nbaa_covered: true\ntimeout: 30s\nbatch: {{ max_records: 1, max_bytes: 1KiB, max_wait: 10ms }}\nqueue: {{ max_bytes: 2KiB }}\n",
         ep.addr
     ));
-    let m = Metrics::new();
-    let (sink, _task) = VendorSink::start(&c, m.clone()).unwrap();
     // About 300 bytes each: the first goes in flight and hangs, a few more
     // fill the queue, the rest are refused.
     let t0 = Instant::now();
@@ -504,12 +497,10 @@ async fn full_queue_drops_at_once_and_counts() {
 #[tokio::test]
 async fn shutdown_flushes_a_partial_batch() {
     let ep = endpoint(always(Plan::Ok), None).await;
-    let c = cfg(&format!(
+    let (sink, task, m) = start_sink(&format!(
         "name: vflush\nendpoint: http://{}/otlp/\nbaa_covered: true\nbatch: {{ max_wait: 30s }}\n",
         ep.addr
     ));
-    let m = Metrics::new();
-    let (sink, task) = VendorSink::start(&c, m.clone()).unwrap();
     sink.send(logs("f", 0, 3, 0)).unwrap();
     sink.send(logs("f", 3, 2, 0)).unwrap();
     let t0 = Instant::now();
@@ -538,22 +529,13 @@ async fn rejections_are_not_retried_and_partial_success_is_counted() {
         None,
     )
     .await;
-    let c = cfg(&format!(
+    let (sink, _task, m) = start_sink(&format!(
         "name: vrej\nendpoint: http://{}/v1/logs\nbaa_covered: true\nbatch: {{ max_wait: 10ms }}\n",
         ep.addr
     ));
-    let m = Metrics::new();
-    let (sink, _task) = VendorSink::start(&c, m.clone()).unwrap();
     assert!(sink.accepts("logs") && !sink.accepts("traces"));
     sink.send(logs("a", 0, 3, 0)).unwrap();
-    assert!(
-        wait_for(Duration::from_secs(3), || dropped(
-            &m,
-            "vrej",
-            "rejected_400"
-        ) == 3)
-        .await
-    );
+    wait_dropped(&m, "vrej", "rejected_400", 3, Duration::from_secs(3)).await;
     sink.send(logs("b", 0, 5, 0)).unwrap();
     assert!(wait_for(Duration::from_secs(3), || sent(&m, "vrej") == 3).await);
     assert_eq!(dropped(&m, "vrej", "partial_rejected"), 2);
@@ -642,14 +624,7 @@ async fn tls_with_ca_file_succeeds_and_without_it_fails_as_tls_error() {
         "{health}"
     );
     sink.send(logs("w", 0, 2, 0)).unwrap();
-    assert!(
-        wait_for(Duration::from_secs(5), || dropped(
-            &m,
-            "tls-wrong",
-            "tls_error"
-        ) == 2)
-        .await
-    );
+    wait_dropped(&m, "tls-wrong", "tls_error", 2, Duration::from_secs(5)).await;
     assert!(
         value(
             &m,
@@ -691,12 +666,10 @@ async fn plain_http_to_tls_endpoint_is_a_clean_failure() {
     // An http:// URL pointed at a TLS port: counted, no hang, no panic.
     let fx = tls_fixture();
     let ep = endpoint(always(Plan::Ok), Some(fx.acceptor.clone())).await;
-    let c = cfg(&format!(
+    let (sink, _t, m) = start_sink(&format!(
         "name: mismatch\nendpoint: http://{}\nbaa_covered: true\ntimeout: 500ms\nbatch: {{ max_wait: 10ms }}\nretry: {{ initial_backoff: 20ms, max_elapsed: 100ms }}\n",
         ep.addr
     ));
-    let m = Metrics::new();
-    let (sink, _t) = VendorSink::start(&c, m.clone()).unwrap();
     sink.send(logs("m", 0, 1, 0)).unwrap();
     assert!(
         wait_for(Duration::from_secs(5), || dropped_records(&m, "mismatch")
@@ -767,7 +740,7 @@ async fn grpc_export_retries_unavailable_and_counts_partial_success() {
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     std::env::set_var("SCRUBS_TEST_VENDOR_KEY_GRPC", "grpc-secret-1");
-    let c = cfg(&format!(
+    let (sink, _t, m) = start_sink(&format!(
         r#"
 name: grpc-vendor
 endpoint: http://{addr}
@@ -779,8 +752,6 @@ batch: {{ max_wait: 20ms }}
 retry: {{ initial_backoff: 20ms }}
 "#
     ));
-    let m = Metrics::new();
-    let (sink, _t) = VendorSink::start(&c, m.clone()).unwrap();
     sink.send(logs("g", 0, 4, 0)).unwrap();
     assert!(wait_for(Duration::from_secs(5), || sent(&m, "grpc-vendor") == 3).await);
     assert_eq!(dropped(&m, "grpc-vendor", "partial_rejected"), 1);
@@ -841,12 +812,10 @@ async fn grpc_over_tls_with_ca_file() {
             });
         }
     });
-    let c = cfg(&format!(
+    let (sink, _t, m) = start_sink(&format!(
         "name: grpc-tls\nendpoint: https://localhost:{port}\nprotocol: grpc\ncompression: none\nbaa_covered: true\ntls: {{ ca_file: {} }}\nbatch: {{ max_wait: 10ms }}\n",
         fx.ca_file.display()
     ));
-    let m = Metrics::new();
-    let (sink, _t) = VendorSink::start(&c, m.clone()).unwrap();
     sink.send(logs("s", 0, 3, 0)).unwrap();
     // The recorder's partial success rejects one record.
     assert!(wait_for(Duration::from_secs(5), || sent(&m, "grpc-tls") == 2).await);
@@ -864,25 +833,16 @@ async fn grpc_connection_refused_is_connect_error() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let c = cfg(&format!(
+    let (sink, _t, m) = start_sink(&format!(
         "name: grpc-down\nendpoint: http://127.0.0.1:{port}\nprotocol: grpc\nbaa_covered: true\nbatch: {{ max_wait: 10ms }}\nretry: {{ initial_backoff: 20ms, max_elapsed: 200ms }}\n"
     ));
-    let m = Metrics::new();
-    let (sink, _t) = VendorSink::start(&c, m.clone()).unwrap();
     assert!(sink
         .healthcheck()
         .await
         .unwrap_err()
         .contains("connect_error"));
     sink.send(logs("d", 0, 2, 0)).unwrap();
-    assert!(
-        wait_for(Duration::from_secs(5), || dropped(
-            &m,
-            "grpc-down",
-            "connect_error"
-        ) == 2)
-        .await
-    );
+    wait_dropped(&m, "grpc-down", "connect_error", 2, Duration::from_secs(5)).await;
     sink.shutdown(Duration::from_millis(100)).await;
 }
 
