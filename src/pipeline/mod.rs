@@ -37,6 +37,15 @@ pub struct LineBatch {
     /// Resolved with `true` once the batch is safe to commit, `false` if it
     /// could not be made durable (the source must not advance).
     pub ack: oneshot::Sender<bool>,
+    /// Set by a source that checkpoints (the file tail) when earlier batches
+    /// are still in flight: resolves once every earlier batch is
+    /// acknowledged and its checkpoint written. The pipeline redacts the
+    /// batch meanwhile but hands nothing to a sink before it resolves, so a
+    /// crash re-sends at most one batch (the one delivered and not yet
+    /// checkpointed), however many batches are in flight. An error means an
+    /// earlier batch of the same file was refused: the source reads this one
+    /// again, so the pipeline must not deliver it and acknowledges `false`.
+    pub earlier_committed: Option<oneshot::Receiver<()>>,
 }
 
 impl fmt::Debug for LineBatch {

@@ -399,6 +399,7 @@ impl Pipeline {
             lines,
             dropped_bytes,
             ack,
+            earlier_committed,
         } = batch;
         let (engine, mut scratch) = self.engine_and_scratch();
         let observed = now_nanos();
@@ -468,6 +469,15 @@ impl Pipeline {
 
         self.recycle(engine, scratch);
 
+        // Nothing reaches a sink before the source has checkpointed every
+        // earlier batch (see `LineBatch::earlier_committed`); if one of them
+        // was refused, this batch is read again, so it is not delivered now.
+        if let Some(gate) = earlier_committed {
+            if gate.await.is_err() {
+                let _ = ack.send(false);
+                return;
+            }
+        }
         // Queue the audit events in dequeue order, then let the next batch
         // queue its own while this one waits for durability.
         ticket.wait_turn().await;

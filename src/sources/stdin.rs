@@ -277,6 +277,8 @@ impl Stdin {
                 lines: lines.clone(),
                 dropped_bytes: dropped.clone(),
                 ack,
+                // Nothing is checkpointed: stdin cannot be read again.
+                earlier_committed: None,
             };
             if self.out.send(batch).await.is_err() {
                 return false;

@@ -151,7 +151,12 @@ pub(crate) fn producer_config(cfg: &AuditConfig) -> Result<ClientConfig, String>
         // failed events go to the spool.
         .set("message.timeout.ms", timeout_ms.to_string())
         .set("request.timeout.ms", timeout_ms.min(30_000).to_string())
-        .set("linger.ms", "5")
+        // No linger: a file source hands one batch at a time to the sinks
+        // (each waits for the previous one's checkpoint) and awaits its
+        // delivery reports, so a linger would be added to every batch.
+        // Messages still share requests: what queues while one request is
+        // in flight goes in the next.
+        .set("linger.ms", "0")
         .set("batch.num.messages", "10000")
         .set("compression.type", "lz4")
         .set("queue.buffering.max.messages", "1000000")

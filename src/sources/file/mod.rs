@@ -27,8 +27,8 @@
 //!   continues in the copy where it stopped: nothing is lost. Otherwise the
 //!   lines written after the tail's last read and before the truncation
 //!   exist only in the copy and are lost. A file that was growing at its
-//!   last read is read again within 10 ms, an idle one within
-//!   `poll_interval`, so that window is the last ~10 ms of output before
+//!   last read is read again within 10 ms (then 20, 40, ... while it stays
+//!   idle), an idle one within `poll_interval`, so that window is the last ~10 ms of output before
 //!   the truncation while the tail keeps up (plus whatever backlog it had
 //!   when it was behind). The lines the writer appends between logrotate's
 //!   copy and its truncation are lost for every reader, scrubs included.
@@ -50,12 +50,15 @@
 //! acknowledgement) the file is read again from the acknowledged offset
 //! after a back-off (100 ms doubling to 10 s). The checkpoint file is
 //! rewritten (atomically) right after acknowledgements arrive and before
-//! the next batch is read, and fsynced at least every second. After a
-//! `kill -9` the lines after the checkpoint are read again: the batches the
-//! pipeline had taken and not acknowledged (with a pipeline that acks each
-//! batch before taking the next, one batch, rarely two), at most
-//! `max_inflight_batches`; none is lost. After a power loss, up to a second
-//! more.
+//! the next batch is read, and fsynced at least every second. Up to
+//! `max_inflight_batches` batches are in the pipeline at once, so that
+//! redaction overlaps the wait for Kafka, but each carries a gate
+//! (`LineBatch::earlier_committed`) that opens only once every earlier
+//! batch is acknowledged and checkpointed, and the pipeline hands nothing
+//! to a sink before it opens. After a `kill -9` the lines after the
+//! checkpoint are read again, but at most one batch of them had reached a
+//! sink (the one delivered and not yet checkpointed); none is lost. After a
+//! power loss, up to a second more.
 //!
 //! The service writing the file is never blocked or slowed: when the
 //! pipeline is slow, the bounded channel and the in-flight window fill and
@@ -147,6 +150,24 @@ struct InFlight {
     gen: u64,
     end: u64,
     rx: oneshot::Receiver<bool>,
+    /// The next batch's `earlier_committed`, with the file it belongs to:
+    /// released once this batch's acknowledgement is checkpointed.
+    next: Option<(u64, oneshot::Sender<()>)>,
+}
+
+impl InFlight {
+    /// Records the acknowledgement and returns the next batch's gate if it
+    /// may go ahead once the checkpoint is written. After a refusal, a next
+    /// batch of the same file is dropped (its gate errors): the file is read
+    /// again from the checkpoint, so delivering it would send it twice. A
+    /// batch of another file is unaffected and still released.
+    fn settle(self, tail: &mut Tail, ok: bool) -> Option<oneshot::Sender<()>> {
+        tail.on_ack(self.id, self.gen, self.end, ok, Instant::now());
+        match self.next {
+            Some((next_id, tx)) if ok || next_id != self.id => Some(tx),
+            _ => None,
+        }
+    }
 }
 
 enum Event {
@@ -166,11 +187,11 @@ async fn run(
     poll: Duration,
 ) {
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
+    // Gates of batches whose earlier batches are acknowledged; they open once
+    // the checkpoint recording those acknowledgements is written.
+    let mut released: Vec<oneshot::Sender<()>> = Vec::new();
     let mut next_tick = tokio::time::Instant::now();
     loop {
-        if *shutdown.borrow() {
-            break;
-        }
         // Acknowledgements that are already in, in order.
         while let Some(f) = inflight.front_mut() {
             let ok = match f.rx.try_recv() {
@@ -179,10 +200,16 @@ async fn run(
                 Err(oneshot::error::TryRecvError::Closed) => false,
             };
             let f = inflight.pop_front().expect("front exists");
-            tail.on_ack(f.id, f.gen, f.end, ok, Instant::now());
+            released.extend(f.settle(&mut tail, ok));
         }
         if tail.dirty {
             ckpt.commit(&mut tail, false).await;
+        }
+        for gate in released.drain(..) {
+            let _ = gate.send(());
+        }
+        if *shutdown.borrow() {
+            break;
         }
         if tokio::time::Instant::now() >= next_tick {
             tail = match blocking(tail, |t| t.tick(Instant::now())).await {
@@ -216,8 +243,9 @@ async fn run(
             Event::Shutdown | Event::Closed => break,
             Event::Tick => {}
             Event::Ack(ok) => {
+                // Committed and released at the top of the loop.
                 let f = inflight.pop_front().expect("front exists");
-                tail.on_ack(f.id, f.gen, f.end, ok, Instant::now());
+                released.extend(f.settle(&mut tail, ok));
             }
             Event::Permit(permit) => {
                 let (t, got) = match blocking_with(tail, |t| t.fill_next(Instant::now())).await {
@@ -234,31 +262,49 @@ async fn run(
                         .bytes
                         .fetch_add(b.batch.bytes as u64, Ordering::Relaxed);
                     tail.m.cut.fetch_add(b.batch.cut, Ordering::Relaxed);
+                    // Every batch before this one is checkpointed when none
+                    // is in flight (acknowledgements are committed before
+                    // the next batch is read); otherwise this one waits for
+                    // the one before it.
+                    let earlier_committed = inflight.back_mut().map(|prev| {
+                        let (tx, rx) = oneshot::channel();
+                        prev.next = Some((b.id, tx));
+                        rx
+                    });
                     permit.send(LineBatch {
                         source: tail.name.clone(),
                         stream: b.stream,
                         lines: b.batch.lines,
                         dropped_bytes: b.batch.dropped,
                         ack,
+                        earlier_committed,
                     });
                     inflight.push_back(InFlight {
                         id: b.id,
                         gen: b.gen,
                         end: b.end,
                         rx,
+                        next: None,
                     });
                 }
             }
         }
     }
-    // Shutdown: collect what acknowledgements come, commit, stop.
+    // Shutdown: collect what acknowledgements come, each committed before
+    // the next batch may be delivered (as while running), then stop.
     let deadline = tokio::time::Instant::now() + SHUTDOWN_ACK_WAIT;
     while let Some(mut f) = inflight.pop_front() {
         let ok = match tokio::time::timeout_at(deadline, &mut f.rx).await {
             Ok(r) => r.unwrap_or(false),
             Err(_) => false,
         };
-        tail.on_ack(f.id, f.gen, f.end, ok, Instant::now());
+        let gate = f.settle(&mut tail, ok);
+        if tail.dirty {
+            ckpt.commit(&mut tail, false).await;
+        }
+        if let Some(gate) = gate {
+            let _ = gate.send(());
+        }
     }
     ckpt.commit(&mut tail, true).await;
     debug!(source = %tail.name, "file source stopped");
@@ -417,6 +463,7 @@ struct Settings {
     multiline: Option<(regex::bytes::Regex, usize, Duration)>,
     rotate_wait: Duration,
     recheck: Duration,
+    poll: Duration,
     fp_bytes: usize,
     max_line: usize,
     chunk: usize,
@@ -458,8 +505,13 @@ struct Ident {
     gone: bool,
     retry_at: Option<Instant>,
     /// A file that was growing at its last read is looked at again soon,
-    /// not only at the next poll: this narrows the copytruncate window.
+    /// not only at the next poll: this narrows the copytruncate window and
+    /// keeps latency low under bursty writers.
     recheck_at: Option<Instant>,
+    /// The wait before that look: [`ACTIVE_RECHECK`] after a read that found
+    /// new bytes, doubled after each look that found none, until it reaches
+    /// `poll_interval` (then the poll alone looks at the file).
+    recheck_wait: Duration,
     backoff: Duration,
     aliases: Vec<Alias>,
 }
@@ -497,6 +549,7 @@ impl Ident {
             gone: false,
             retry_at: None,
             recheck_at: None,
+            recheck_wait: Duration::ZERO,
             backoff: Duration::ZERO,
             aliases: Vec::new(),
         }
@@ -590,6 +643,7 @@ impl Tail {
             multiline,
             rotate_wait: cfg.rotate_wait,
             recheck: cfg.poll_interval.min(ACTIVE_RECHECK),
+            poll: cfg.poll_interval,
             fp_bytes: cfg.fingerprint_bytes,
             max_line: cfg.max_line_bytes,
             chunk: cfg.read_buffer,
@@ -794,8 +848,19 @@ impl Tail {
         let full = f.batch.is_full(&lim);
         i.recheck_at = None;
         if f.eof && !full {
-            if r.read_pos() != before {
-                i.recheck_at = Some(now + self.s.recheck);
+            // A writer that pauses for a moment (bursts, GC, a busy core)
+            // is looked at again after 10, 20, 40 ms... rather than only at
+            // the next poll, which alone would add up to `poll_interval` to
+            // the latency of the next burst's first lines.
+            i.recheck_wait = if r.read_pos() != before {
+                self.s.recheck
+            } else {
+                i.recheck_wait * 2
+            };
+            if !i.recheck_wait.is_zero() && i.recheck_wait < self.s.poll {
+                i.recheck_at = Some(now + i.recheck_wait);
+            } else {
+                i.recheck_wait = Duration::ZERO;
             }
             i.maybe_data = false;
             if i.finishing {
@@ -1274,6 +1339,7 @@ impl Tail {
                 gone: false,
                 retry_at: None,
                 recheck_at: None,
+                recheck_wait: Duration::ZERO,
                 backoff: Duration::ZERO,
                 aliases: Vec::new(),
             },
