@@ -55,6 +55,7 @@
 #   --drain-timeout S    longest wait for the vendor to receive every line (default 1200)
 #   --audit-pm N         audit lines per mille (default 50 = 5%; otlp default 0)
 #   --file-opt "K: V"    an extra setting of the file source (repeatable), e.g. "max_inflight_batches: 16"
+#   --vendor-opt "K: V"  an extra setting of the vendor (repeatable), e.g. "batch: { max_records: 512 }"
 #   --no-control         overload: skip the control run (the generator alone, nobody reading)
 #   --perf               tail, otlp: `perf record -g` on scrubs for 20 s (tail: of the saturation run)
 #   --verify             run `scrubs audit verify` on the topic (default for tail)
@@ -81,7 +82,7 @@ CMDLINE="scripts/bench-sidecar.sh $MODE $*"
 
 OUT="" DURATION="" MAX="" RATE="" RATES="" SAT_LINES="" FRACTIONS="0.5 0.8 0.9" PHASE_SECS=60
 CONCURRENCY="" BODIES=64 SOURCE=tail SAMPLE="" WARMUP=120 ROTATE_BYTES="" DRAIN_TIMEOUT=1200
-PERF=0 VERIFY="" PIN=1 BUILD=1 KEEP_LOGS=0 AUDIT_PM="" FILE_OPTS=() CONTROL=1
+PERF=0 VERIFY="" PIN=1 BUILD=1 KEEP_LOGS=0 AUDIT_PM="" FILE_OPTS=() VENDOR_OPTS=() CONTROL=1
 while [ $# -gt 0 ]; do
     case "$1" in
     --out) OUT=$2; shift ;;
@@ -101,6 +102,7 @@ while [ $# -gt 0 ]; do
     --drain-timeout) DRAIN_TIMEOUT=$2; shift ;;
     --audit-pm) AUDIT_PM=$2; shift ;;
     --file-opt) FILE_OPTS+=("$2"); shift ;;
+    --vendor-opt) VENDOR_OPTS+=("$2"); shift ;;
     --no-control) CONTROL=0 ;;
     --perf) PERF=1 ;;
     --verify) VERIFY=1 ;;
@@ -167,6 +169,7 @@ meta git "$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quie
 meta pinned "$PIN"
 meta audit_pm "$AUDIT_PM"
 meta file_opts "${FILE_OPTS[*]:-}"
+meta vendor_opts "${VENDOR_OPTS[*]:-}"
 meta clk_tck "$(getconf CLK_TCK)"
 meta sample "$SAMPLE"
 meta load_start "$(loadavg)"
@@ -275,6 +278,9 @@ vendors:
   - name: bench-vendor
     endpoint: http://127.0.0.1:$VPORT
     baa_covered: true
+EOF
+    for o in "${VENDOR_OPTS[@]}"; do echo "    $o"; done
+    cat <<EOF
 admin:
   address: "$ADMIN"
 EOF

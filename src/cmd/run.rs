@@ -20,6 +20,12 @@ use tracing::{error, info, warn, Instrument};
 
 use super::CliError;
 
+/// Tasks taking line batches from the queue (see where they are spawned).
+const PIPELINE_WORKERS: usize = 4;
+
+/// Threads of the runtime's blocking pool (see where the runtime is built).
+const BLOCKING_THREADS: usize = 4;
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The configuration file (see deploy/scrubs.yaml).
@@ -64,12 +70,19 @@ pub fn validate(args: ValidateArgs) -> Result<ExitCode, CliError> {
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
+    limit_malloc_arenas();
     init_logging();
     let Some(cfg) = load(&args.config) else {
         return Ok(ExitCode::from(2));
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // File reads, checkpoint and spool writes and OTLP decoding run on
+        // the blocking pool. Every thread that allocates can take its own
+        // malloc arena, whose high-water mark stays resident, so a small
+        // pool (tokio's default allows 512) keeps peak RSS down; a task
+        // waits for a free thread rather than making a new one.
+        .max_blocking_threads(BLOCKING_THREADS)
         .thread_name("scrubs-worker")
         .enable_all()
         .build()?;
@@ -81,6 +94,36 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
             Ok(ExitCode::from(2))
         }
     }
+}
+
+/// Re-executes scrubs once with `MALLOC_ARENA_MAX=2` unless the variable is
+/// already set (an operator's value is kept). glibc gives each thread that
+/// allocates while another holds the lock an arena of its own, up to eight
+/// per core, and each arena's high-water mark stays resident: with two
+/// runtime threads, the blocking pool and librdkafka's threads, that was a
+/// third of the peak RSS (58.8 MiB at saturation, 47.5 MiB with two arenas,
+/// at the same throughput). Setting the variable before the process starts
+/// is the only way to change it without `unsafe` (`mallopt`). This runs
+/// before any thread is started; if the exec fails (no `/proc/self/exe`),
+/// scrubs carries on in this process. Other C libraries ignore the variable.
+fn limit_malloc_arenas() {
+    use std::os::unix::process::CommandExt;
+
+    const VAR: &str = "MALLOC_ARENA_MAX";
+    if std::env::var_os(VAR).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let mut cmd = std::process::Command::new(exe);
+    if let Some(arg0) = args.next() {
+        cmd.arg0(arg0);
+    }
+    // `exec` only returns on failure.
+    let err = cmd.args(args).env(VAR, "2").exec();
+    eprintln!("scrubs: could not re-execute with {VAR}=2 ({err}); continuing");
 }
 
 fn init_logging() {
@@ -197,10 +240,14 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
     }
     drop(tx);
 
-    // Two workers: the engine is synchronous and CPU-bound, one per core.
+    // Four workers on the two runtime threads. The engine is synchronous
+    // and CPU-bound, so at most two redact at once (one per core); the
+    // others meanwhile wait for Kafka or for the previous batch's
+    // checkpoint (`LineBatch::earlier_committed`) without holding a thread.
+    // With two, both could be waiting and nothing redacting.
     let rx = Arc::new(Mutex::new(rx));
     let mut workers = Vec::new();
-    for i in 0..2 {
+    for i in 0..PIPELINE_WORKERS {
         let rx = rx.clone();
         let pipeline = pipeline.clone();
         workers.push(tokio::spawn(

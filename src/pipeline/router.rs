@@ -40,9 +40,18 @@ use crate::{Engine, Scratch};
 /// Resolves once submitted audit events are durable.
 pub type Durable = BoxFuture<'static, Result<(), String>>;
 
+/// One signal's resource walker (`otlp_redact::redact_*_with_stats`).
+type Walker<R> = fn(
+    &Engine,
+    &mut Scratch,
+    &mut R,
+    &mut RedactStats,
+    &mut dyn FnMut(&mut Scratch),
+) -> Result<(), RedactError>;
+
 /// Hands out turns in the order line batches were taken from the queue.
 ///
-/// Two workers redact batches in parallel, but audit events must be recorded
+/// Several workers redact batches in parallel, but audit events must be recorded
 /// in source order: per-key order in Kafka and each stream's hash chain
 /// depend on it. A worker takes a ticket when it takes a batch, redacts, then
 /// waits for its turn only to queue the batch's audit events; the turn passes
@@ -335,6 +344,25 @@ impl Pipeline {
             reason,
             "records could not be redacted and were dropped (fail closed); nothing raw was forwarded"
         );
+    }
+
+    /// Redacts each resource of an OTLP request with the signal's walker
+    /// (`otlp_redact::redact_*_with_stats`), counts the redactions, and
+    /// returns the number of records rejected (partial success).
+    fn redact_resources<R>(&self, resources: &mut [R], walk: Walker<R>) -> i64 {
+        let (engine, mut scratch) = self.engine_and_scratch();
+        let mut stats = RedactStats::default();
+        let mut errors = Vec::new();
+        for r in resources {
+            if let Err(e) = walk(&engine, &mut scratch, r, &mut stats, &mut |old| {
+                self.count_redactions(&engine, old, "otlp")
+            }) {
+                errors.push(e);
+            }
+        }
+        self.count_redactions(&engine, &mut scratch, "otlp");
+        self.recycle(engine, scratch);
+        self.otlp_rejected(&stats, &errors)
     }
 
     /// Counts what the OTLP resource walks of one request could not redact
@@ -634,23 +662,10 @@ impl Pipeline {
         mut req: ExportTraceServiceRequest,
     ) -> Result<ExportOutcome, Rejection> {
         let _guard = self.admit(req.encoded_len() as u64)?;
-        let (engine, mut scratch) = self.engine_and_scratch();
-        let mut stats = RedactStats::default();
-        let mut errors = Vec::new();
-        for rs in &mut req.resource_spans {
-            if let Err(e) = otlp_redact::redact_spans_with_stats(
-                &engine,
-                &mut scratch,
-                rs,
-                &mut stats,
-                &mut |old| self.count_redactions(&engine, old, "otlp"),
-            ) {
-                errors.push(e);
-            }
-        }
-        self.count_redactions(&engine, &mut scratch, "otlp");
-        self.recycle(engine, scratch);
-        let rejected = self.otlp_rejected(&stats, &errors);
+        let rejected = self.redact_resources(
+            &mut req.resource_spans,
+            otlp_redact::redact_spans_with_stats,
+        );
         req.resource_spans
             .retain(|r| r.scope_spans.iter().any(|s| !s.spans.is_empty()));
         if !req.resource_spans.is_empty() {
@@ -665,23 +680,10 @@ impl Pipeline {
         mut req: ExportMetricsServiceRequest,
     ) -> Result<ExportOutcome, Rejection> {
         let _guard = self.admit(req.encoded_len() as u64)?;
-        let (engine, mut scratch) = self.engine_and_scratch();
-        let mut stats = RedactStats::default();
-        let mut errors = Vec::new();
-        for rm in &mut req.resource_metrics {
-            if let Err(e) = otlp_redact::redact_metrics_with_stats(
-                &engine,
-                &mut scratch,
-                rm,
-                &mut stats,
-                &mut |old| self.count_redactions(&engine, old, "otlp"),
-            ) {
-                errors.push(e);
-            }
-        }
-        self.count_redactions(&engine, &mut scratch, "otlp");
-        self.recycle(engine, scratch);
-        let rejected = self.otlp_rejected(&stats, &errors);
+        let rejected = self.redact_resources(
+            &mut req.resource_metrics,
+            otlp_redact::redact_metrics_with_stats,
+        );
         req.resource_metrics
             .retain(|r| r.scope_metrics.iter().any(|s| !s.metrics.is_empty()));
         if !req.resource_metrics.is_empty() {

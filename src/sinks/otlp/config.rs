@@ -17,8 +17,8 @@
 //!     compression: gzip               # gzip (default) or none
 //!     timeout: 10s                    # per request attempt
 //!     signals: [logs, traces, metrics]
-//!     batch: { max_records: 512, max_bytes: 1MiB, max_wait: 200ms }
-//!     queue: { max_bytes: 64MiB, max_batches: 4096 }
+//!     batch: { max_records: 4096, max_bytes: 1MiB, max_wait: 200ms }
+//!     queue: { max_bytes: 8MiB, max_batches: 4096 }
 //!     retry: { initial_backoff: 100ms, max_backoff: 5s, max_elapsed: 60s }
 //! ```
 
@@ -297,7 +297,11 @@ pub struct TlsConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchConfig {
-    /// Records (log records, spans, metrics) per request. Default 512.
+    /// Records (log records, spans, metrics) per request. Default 4096
+    /// (with `max_bytes`, whichever comes first): the fixed cost of a request
+    /// (a round trip, a gzip stream, the vendor's decoding) is paid per
+    /// request, and at 512 the exporter kept up with about half as many
+    /// records a second (benches/RESULTS.md).
     pub max_records: usize,
     /// Protobuf bytes per request, before compression (`"1MiB"`,
     /// `"512KiB"` or a number of bytes). Default 1 MiB. A single input
@@ -312,7 +316,7 @@ pub struct BatchConfig {
 impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
-            max_records: 512,
+            max_records: 4096,
             max_bytes: 1 << 20,
             max_wait: Duration::from_millis(200),
         }
@@ -326,7 +330,12 @@ impl Default for BatchConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
-    /// Protobuf bytes held for this vendor (`"64MiB"`). Default 64 MiB.
+    /// Protobuf bytes held for this vendor (`"64MiB"`). Default 8 MiB:
+    /// with the OTLP receiver's in-flight budget and the file batches in
+    /// flight this keeps scrubs under 64 MB when input outruns a vendor (a
+    /// sixth of a second of the most one core can export, or ~7 minutes of
+    /// an ordinary pod's 20 KB/s). Raise it to ride out longer vendor
+    /// outages, at that cost in memory.
     #[serde(deserialize_with = "de_bytes")]
     pub max_bytes: u64,
     /// Input batches held for this vendor. Default 4096.
@@ -336,7 +345,7 @@ pub struct QueueConfig {
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
-            max_bytes: 64 << 20,
+            max_bytes: 8 << 20,
             max_batches: 4096,
         }
     }
@@ -703,10 +712,10 @@ mod tests {
         assert_eq!(c.protocol, Protocol::Http);
         assert_eq!(c.compression, Compression::Gzip);
         assert_eq!(c.timeout, Duration::from_secs(10));
-        assert_eq!(c.batch.max_records, 512);
+        assert_eq!(c.batch.max_records, 4096);
         assert_eq!(c.batch.max_bytes, 1 << 20);
         assert_eq!(c.batch.max_wait, Duration::from_millis(200));
-        assert_eq!(c.queue.max_bytes, 64 << 20);
+        assert_eq!(c.queue.max_bytes, 8 << 20);
         assert_eq!(c.retry.max_elapsed, Duration::from_secs(60));
         assert_eq!(c.effective_signals(), Signal::ALL.to_vec());
         assert!(
@@ -729,7 +738,7 @@ headers:
 "#);
         assert_eq!(c.timeout, Duration::from_secs(2));
         assert_eq!(c.batch.max_bytes, 256 << 10);
-        assert_eq!(c.batch.max_records, 512);
+        assert_eq!(c.batch.max_records, 4096);
         assert_eq!(
             c.headers["x-api-key"],
             HeaderValue::Secret(SecretSource {

@@ -166,7 +166,7 @@ fn encoded_size(b: &VendorBatch) -> u64 {
 /// takes several times its encoded size on the heap (a `String` and a
 /// `Vec` per value), so a queue bounded by encoded bytes but holding decoded
 /// batches could use several times `queue.max_bytes` (measured: 248 MB RSS
-/// under OTLP load with the default 64 MiB queue). Export requests have one
+/// under OTLP load with a 64 MiB queue). Export requests have one
 /// repeated field, so the concatenation of two encoded requests is the
 /// encoding of the merged request: batches are merged by appending bytes.
 struct Queued {
