@@ -28,9 +28,9 @@
 //!   lines written after the tail's last read and before the truncation
 //!   exist only in the copy and are lost. A file that was growing at its
 //!   last read is read again within 10 ms (then 20, 40, ... while it stays
-//!   idle), an idle one within `poll_interval`, so that window is the last ~10 ms of output before
-//!   the truncation while the tail keeps up (plus whatever backlog it had
-//!   when it was behind). The lines the writer appends between logrotate's
+//!   idle), an idle one within `poll_interval`, so that window is the last
+//!   ~10 ms of output before the truncation while the tail keeps up (plus
+//!   whatever backlog it had when it was behind). The lines the writer appends between logrotate's
 //!   copy and its truncation are lost for every reader, scrubs included.
 //! - **Restart**: each file's acknowledged offset is stored under its
 //!   fingerprint; a restarted source finds each file by fingerprint (and
@@ -202,12 +202,7 @@ async fn run(
             let f = inflight.pop_front().expect("front exists");
             released.extend(f.settle(&mut tail, ok));
         }
-        if tail.dirty {
-            ckpt.commit(&mut tail, false).await;
-        }
-        for gate in released.drain(..) {
-            let _ = gate.send(());
-        }
+        ckpt.commit_then_open(&mut tail, released.drain(..)).await;
         if *shutdown.borrow() {
             break;
         }
@@ -299,12 +294,7 @@ async fn run(
             Err(_) => false,
         };
         let gate = f.settle(&mut tail, ok);
-        if tail.dirty {
-            ckpt.commit(&mut tail, false).await;
-        }
-        if let Some(gate) = gate {
-            let _ = gate.send(());
-        }
+        ckpt.commit_then_open(&mut tail, gate).await;
     }
     ckpt.commit(&mut tail, true).await;
     debug!(source = %tail.name, "file source stopped");
@@ -327,6 +317,22 @@ struct Committer {
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Committer {
+    /// Writes the checkpoint if acknowledgements moved it, then opens the
+    /// gates of the batches that waited for it: a batch reaches the sinks
+    /// only once every earlier one is checkpointed (`earlier_committed`).
+    async fn commit_then_open(
+        &mut self,
+        tail: &mut Tail,
+        gates: impl IntoIterator<Item = oneshot::Sender<()>>,
+    ) {
+        if tail.dirty {
+            self.commit(tail, false).await;
+        }
+        for gate in gates {
+            let _ = gate.send(());
+        }
+    }
+
     async fn commit(&mut self, tail: &mut Tail, force_sync: bool) {
         tail.dirty = false;
         let bytes = tail.snapshot();
