@@ -17,9 +17,14 @@ use crate::error::Error;
 pub const MIN_KEY_BYTES: usize = 32;
 
 /// A pseudonym key.
+///
+/// Holds the HMAC state already keyed, not the key bytes: keying hashes the
+/// key's inner and outer pads (two SHA-256 blocks), and doing that once here
+/// instead of for every token halves the cost of a pseudonym.
 #[derive(Clone)]
 pub struct PseudonymKey {
-    key: Vec<u8>,
+    keyed: Hmac<Sha256>,
+    len: usize,
     ephemeral: bool,
 }
 
@@ -28,7 +33,7 @@ impl fmt::Debug for PseudonymKey {
         write!(
             f,
             "PseudonymKey({} bytes{})",
-            self.key.len(),
+            self.len,
             if self.ephemeral { ", ephemeral" } else { "" }
         )
     }
@@ -52,10 +57,7 @@ impl PseudonymKey {
                 key.len()
             ));
         }
-        Ok(PseudonymKey {
-            key,
-            ephemeral: false,
-        })
+        Ok(PseudonymKey::keyed(&key, false))
     }
 
     /// A random key for this process only: tokens correlate within one run
@@ -63,9 +65,15 @@ impl PseudonymKey {
     pub fn ephemeral() -> PseudonymKey {
         let mut key = vec![0u8; MIN_KEY_BYTES];
         rand::fill(&mut key[..]);
+        PseudonymKey::keyed(&key, true)
+    }
+
+    fn keyed(key: &[u8], ephemeral: bool) -> PseudonymKey {
         PseudonymKey {
-            key,
-            ephemeral: true,
+            keyed: <Hmac<Sha256> as Mac>::new_from_slice(key)
+                .expect("HMAC accepts keys of any length"),
+            len: key.len(),
+            ephemeral,
         }
     }
 
@@ -76,8 +84,7 @@ impl PseudonymKey {
 
     /// The first 4 bytes of HMAC(key, tag || 0 || value) as 8 hex digits.
     pub fn token(&self, tag: &str, value: &[u8]) -> [u8; 8] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .expect("HMAC accepts keys of any length");
+        let mut mac = self.keyed.clone();
         mac.update(tag.as_bytes());
         mac.update(&[0]);
         mac.update(value);
@@ -111,5 +118,18 @@ mod tests {
             k.token("NAME", b"JANE SMITH")
         );
         assert_ne!(k.token("NAME", b"X"), k.token("SSN", b"X"));
+    }
+
+    /// The token is HMAC-SHA256 as RFC 2104 defines it, so tokens made by
+    /// another tool with the same key correlate with scrubs' (the expected
+    /// value is Python's `hmac.new(key, b"NAME\x00JOHN SMITH", sha256)`).
+    /// Pins the pre-keyed state against a change of the message layout.
+    #[test]
+    fn token_is_standard_hmac_sha256() {
+        let k =
+            PseudonymKey::from_bytes(b"0123456789abcdef0123456789abcdefSECRET".to_vec()).unwrap();
+        assert_eq!(&k.token("NAME", b"JOHN SMITH"), b"6a51db40");
+        // Cloning the keyed state must not carry one token's input into the next.
+        assert_eq!(&k.token("NAME", b"JOHN SMITH"), b"6a51db40");
     }
 }
