@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::hash::BuildHasher as _;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex_automata::meta;
 use regex_automata::util::syntax;
 use regex_automata::Input;
 
 use super::class;
+use super::literals::LiteralMatcher;
 use super::names::{self, BuildFx, Names};
 use super::numeric::{self, NumToken, NumericMatcher};
 use super::pseudonym::PseudonymKey;
@@ -91,7 +91,7 @@ pub struct RuleInfo<'e> {
 }
 
 #[derive(Debug, Default)]
-struct AcPattern {
+struct LiteralUse {
     /// Keyword and context patterns only count on word boundaries.
     keyword_rules: Vec<u32>,
     context_rules: Vec<u32>,
@@ -104,22 +104,22 @@ struct AcPattern {
 struct LiteralTable {
     literals: Vec<String>,
     index: HashMap<String, usize>,
-    patterns: Vec<AcPattern>,
+    uses: Vec<LiteralUse>,
 }
 
 impl LiteralTable {
-    fn add(&mut self, lit: &str) -> (usize, &mut AcPattern) {
+    fn add(&mut self, lit: &str) -> (usize, &mut LiteralUse) {
         let lower = lit.to_ascii_lowercase();
         let i = match self.index.get(&lower) {
             Some(&i) => i,
             None => {
                 self.literals.push(lower.clone());
-                self.patterns.push(AcPattern::default());
-                self.index.insert(lower, self.patterns.len() - 1);
-                self.patterns.len() - 1
+                self.uses.push(LiteralUse::default());
+                self.index.insert(lower, self.uses.len() - 1);
+                self.uses.len() - 1
             }
         };
-        (i, &mut self.patterns[i])
+        (i, &mut self.uses[i])
     }
 }
 
@@ -279,10 +279,9 @@ pub struct ExampleFailure {
 #[derive(Debug)]
 pub struct Engine {
     rules: Vec<Rule>,
-    ac: Option<AhoCorasick>,
-    /// The longest literal in `ac`, in bytes.
-    ac_max_len: usize,
-    ac_patterns: Vec<AcPattern>,
+    literals: LiteralMatcher,
+    /// What each literal of `literals` means to which rules.
+    literal_uses: Vec<LiteralUse>,
     keys: HashMap<Box<[u8]>, u32, BuildFx>,
     /// The words of `key_words` entries, and the entries as word-id sets.
     key_word_ids: HashMap<Box<[u8]>, u32, BuildFx>,
@@ -541,31 +540,12 @@ impl Engine {
         }
 
         let LiteralTable {
-            literals: ac_literals,
-            patterns: ac_patterns,
+            literals: literal_strings,
+            uses: literal_uses,
             ..
         } = lits;
-        let ac = if ac_literals.is_empty() {
-            None
-        } else {
-            match AhoCorasick::builder()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(&ac_literals)
-            {
-                Ok(ac) => Some(ac),
-                Err(e) => {
-                    problems.push(RuleProblem {
-                        file: "<all rules>".into(),
-                        line: None,
-                        rule: None,
-                        message: format!("keyword automaton: {e}"),
-                    });
-                    None
-                }
-            }
-        };
+        let gates: Vec<bool> = literal_uses.iter().map(|u| u.trigger).collect();
+        let literals = LiteralMatcher::new(&literal_strings, &gates);
         let regex = if regex_patterns.is_empty() || !problems.is_empty() {
             None
         } else {
@@ -605,9 +585,8 @@ impl Engine {
         let token_max = tokens.iter().map(|t| t.max).max().unwrap_or(0);
         Ok(Engine {
             rules,
-            ac,
-            ac_max_len: ac_literals.iter().map(String::len).max().unwrap_or(0),
-            ac_patterns,
+            literals,
+            literal_uses,
             keys,
             key_word_ids,
             key_words,
@@ -962,46 +941,41 @@ impl Engine {
         }
     }
 
-    /// The Aho-Corasick pass: keywords become findings; context words and
-    /// regex gates are remembered for the later passes.
+    /// The literal pass: keywords become findings; context words and regex
+    /// gates are remembered for the later passes.
     fn literal_pass(&self, hay: &[u8], st: &mut State) {
         st.hits.clear();
         st.triggered = false;
         st.context_seen.clear();
         st.context_seen.resize(self.rules.len().div_ceil(64), 0);
-        let Some(ac) = &self.ac else { return };
-        // Most lines hold none of the literals. The plain search answers that
-        // several times faster than the overlapping one, which has no fast
-        // loop. Its match is the one that ends first, so every match ends at
-        // or after it and starts at most one literal length before it: the
-        // overlapping search starts there.
-        let Some(first) = ac.find(hay) else { return };
-        let from = first.end().saturating_sub(self.ac_max_len);
-        let input = aho_corasick::Input::new(hay).span(from..hay.len());
-        for m in ac.find_overlapping_iter(input) {
-            let pid = m.pattern().as_u32();
-            let pat = &self.ac_patterns[pid as usize];
-            let (s, e) = (m.start(), m.end());
+        let State {
+            hits,
+            context_seen,
+            findings,
+            triggered,
+        } = st;
+        self.literals.find(hay, |pid, s, e| {
+            let pat = &self.literal_uses[pid as usize];
             if pat.trigger {
-                st.triggered = true;
+                *triggered = true;
             }
             let bounded = (s == 0 || !joined_before(hay, s) || !class::is_word(hay[s]))
                 && (e == hay.len() || !joined_after(hay, e) || !class::is_word(hay[e - 1]));
             if !bounded && !pat.trigger {
-                continue;
+                return;
             }
-            st.hits.push(Hit {
+            hits.push(Hit {
                 pattern: pid,
                 start: s,
                 end: e,
             });
             for &r in &pat.context_rules {
-                st.context_seen[r as usize / 64] |= 1 << (r % 64);
+                context_seen[r as usize / 64] |= 1 << (r % 64);
             }
             if bounded {
                 for &r in &pat.keyword_rules {
-                    if let Some(strength) = self.accept(r, hay, s, e, &st.hits) {
-                        st.findings.push(Finding {
+                    if let Some(strength) = self.accept(r, hay, s, e, hits) {
+                        findings.push(Finding {
                             start: s,
                             end: e,
                             rule: r,
@@ -1011,7 +985,7 @@ impl Engine {
                     }
                 }
             }
-        }
+        });
     }
 
     /// Whether a regex rule's gate literal occurred (or it has none).
@@ -1050,7 +1024,7 @@ impl Engine {
                 h.start <= hi
                     && h.end >= lo
                     && !(h.start >= s && h.end <= e)
-                    && self.ac_patterns[h.pattern as usize]
+                    && self.literal_uses[h.pattern as usize]
                         .context_rules
                         .contains(&rule)
             });

@@ -1,15 +1,15 @@
 //! The PHI redaction engine.
 //!
 //! Build once, search many times: [`Engine::new`] compiles every rule into a
-//! handful of matchers (one Aho-Corasick automaton for keywords, context words
-//! and regex gates; one hash table of structured keys; one table of numeric
+//! handful of matchers (one word table for keywords, context words and regex
+//! gates; one hash table of structured keys; one table of numeric
 //! shapes; one multi-pattern regex; the name dictionaries), reporting every bad
 //! rule at once. Redaction is then infallible and synchronous.
 //!
 //! # Cost
 //!
 //! A line is read by at most four passes, each linear in its length: the
-//! literal automaton, a structure scan (JSON or `key=value`), a tokenizer
+//! literal scan over its words, a structure scan (JSON or `key=value`), a tokenizer
 //! that feeds the digit-run scanner, the token patterns and the name
 //! dictionaries, and the multi-pattern regex, which only runs when one of its
 //! gate literals occurred. A clean line is returned as the input slice: no
@@ -18,6 +18,7 @@
 mod class;
 mod engine;
 mod fold_table;
+mod literals;
 mod names;
 mod numeric;
 mod pseudonym;

@@ -1,0 +1,395 @@
+//! Finding every rule literal (keywords, context words, regex gates) in a
+//! line with one scan over its words and a hash-table lookup per word.
+//!
+//! An Aho-Corasick automaton over the pack's ~400 literals costs about 18
+//! instructions a byte on every line: the literals start with every letter,
+//! so no prefilter applies, and the overlapping search the engine needs has
+//! no fast loop. But a literal that must stand on word boundaries can only
+//! begin where a word begins, and then the whole word (the run of letters,
+//! digits, `_` and non-ASCII bytes there) must be the literal's first word.
+//! So the scan walks the words of the line and looks each one up once, by a
+//! key made of its length and its first, second and last bytes (no pass over
+//! the word's bytes to hash it); only a hit is compared byte by byte with the
+//! literals that start with that word. That costs a few instructions a byte
+//! and touches a table of a few kilobytes.
+//!
+//! A literal is split into a *lead* (the bytes before its first word:
+//! `" st\""` has the lead `" "`), its first word (`st`) and the *rest*
+//! (`"\""`). A match is reported where the line's word equals the first
+//! word, the lead ends just before it and the rest follows it.
+//!
+//! Regex gates (`unbounded` literals) need not stand on word boundaries:
+//! `nov` gates the date regex inside `November`. A gate that is one word
+//! with nothing after it matches at the start of any longer word
+//! (`/patient` in `/patients/12`); such gates are few, and are tried by
+//! the word's first byte. A gate is not looked for inside a word (`nov` in
+//! `xnov`), which an automaton would find; a gate only decides whether a
+//! regex runs, and the pack's regexes want word boundaries there anyway.
+//! Literals without any word byte (`@`, `::`) are few and are found with
+//! `memchr::memmem`, a vectorised substring search.
+//!
+//! Matching is ASCII case-insensitive; other bytes compare exactly.
+
+use memchr::memmem;
+
+/// The lower-case form of a word byte, or 0 for a byte that ends a word.
+/// Word bytes are the engine's boundary bytes (`class::is_word`): ASCII
+/// letters and digits, `_`, and bytes that occur in multi-byte UTF-8.
+static WORD_LOWER: [u8; 256] = build_word_lower();
+
+const fn build_word_lower() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_alphanumeric() || c == b'_' {
+            c.to_ascii_lowercase()
+        } else if c >= 0x80 && !matches!(c, 0xC0 | 0xC1 | 0xF5..=0xFF) {
+            c
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+}
+
+#[inline(always)]
+fn word_lower(b: u8) -> u8 {
+    WORD_LOWER[b as usize]
+}
+
+/// A word's table key: its length and its first, second and last bytes,
+/// lower-cased. Cheap to make at the word's end without reading it again;
+/// distinct words that share a key are told apart by the comparison.
+#[inline(always)]
+fn word_key(first: u8, second: u8, last: u8, len: usize) -> u32 {
+    u32::from_le_bytes([first, second, last, len.min(255) as u8])
+}
+
+fn key_of(w: &[u8]) -> u32 {
+    let second = if w.len() > 1 { w[1] } else { 0 };
+    word_key(w[0], second, w[w.len() - 1], w.len())
+}
+
+#[inline(always)]
+fn slot_of(key: u32, mask: usize) -> usize {
+    (key.wrapping_mul(0x9E37_79B1) >> 7) as usize & mask
+}
+
+/// One literal, split around its first word.
+#[derive(Debug)]
+struct Literal {
+    /// The whole literal, lower-cased.
+    bytes: Box<[u8]>,
+    /// Bytes before the first word.
+    lead: usize,
+    /// Length of the first word.
+    word: usize,
+}
+
+impl Literal {
+    fn first_word(&self) -> &[u8] {
+        &self.bytes[self.lead..self.lead + self.word]
+    }
+
+    /// Whether the literal's lead ends at `s` and its rest follows `e`
+    /// (`s..e` being the line's word, equal to the literal's first word).
+    #[inline]
+    fn fits(&self, hay: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
+        let lead = &self.bytes[..self.lead];
+        let rest = &self.bytes[self.lead + self.word..];
+        let start = s.checked_sub(lead.len())?;
+        let end = e + rest.len();
+        if end > hay.len()
+            || !hay[start..s].eq_ignore_ascii_case(lead)
+            || !hay[e..end].eq_ignore_ascii_case(rest)
+        {
+            return None;
+        }
+        Some((start, end))
+    }
+}
+
+/// A distinct first word and the literals that start with it.
+#[derive(Debug)]
+struct Entry {
+    key: u32,
+    /// Index of one literal with this first word, for the comparison.
+    word_of: u32,
+    literals: Vec<u32>,
+}
+
+/// The compiled literal set. Build once; [`LiteralMatcher::find`] does not
+/// allocate.
+#[derive(Debug)]
+pub struct LiteralMatcher {
+    literals: Vec<Literal>,
+    entries: Vec<Entry>,
+    /// Open addressing over `entries`: index + 1, 0 for an empty slot.
+    slots: Box<[u32]>,
+    mask: usize,
+    /// Shortest and longest first word in `entries`.
+    min_word: usize,
+    max_word: usize,
+    /// Whether some first word (of `entries` or of a prefix gate) begins
+    /// with this lower-case byte: most words of a line are skipped on it.
+    starts: [bool; 256],
+    /// Prefix gates, grouped by their first word's first byte:
+    /// `prefix[prefix_at[b]..prefix_at[b + 1]]`.
+    prefix: Vec<u32>,
+    prefix_at: Box<[u32; 257]>,
+    /// Literals without a word byte, and their literal indexes.
+    punct: Vec<(memmem::Finder<'static>, u32)>,
+}
+
+impl LiteralMatcher {
+    /// Compiles `literals` (lower-case). `unbounded[i]` says whether literal
+    /// `i` is a regex gate, which may match at the start of a longer word.
+    pub fn new(literals: &[String], unbounded: &[bool]) -> LiteralMatcher {
+        let mut m = LiteralMatcher {
+            literals: Vec::with_capacity(literals.len()),
+            entries: Vec::new(),
+            slots: Box::new([]),
+            mask: 0,
+            min_word: usize::MAX,
+            max_word: 0,
+            starts: [false; 256],
+            prefix: Vec::new(),
+            prefix_at: Box::new([0; 257]),
+            punct: Vec::new(),
+        };
+        let mut prefix_by_byte: Vec<Vec<u32>> = vec![Vec::new(); 256];
+        for (i, lit) in literals.iter().enumerate() {
+            let bytes: Box<[u8]> = lit.as_bytes().to_ascii_lowercase().into();
+            let lead = bytes.iter().position(|&b| word_lower(b) != 0);
+            let Some(lead) = lead else {
+                // An empty literal would match between every two bytes: it
+                // is no literal at all.
+                if !bytes.is_empty() {
+                    m.punct
+                        .push((memmem::Finder::new(&bytes[..]).into_owned(), i as u32));
+                }
+                m.literals.push(Literal {
+                    bytes,
+                    lead: 0,
+                    word: 0,
+                });
+                continue;
+            };
+            let word = bytes[lead..]
+                .iter()
+                .position(|&b| word_lower(b) == 0)
+                .unwrap_or(bytes.len() - lead);
+            let literal = Literal { bytes, lead, word };
+            let first = literal.first_word()[0];
+            m.starts[usize::from(first)] = true;
+            if unbounded.get(i).copied().unwrap_or(false) && lead + word == literal.bytes.len() {
+                prefix_by_byte[usize::from(first)].push(i as u32);
+            } else {
+                let w = literal.first_word();
+                m.min_word = m.min_word.min(w.len());
+                m.max_word = m.max_word.max(w.len());
+                let key = key_of(w);
+                match m
+                    .entries
+                    .iter_mut()
+                    .find(|e| e.key == key && m.literals[e.word_of as usize].first_word() == w)
+                {
+                    Some(e) => e.literals.push(i as u32),
+                    None => m.entries.push(Entry {
+                        key,
+                        word_of: i as u32,
+                        literals: vec![i as u32],
+                    }),
+                }
+            }
+            m.literals.push(literal);
+        }
+        // Half full at most, so a miss ends on an empty slot within a probe or two.
+        let size = (m.entries.len() * 2).next_power_of_two().max(16);
+        m.mask = size - 1;
+        let mut slots = vec![0u32; size];
+        for (k, e) in m.entries.iter().enumerate() {
+            let mut p = slot_of(e.key, m.mask);
+            while slots[p] != 0 {
+                p = (p + 1) & m.mask;
+            }
+            slots[p] = k as u32 + 1;
+        }
+        m.slots = slots.into_boxed_slice();
+        for (b, ids) in prefix_by_byte.iter().enumerate() {
+            m.prefix_at[b + 1] = m.prefix_at[b] + ids.len() as u32;
+            m.prefix.extend_from_slice(ids);
+        }
+        m
+    }
+
+    /// Calls `f(literal, start, end)` for every match in `hay`, in no
+    /// particular order. Whether a match stands on word boundaries is the
+    /// caller's question: a word-led literal is reported wherever its first
+    /// word is a whole word of the line, which boundary checks then refine
+    /// (`fax-gateway`).
+    pub fn find(&self, hay: &[u8], mut f: impl FnMut(u32, usize, usize)) {
+        let n = hay.len();
+        let mut i = 0;
+        while i < n {
+            let first = word_lower(hay[i]);
+            if first == 0 {
+                i += 1;
+                continue;
+            }
+            let s = i;
+            i += 1;
+            while i < n && word_lower(hay[i]) != 0 {
+                i += 1;
+            }
+            if !self.starts[usize::from(first)] {
+                continue;
+            }
+            let e = i;
+            let len = e - s;
+            if len >= self.min_word && len <= self.max_word {
+                let second = if len > 1 { word_lower(hay[s + 1]) } else { 0 };
+                let key = word_key(first, second, word_lower(hay[e - 1]), len);
+                self.lookup(hay, s, e, key, &mut f);
+            }
+            let (lo, hi) = (
+                self.prefix_at[usize::from(first)] as usize,
+                self.prefix_at[usize::from(first) + 1] as usize,
+            );
+            for &id in &self.prefix[lo..hi] {
+                let lit = &self.literals[id as usize];
+                let w = lit.word;
+                if len >= w && hay[s..s + w].eq_ignore_ascii_case(lit.first_word()) {
+                    if let Some((start, end)) = lit.fits(hay, s, s + w) {
+                        f(id, start, end);
+                    }
+                }
+            }
+        }
+        for (finder, id) in &self.punct {
+            for at in finder.find_iter(hay) {
+                f(*id, at, at + finder.needle().len());
+            }
+        }
+    }
+
+    #[inline]
+    fn lookup(
+        &self,
+        hay: &[u8],
+        s: usize,
+        e: usize,
+        key: u32,
+        f: &mut impl FnMut(u32, usize, usize),
+    ) {
+        let mut p = slot_of(key, self.mask);
+        loop {
+            let k = self.slots[p];
+            if k == 0 {
+                return;
+            }
+            let entry = &self.entries[k as usize - 1];
+            if entry.key == key
+                && hay[s..e]
+                    .eq_ignore_ascii_case(self.literals[entry.word_of as usize].first_word())
+            {
+                for &id in &entry.literals {
+                    if let Some((start, end)) = self.literals[id as usize].fits(hay, s, e) {
+                        f(id, start, end);
+                    }
+                }
+                return;
+            }
+            p = (p + 1) & self.mask;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(lits: &[(&str, bool)], hay: &str) -> Vec<(String, usize, usize)> {
+        let words: Vec<String> = lits.iter().map(|(l, _)| l.to_string()).collect();
+        let unbounded: Vec<bool> = lits.iter().map(|(_, u)| *u).collect();
+        let m = LiteralMatcher::new(&words, &unbounded);
+        let mut out = Vec::new();
+        m.find(hay.as_bytes(), |id, s, e| {
+            out.push((words[id as usize].clone(), s, e));
+        });
+        out.sort_by_key(|x| (x.1, x.2));
+        out
+    }
+
+    #[test]
+    fn words_phrases_leads_and_rests() {
+        let lits = [
+            ("phone", false),
+            ("date of birth", false),
+            ("birth", false),
+            ("fax#", false),
+            (" st\"", true),
+            ("d.o.b", false),
+        ];
+        let got = matches(
+            &lits,
+            "Phone: 5; Date of Birth 1 fax# 2 \"1 Main St\" D.O.B",
+        );
+        let want = [
+            ("phone", 0, 5),
+            ("date of birth", 10, 23),
+            ("birth", 18, 23),
+            ("fax#", 26, 30),
+            (" st\"", 40, 44),
+            ("d.o.b", 45, 50),
+        ];
+        let want: Vec<_> = want
+            .iter()
+            .map(|(l, s, e)| (l.to_string(), *s, *e))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn whole_words_only_unless_a_gate() {
+        let lits = [("call", false), ("nov", true), ("/patient", true)];
+        // "called" and "recall" hold "call" but not as a word.
+        let got = matches(&lits, "called recall 3-Nov-2020 November /patients/1 xnov");
+        let want = [("nov", 16, 19), ("nov", 25, 28), ("/patient", 34, 42)];
+        let want: Vec<_> = want
+            .iter()
+            .map(|(l, s, e)| (l.to_string(), *s, *e))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn punctuation_literals_and_non_ascii() {
+        let lits = [("@", true), ("::", true), ("née", false)];
+        let got = matches(&lits, "a@b ::1 Née x");
+        // Non-ASCII bytes compare exactly: "Née" lower-cases to "née".
+        let want = [("@", 1, 2), ("::", 4, 6), ("née", 8, 12)];
+        let want: Vec<_> = want
+            .iter()
+            .map(|(l, s, e)| (l.to_string(), *s, *e))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_line_of_any_bytes_is_scanned_without_panic() {
+        let lits = [("x", false), ("ab", true), (" c", false), ("d ", false)];
+        let words: Vec<String> = lits.iter().map(|(l, _)| l.to_string()).collect();
+        let unbounded: Vec<bool> = lits.iter().map(|(_, u)| *u).collect();
+        let m = LiteralMatcher::new(&words, &unbounded);
+        let hay: Vec<u8> = (0..=255u8).chain(b" c d x ab".iter().copied()).collect();
+        let mut n = 0;
+        m.find(&hay, |_, s, e| {
+            assert!(s < e && e <= hay.len());
+            n += 1;
+        });
+        assert!(n >= 3, "{n}");
+    }
+}
