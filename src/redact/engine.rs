@@ -1054,6 +1054,12 @@ impl Engine {
         let n = hay.len();
         let mut i = 0;
         let mut prev_word: Option<(usize, usize)> = None;
+        // Token rules mostly need context words; on a line without them no
+        // token can match, and the per-token loop over the rules is skipped.
+        let tokens_armed = self
+            .tokens
+            .iter()
+            .any(|t| self.context_possible(t.rule, st));
         while i < n {
             let b = hay[i];
             let c = class::of(b);
@@ -1080,10 +1086,10 @@ impl Engine {
                 prev_word = None;
                 continue;
             }
-            let (e, seen) = token_end(hay, i);
+            let (e, seen, joined) = token_end(hay, i);
             if seen & class::DIGIT != 0 {
                 let len = e - i;
-                if !self.tokens.is_empty()
+                if tokens_armed
                     && len >= self.token_min
                     && len <= self.token_max
                     && seen & class::ALPHA != 0
@@ -1113,8 +1119,14 @@ impl Engine {
                 i = e;
                 continue;
             }
-            // A word of letters.
-            let we = names::word_end(hay, i).max(i + 1);
+            // A word of letters. Without a joiner inside, the token is the
+            // word, unless an apostrophe continues it (`O'Brien`): token
+            // ends never stop at a hyphen that a word would cross.
+            let we = if !joined && hay.get(e) != Some(&b'\'') {
+                e
+            } else {
+                names::word_end(hay, i).max(i + 1)
+            };
             if let Some(nm) = &self.names {
                 if names::is_capitalised(&hay[i..we]) {
                     if let Some((s, e)) = nm.phrase(hay, i, we, prev_word) {
@@ -1525,10 +1537,12 @@ fn value_group(re: &meta::Regex, hay: &[u8], s: usize, e: usize) -> Option<(usiz
 /// The end of a token: letters and digits (and non-ASCII bytes), with `.`,
 /// `-` or `_` between them. Also returns the union of the class bits of its
 /// bytes, so the caller knows without another pass whether it holds a digit
-/// or a letter.
-fn token_end(hay: &[u8], start: usize) -> (usize, u8) {
+/// or a letter, and whether a joiner was crossed (a token without one is a
+/// plain word when it holds no digit).
+fn token_end(hay: &[u8], start: usize) -> (usize, u8, bool) {
     let mut p = start;
     let mut seen = 0;
+    let mut joined = false;
     while p < hay.len() {
         let c = class::of(hay[p]);
         if c & class::TOKEN != 0 {
@@ -1538,12 +1552,13 @@ fn token_end(hay: &[u8], start: usize) -> (usize, u8) {
             && p + 1 < hay.len()
             && class::is(hay[p + 1], class::TOKEN)
         {
+            joined = true;
             p += 1;
         } else {
             break;
         }
     }
-    (p, seen)
+    (p, seen, joined)
 }
 
 fn clone_examples(e: &ExamplesSpec) -> ExamplesSpec {

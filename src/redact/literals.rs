@@ -126,8 +126,10 @@ struct Entry {
 pub struct LiteralMatcher {
     literals: Vec<Literal>,
     entries: Vec<Entry>,
-    /// Open addressing over `entries`: index + 1, 0 for an empty slot.
-    slots: Box<[u32]>,
+    /// Open addressing over `entries`: the entry's key and its index + 1
+    /// (0 for an empty slot). The key sits in the slot so that a word that
+    /// is no literal's, nearly every word, costs one load.
+    slots: Box<[(u32, u32)]>,
     mask: usize,
     /// Shortest and longest first word in `entries`.
     min_word: usize,
@@ -209,13 +211,13 @@ impl LiteralMatcher {
         // Half full at most, so a miss ends on an empty slot within a probe or two.
         let size = (m.entries.len() * 2).next_power_of_two().max(16);
         m.mask = size - 1;
-        let mut slots = vec![0u32; size];
+        let mut slots = vec![(0u32, 0u32); size];
         for (k, e) in m.entries.iter().enumerate() {
             let mut p = slot_of(e.key, m.mask);
-            while slots[p] != 0 {
+            while slots[p].1 != 0 {
                 p = (p + 1) & m.mask;
             }
-            slots[p] = k as u32 + 1;
+            slots[p] = (e.key, k as u32 + 1);
         }
         m.slots = slots.into_boxed_slice();
         for (b, ids) in prefix_by_byte.iter().enumerate() {
@@ -286,15 +288,16 @@ impl LiteralMatcher {
     ) {
         let mut p = slot_of(key, self.mask);
         loop {
-            let k = self.slots[p];
+            let (slot_key, k) = self.slots[p];
             if k == 0 {
                 return;
             }
+            if slot_key != key {
+                p = (p + 1) & self.mask;
+                continue;
+            }
             let entry = &self.entries[k as usize - 1];
-            if entry.key == key
-                && hay[s..e]
-                    .eq_ignore_ascii_case(self.literals[entry.word_of as usize].first_word())
-            {
+            if hay[s..e].eq_ignore_ascii_case(self.literals[entry.word_of as usize].first_word()) {
                 for &id in &entry.literals {
                     if let Some((start, end)) = self.literals[id as usize].fits(hay, s, e) {
                         f(id, start, end);
