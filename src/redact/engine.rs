@@ -7,6 +7,7 @@ use std::hash::BuildHasher as _;
 use std::sync::Arc;
 
 use regex_automata::meta;
+use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::util::syntax;
 use regex_automata::Input;
 
@@ -68,9 +69,9 @@ struct Rule {
     side: ContextSide,
     has_context: bool,
     /// For regex rules with a `value` group: the rule's own regex, run with
-    /// captures on a match to find the part to redact.
-    value_regex: Option<meta::Regex>,
-    /// AC pattern ids that gate this regex rule.
+    /// captures on a match to find the part to redact, and the group's index.
+    value_regex: Option<(meta::Regex, usize)>,
+    /// Ids of the literals that gate this regex rule.
     triggers: Vec<u32>,
     detector: &'static str,
     file: Arc<str>,
@@ -386,11 +387,11 @@ impl Engine {
                                 problems.push(lr.problem("regex matches the empty string"));
                                 continue;
                             }
-                            if r.group_info()
+                            if let Some(g) = r
+                                .group_info()
                                 .to_index(regex_automata::PatternID::ZERO, "value")
-                                .is_some()
                             {
-                                value_regex = Some(r);
+                                value_regex = Some((r, g));
                             }
                             regex_patterns.push(p);
                             regex_rules.push(idx);
@@ -1156,7 +1157,7 @@ impl Engine {
                     let r = &self.rules[rule as usize];
                     let gated = self.gate_open(rule, &st.hits);
                     let (vs, ve) = match &r.value_regex {
-                        Some(vr) if gated => value_group(vr, hay, m.start(), m.end()),
+                        Some((vr, g)) if gated => value_group(vr, *g, hay, m.start(), m.end()),
                         _ => Some((m.start(), m.end())),
                     }
                     .unwrap_or((m.start(), m.end()));
@@ -1527,10 +1528,27 @@ fn lower_word_cut(hay: &[u8], start: usize, end: usize) -> usize {
 }
 
 /// The span of the `value` group of a rule's own regex within a match.
-fn value_group(re: &meta::Regex, hay: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
+/// Slots on the stack cover groups up to this index; a rule whose `value`
+/// group comes later pays for a `Captures` allocation per match.
+const STACK_GROUPS: usize = 8;
+
+fn value_group(
+    re: &meta::Regex,
+    group: usize,
+    hay: &[u8],
+    s: usize,
+    e: usize,
+) -> Option<(usize, usize)> {
+    let input = Input::new(hay).range(s..e);
+    if group < STACK_GROUPS {
+        let mut slots: [Option<NonMaxUsize>; 2 * STACK_GROUPS] = [None; 2 * STACK_GROUPS];
+        let slots = &mut slots[..2 * (group + 1)];
+        re.search_slots(&input, slots)?;
+        return Some((slots[2 * group]?.get(), slots[2 * group + 1]?.get()));
+    }
     let mut caps = re.create_captures();
-    re.search_captures(&Input::new(hay).range(s..e), &mut caps);
-    let g = caps.get_group_by_name("value")?;
+    re.search_captures(&input, &mut caps);
+    let g = caps.get_group(group)?;
     Some((g.start, g.end))
 }
 
