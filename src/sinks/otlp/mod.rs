@@ -41,6 +41,7 @@
 //! vendor names, header names, status codes, counts and transport errors.
 
 mod config;
+mod encode;
 mod tls;
 mod transport;
 
@@ -52,10 +53,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::http::header::{HeaderMap, HeaderName};
-use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
-use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
-use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
-use prost::Message;
 use rand::Rng as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -64,6 +61,7 @@ pub use self::config::{
     parse_bytes, parse_duration, BatchConfig, Compression, HeaderValue, Protocol, QueueConfig,
     RetryConfig, Signal, TlsConfig, VendorConfig,
 };
+use self::encode::Measured;
 use self::transport::{Attempt, FailClass, Transport};
 use crate::metrics::{Handle, Metrics};
 use crate::pipeline::VendorBatch;
@@ -139,24 +137,6 @@ fn signal_of(b: &VendorBatch) -> Signal {
         VendorBatch::Logs(_) => Signal::Logs,
         VendorBatch::Traces(_) => Signal::Traces,
         VendorBatch::Metrics(_) => Signal::Metrics,
-    }
-}
-
-/// The protobuf size of a batch as the body of its export request.
-fn encoded_size(b: &VendorBatch) -> u64 {
-    fn repeated<M: Message>(items: &[M]) -> u64 {
-        items
-            .iter()
-            .map(|m| {
-                let n = m.encoded_len();
-                (1 + prost::length_delimiter_len(n) + n) as u64
-            })
-            .sum()
-    }
-    match b {
-        VendorBatch::Logs(r) => repeated::<ResourceLogs>(r),
-        VendorBatch::Traces(r) => repeated::<ResourceSpans>(r),
-        VendorBatch::Metrics(r) => repeated::<ResourceMetrics>(r),
     }
 }
 
@@ -459,7 +439,10 @@ impl VendorSink {
         if records == 0 {
             return Ok(());
         }
-        let bytes = encoded_size(&batch);
+        // Measured before it is encoded: a batch the queue cannot take is
+        // dropped without the cost of encoding it.
+        let measured = Measured::new(batch);
+        let bytes = measured.len() as u64;
         if let Err(reason) = self.shared.reserve(bytes) {
             self.shared.count_dropped(signal, records, &reason);
             if reason == DropReason::QueueFull {
@@ -469,7 +452,7 @@ impl VendorSink {
             }
             return Err(reason);
         }
-        let body = transport::encode(batch);
+        let body = measured.encode();
         debug_assert_eq!(body.len() as u64, bytes);
         let q = Queued {
             body,
@@ -837,7 +820,8 @@ async fn sleep_until_opt(at: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ScopeLogs};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
 
     fn logs(n: usize) -> VendorBatch {
         VendorBatch::Logs(vec![ResourceLogs {
@@ -850,10 +834,10 @@ mod tests {
     }
 
     #[test]
-    fn encoded_size_matches_request() {
+    fn measured_size_matches_request() {
         let b = logs(3);
-        let n = encoded_size(&b);
-        assert_eq!(n as usize, transport::encode(b).len());
+        let n = Measured::new(b.clone()).len();
+        assert_eq!(n, transport::encode(b).len());
     }
 
     /// The queue merges batches by appending their encodings; that relies on
