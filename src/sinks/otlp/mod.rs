@@ -499,7 +499,7 @@ impl VendorSink {
             Signal::Traces => VendorBatch::Traces(Vec::new()),
             Signal::Metrics => VendorBatch::Metrics(Vec::new()),
         };
-        let body = self.transport.prepare(transport::encode(empty));
+        let body = self.transport.prepare(vec![transport::encode(empty)]);
         match self.transport.attempt(signal, body).await {
             Attempt::Accepted { .. } => Ok(()),
             Attempt::Reject { code } if code == "400" || code == "invalid_argument" => Ok(()),
@@ -536,7 +536,10 @@ impl VendorSink {
 
 /// A batch being assembled for one signal.
 struct Pending {
-    body: Vec<u8>,
+    /// The queued export requests, in order. Their concatenation is the
+    /// merged request; they are kept apart so that gzip reads them one
+    /// after the other instead of from a copy grown by appending each.
+    parts: Vec<Vec<u8>>,
     signal: Signal,
     records: u64,
     bytes: u64,
@@ -595,7 +598,7 @@ impl Worker {
                         }
                         match &mut pending[i] {
                             Some(p) => {
-                                p.body.extend_from_slice(&q.body);
+                                p.parts.push(q.body);
                                 p.records += q.records;
                                 p.bytes += q.bytes;
                                 p.items += 1;
@@ -665,7 +668,7 @@ impl Worker {
 
     fn start_pending(&self, q: Queued) -> Pending {
         Pending {
-            body: q.body,
+            parts: vec![q.body],
             signal: q.signal,
             records: q.records,
             bytes: q.bytes,
@@ -684,14 +687,14 @@ impl Worker {
     /// deadline interrupted it (the batch is then counted as `shutdown`).
     async fn deliver(&self, p: Pending, abort: &mut watch::Receiver<bool>) -> bool {
         let Pending {
-            body,
+            parts,
             signal,
             records,
             bytes,
             items,
             ..
         } = p;
-        let body = self.transport.prepare(body);
+        let body = self.transport.prepare(parts);
         let result = tokio::select! {
             biased;
             _ = aborted(abort) => None,
