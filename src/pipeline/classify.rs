@@ -41,7 +41,9 @@ pub struct Selector {
     raw_names: Vec<String>,
 }
 
-fn norm(k: &str) -> String {
+/// A field name as the selector compares it: ASCII letters and digits,
+/// lower-cased.
+pub(crate) fn norm(k: &str) -> String {
     k.bytes()
         .filter(u8::is_ascii_alphanumeric)
         .map(|b| char::from(b.to_ascii_lowercase()))

@@ -376,6 +376,97 @@ struct Walk<'e, 's> {
     joined: String,
     /// Reused buffer for numbers written as text.
     num: String,
+    /// What the engine said about attribute keys already seen.
+    keys: KeyMemo,
+}
+
+/// What the engine said about attribute keys already met in this walk.
+///
+/// The records of one resource mostly repeat the same few attribute keys,
+/// and every key was looked up as a rule name ([`Engine::key_rule`], which
+/// normalises the key and splits it into words each time) and run through
+/// the text detectors, for every record: the key lookup alone was 6.6% of
+/// scrubs' CPU on the OTLP bench. Both answers depend only on the key and
+/// the engine, which is fixed for a walk, so they are kept here: a small
+/// direct-mapped table, so that memory stays bounded whatever the keys.
+struct KeyMemo {
+    slots: Vec<Option<KeySlot>>,
+}
+
+struct KeySlot {
+    key: String,
+    /// [`Engine::key_rule`] of the key.
+    rule: Option<usize>,
+    /// The text detectors left the key unchanged.
+    clean: bool,
+}
+
+/// Slots in a [`KeyMemo`] (a power of two).
+const KEY_MEMO_SLOTS: usize = 64;
+
+/// Longer keys are not kept (the table's memory stays bounded).
+const KEY_MEMO_MAX_LEN: usize = 64;
+
+impl KeyMemo {
+    fn new() -> KeyMemo {
+        KeyMemo {
+            slots: (0..KEY_MEMO_SLOTS).map(|_| None).collect(),
+        }
+    }
+
+    /// The slot for `key` (FNV-1a of its bytes).
+    fn index(key: &str) -> usize {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in key.as_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        (h ^ (h >> 32)) as usize & (KEY_MEMO_SLOTS - 1)
+    }
+
+    fn get(&self, key: &str) -> Option<&KeySlot> {
+        self.slots[Self::index(key)]
+            .as_ref()
+            .filter(|s| s.key == key)
+    }
+
+    /// The rule `key` names, from the table or the engine.
+    fn rule(&mut self, engine: &Engine, key: &str) -> Option<usize> {
+        if let Some(slot) = self.get(key) {
+            return slot.rule;
+        }
+        let rule = engine.key_rule(key);
+        if key.len() <= KEY_MEMO_MAX_LEN {
+            self.slots[Self::index(key)] = Some(KeySlot {
+                key: key.to_owned(),
+                rule,
+                clean: false,
+            });
+        }
+        rule
+    }
+
+    fn is_clean(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|s| s.clean)
+    }
+
+    /// Notes that the text detectors left `key` unchanged.
+    fn set_clean(&mut self, engine: &Engine, key: &str) {
+        if key.len() > KEY_MEMO_MAX_LEN {
+            return;
+        }
+        let i = Self::index(key);
+        match &mut self.slots[i] {
+            Some(slot) if slot.key == key => slot.clean = true,
+            other => {
+                *other = Some(KeySlot {
+                    key: key.to_owned(),
+                    rule: engine.key_rule(key),
+                    clean: true,
+                })
+            }
+        }
+    }
 }
 
 impl<'e, 's> Walk<'e, 's> {
@@ -393,6 +484,7 @@ impl<'e, 's> Walk<'e, 's> {
             budget: MAX_VALUES,
             joined: String::new(),
             num: String::new(),
+            keys: KeyMemo::new(),
         }
     }
 
@@ -421,6 +513,28 @@ impl<'e, 's> Walk<'e, 's> {
                 Ok(None)
             }
         }
+    }
+
+    /// Runs an attribute key through the engine's text detectors, as
+    /// [`Walk::text`] does, skipping the engine for a key it already left
+    /// unchanged in this walk.
+    fn key_text(&mut self, s: &mut String) -> Step {
+        self.tick()?;
+        if s.is_empty() {
+            return Ok(());
+        }
+        fault::check(s.as_bytes());
+        if self.keys.is_clean(s) {
+            return Ok(());
+        }
+        match self.engine.redact_str(self.scratch, s) {
+            Cow::Owned(new) => {
+                *s = new;
+                self.stats.rewritten += 1;
+            }
+            Cow::Borrowed(_) => self.keys.set_clean(self.engine, s),
+        }
+        Ok(())
     }
 
     /// Runs a free-text field through the engine.
@@ -624,7 +738,7 @@ impl<'e, 's> Walk<'e, 's> {
             let KeyValue { key, value, .. } = &mut list[i];
             // The key that names this value's rule: its own, parent+own, or
             // inherited from above.
-            let rule_key: Option<Cow<'_, str>> = if self.engine.key_rule(key).is_some() {
+            let rule_key: Option<Cow<'_, str>> = if self.keys.rule(self.engine, key).is_some() {
                 Some(Cow::Borrowed(key.as_str()))
             } else if !parent.is_empty() && !key.is_empty() && self.joined_rule(parent, key) {
                 Some(Cow::Owned(self.joined.clone()))
@@ -643,7 +757,7 @@ impl<'e, 's> Walk<'e, 's> {
                 Verdict::Keep => {
                     // Keys are names, but a map built from data can be keyed
                     // by it; the value's rule was decided on the original.
-                    self.text(&mut list[i].key)?;
+                    self.key_text(&mut list[i].key)?;
                     i += 1;
                 }
             }
@@ -658,7 +772,7 @@ impl<'e, 's> Walk<'e, 's> {
         self.joined.push_str(parent);
         self.joined.push('.');
         self.joined.push_str(key);
-        self.engine.key_rule(&self.joined).is_some()
+        self.keys.rule(self.engine, &self.joined).is_some()
     }
 
     /// Redacts one value. `key` is the nearest enclosing key (empty for a
@@ -936,6 +1050,89 @@ mod tests {
             span_id: SPAN_ID.to_vec(),
             event_name: "patient.lookup".into(),
             ..Default::default()
+        }
+    }
+
+    /// Keys met again later in a walk are answered from [`KeyMemo`]: the
+    /// records of one walk must come out exactly as when each is walked on
+    /// its own, with the same counts, whether a key is clean, names a rule,
+    /// or is itself PHI (redacted every time, never remembered as clean).
+    #[test]
+    fn repeated_keys_redact_as_in_separate_walks() {
+        let e = engine();
+        let record = |i: usize| LogRecord {
+            attributes: vec![
+                kv("service.name", s("checkout")),
+                kv("patient.name", s(NAME)),
+                kv(SSN_TEXT, s("value under a PHI key")),
+                kv(NAME, int(i as i64)),
+                kv("note", s(SSN_TEXT)),
+                kv("patient", kvlist(vec![kv("name", s(NAME))])),
+                kv(&"k".repeat(KEY_MEMO_MAX_LEN + 1), s(SSN_TEXT)),
+            ],
+            ..Default::default()
+        };
+        let resource_logs = |records: Vec<LogRecord>| ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let counts = |scratch: &mut Scratch| {
+            let mut c = Vec::new();
+            scratch.drain_counts(|rule, n| c.push((rule, n)));
+            c.sort_unstable();
+            c
+        };
+
+        let mut scratch = e.scratch();
+        let mut one_walk = resource_logs((0..4).map(record).collect());
+        let mut stats = RedactStats::default();
+        redact_logs_with_stats(e, &mut scratch, &mut one_walk, &mut stats, &mut |_| {}).unwrap();
+        let one_walk_counts = counts(&mut scratch);
+
+        let mut separate = Vec::new();
+        let mut separate_stats = RedactStats::default();
+        for i in 0..4 {
+            let mut rl = resource_logs(vec![record(i)]);
+            redact_logs_with_stats(e, &mut scratch, &mut rl, &mut separate_stats, &mut |_| {})
+                .unwrap();
+            separate.extend(rl.scope_logs.remove(0).log_records);
+        }
+        let separate_counts = counts(&mut scratch);
+
+        assert_eq!(one_walk.scope_logs[0].log_records, separate);
+        // Each walk also examines the resource's and the scope's schema
+        // URL: three more walks, six more values.
+        separate_stats.values -= 6;
+        assert_eq!(stats, separate_stats);
+        assert_eq!(one_walk_counts, separate_counts);
+        assert_clean("repeated keys", &dump(&one_walk));
+        for lr in &one_walk.scope_logs[0].log_records {
+            assert_eq!(lr.attributes[0], kv("service.name", s("checkout")));
+            assert!(lr.attributes[2].key.contains("[REDACTED:SSN]"), "{lr:?}");
+        }
+    }
+
+    /// Two keys in the same slot of the memo replace each other; each
+    /// answer stays that of its own key.
+    #[test]
+    fn key_memo_slots_hold_their_own_key() {
+        let e = engine();
+        let first = "patient.name";
+        let other = (0..10_000)
+            .map(|i| format!("field{i}"))
+            .find(|k| KeyMemo::index(k) == KeyMemo::index(first))
+            .expect("a colliding key");
+        let mut memo = KeyMemo::new();
+        for _ in 0..2 {
+            assert_eq!(memo.rule(e, first), e.key_rule(first));
+            assert!(memo.rule(e, first).is_some());
+            assert_eq!(memo.rule(e, &other), None);
+            memo.set_clean(e, &other);
+            assert!(memo.is_clean(&other));
+            assert!(!memo.is_clean(first));
         }
     }
 

@@ -41,6 +41,7 @@
 //! vendor names, header names, status codes, counts and transport errors.
 
 mod config;
+mod encode;
 mod tls;
 mod transport;
 
@@ -52,10 +53,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::http::header::{HeaderMap, HeaderName};
-use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
-use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
-use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
-use prost::Message;
 use rand::Rng as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -64,6 +61,7 @@ pub use self::config::{
     parse_bytes, parse_duration, BatchConfig, Compression, HeaderValue, Protocol, QueueConfig,
     RetryConfig, Signal, TlsConfig, VendorConfig,
 };
+use self::encode::Measured;
 use self::transport::{Attempt, FailClass, Transport};
 use crate::metrics::{Handle, Metrics};
 use crate::pipeline::VendorBatch;
@@ -139,24 +137,6 @@ fn signal_of(b: &VendorBatch) -> Signal {
         VendorBatch::Logs(_) => Signal::Logs,
         VendorBatch::Traces(_) => Signal::Traces,
         VendorBatch::Metrics(_) => Signal::Metrics,
-    }
-}
-
-/// The protobuf size of a batch as the body of its export request.
-fn encoded_size(b: &VendorBatch) -> u64 {
-    fn repeated<M: Message>(items: &[M]) -> u64 {
-        items
-            .iter()
-            .map(|m| {
-                let n = m.encoded_len();
-                (1 + prost::length_delimiter_len(n) + n) as u64
-            })
-            .sum()
-    }
-    match b {
-        VendorBatch::Logs(r) => repeated::<ResourceLogs>(r),
-        VendorBatch::Traces(r) => repeated::<ResourceSpans>(r),
-        VendorBatch::Metrics(r) => repeated::<ResourceMetrics>(r),
     }
 }
 
@@ -459,7 +439,10 @@ impl VendorSink {
         if records == 0 {
             return Ok(());
         }
-        let bytes = encoded_size(&batch);
+        // Measured before it is encoded: a batch the queue cannot take is
+        // dropped without the cost of encoding it.
+        let measured = Measured::new(batch);
+        let bytes = measured.len() as u64;
         if let Err(reason) = self.shared.reserve(bytes) {
             self.shared.count_dropped(signal, records, &reason);
             if reason == DropReason::QueueFull {
@@ -469,7 +452,7 @@ impl VendorSink {
             }
             return Err(reason);
         }
-        let body = transport::encode(batch);
+        let body = measured.encode();
         debug_assert_eq!(body.len() as u64, bytes);
         let q = Queued {
             body,
@@ -516,7 +499,7 @@ impl VendorSink {
             Signal::Traces => VendorBatch::Traces(Vec::new()),
             Signal::Metrics => VendorBatch::Metrics(Vec::new()),
         };
-        let body = self.transport.prepare(transport::encode(empty));
+        let body = self.transport.prepare(vec![transport::encode(empty)]);
         match self.transport.attempt(signal, body).await {
             Attempt::Accepted { .. } => Ok(()),
             Attempt::Reject { code } if code == "400" || code == "invalid_argument" => Ok(()),
@@ -553,7 +536,10 @@ impl VendorSink {
 
 /// A batch being assembled for one signal.
 struct Pending {
-    body: Vec<u8>,
+    /// The queued export requests, in order. Their concatenation is the
+    /// merged request; they are kept apart so that gzip reads them one
+    /// after the other instead of from a copy grown by appending each.
+    parts: Vec<Vec<u8>>,
     signal: Signal,
     records: u64,
     bytes: u64,
@@ -612,7 +598,7 @@ impl Worker {
                         }
                         match &mut pending[i] {
                             Some(p) => {
-                                p.body.extend_from_slice(&q.body);
+                                p.parts.push(q.body);
                                 p.records += q.records;
                                 p.bytes += q.bytes;
                                 p.items += 1;
@@ -682,7 +668,7 @@ impl Worker {
 
     fn start_pending(&self, q: Queued) -> Pending {
         Pending {
-            body: q.body,
+            parts: vec![q.body],
             signal: q.signal,
             records: q.records,
             bytes: q.bytes,
@@ -701,14 +687,14 @@ impl Worker {
     /// deadline interrupted it (the batch is then counted as `shutdown`).
     async fn deliver(&self, p: Pending, abort: &mut watch::Receiver<bool>) -> bool {
         let Pending {
-            body,
+            parts,
             signal,
             records,
             bytes,
             items,
             ..
         } = p;
-        let body = self.transport.prepare(body);
+        let body = self.transport.prepare(parts);
         let result = tokio::select! {
             biased;
             _ = aborted(abort) => None,
@@ -837,7 +823,8 @@ async fn sleep_until_opt(at: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ScopeLogs};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
 
     fn logs(n: usize) -> VendorBatch {
         VendorBatch::Logs(vec![ResourceLogs {
@@ -850,10 +837,10 @@ mod tests {
     }
 
     #[test]
-    fn encoded_size_matches_request() {
+    fn measured_size_matches_request() {
         let b = logs(3);
-        let n = encoded_size(&b);
-        assert_eq!(n as usize, transport::encode(b).len());
+        let n = Measured::new(b.clone()).len();
+        assert_eq!(n, transport::encode(b).len());
     }
 
     /// The queue merges batches by appending their encodings; that relies on

@@ -353,23 +353,31 @@ impl Transport {
         })
     }
 
-    /// Prepares a request body once per batch: gzip for OTLP/HTTP (gRPC
-    /// compresses its own frames).
-    pub(crate) fn prepare(&self, protobuf: Vec<u8>) -> Bytes {
+    /// Prepares a request body once per batch from the encoded requests
+    /// `parts`, whose concatenation is the merged request: gzip for
+    /// OTLP/HTTP (gRPC compresses its own frames). gzip reads the parts in
+    /// turn, so they are only concatenated when sent uncompressed.
+    pub(crate) fn prepare(&self, parts: Vec<Vec<u8>>) -> Bytes {
+        let len: usize = parts.iter().map(Vec::len).sum();
         match (&self.kind, self.compression) {
             (Kind::Http { .. }, Compression::Gzip) => {
                 use std::io::Write as _;
                 let mut enc = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(protobuf.len() / 4 + 64),
+                    Vec::with_capacity(len / 4 + 64),
                     flate2::Compression::fast(),
                 );
-                // Writing to a Vec cannot fail.
-                let _ = enc.write_all(&protobuf);
+                for part in &parts {
+                    // Writing to a Vec cannot fail.
+                    let _ = enc.write_all(part);
+                }
                 enc.finish()
                     .map(Bytes::from)
                     .unwrap_or_else(|_| Bytes::new())
             }
-            _ => Bytes::from(protobuf),
+            _ => match <[Vec<u8>; 1]>::try_from(parts) {
+                Ok([one]) => Bytes::from(one),
+                Err(parts) => Bytes::from(parts.concat()),
+            },
         }
     }
 
@@ -612,6 +620,33 @@ impl Decoder for RawDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The worker hands `prepare` the queued requests of a merged batch
+    /// separately; the body must be their concatenation, gzipped or not.
+    #[tokio::test]
+    async fn prepare_joins_the_parts_of_a_merged_batch() {
+        use std::io::Read as _;
+        let parts = vec![b"first ".to_vec(), Vec::new(), b"second".to_vec()];
+        for (compression, gzip) in [("none", false), ("gzip", true)] {
+            let cfg: VendorConfig = serde_yaml::from_str(&format!(
+                "name: v\nendpoint: http://127.0.0.1:1\nbaa_covered: true\ncompression: {compression}\n"
+            ))
+            .unwrap();
+            let t = Transport::new(&cfg, HeaderMap::new()).unwrap();
+            let body = t.prepare(parts.clone());
+            let plain = if gzip {
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_end(&mut out)
+                    .unwrap();
+                out
+            } else {
+                body.to_vec()
+            };
+            assert_eq!(plain, b"first second", "compression: {compression}");
+            assert_eq!(t.prepare(vec![b"one".to_vec()]).len() == 3, !gzip);
+        }
+    }
 
     #[test]
     fn retry_after_forms() {
