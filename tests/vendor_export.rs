@@ -873,3 +873,35 @@ async fn vendor_without_baa_is_refused_by_validate_and_start() {
     // Nothing was set up for it.
     assert!(!m.render().contains("cheap-apm"));
 }
+
+/// A request that waits for its answer must not hold back the next batch:
+/// with the default `max_in_flight` (2) the second batch is delivered while
+/// the first hangs; with `max_in_flight: 1` it waits behind it.
+#[tokio::test]
+async fn a_hanging_request_does_not_hold_back_the_next_batch() {
+    for (in_flight, delivered_past_the_hang) in [(None, true), (Some(1), false)] {
+        let plan: PlanFn = Arc::new(|n| if n == 0 { Plan::Hang } else { Plan::Ok });
+        let ep = endpoint(plan, None).await;
+        let extra = in_flight.map_or(String::new(), |k| format!("max_in_flight: {k}\n"));
+        let (sink, _task, m) = start_sink(&format!(
+            "name: vpar\nendpoint: http://{}\nbaa_covered: true\ntimeout: 30s\nbatch: {{ max_records: 1, max_wait: 10ms }}\n{extra}",
+            ep.addr
+        ));
+        sink.send(logs("first", 0, 1, 0)).unwrap();
+        // Let the first request reach the endpoint before the second is queued.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        sink.send(logs("second", 1, 1, 0)).unwrap();
+        let arrived = wait_for(Duration::from_millis(1500), || sent(&m, "vpar") == 1).await;
+        assert_eq!(
+            arrived, delivered_past_the_hang,
+            "max_in_flight {in_flight:?}"
+        );
+        if delivered_past_the_hang {
+            assert_eq!(ep.bodies(), vec!["second-1".to_string()]);
+        } else {
+            assert!(ep.got().is_empty());
+        }
+        sink.shutdown(Duration::from_millis(100)).await;
+        assert_eq!(sent(&m, "vpar") + dropped_records(&m, "vpar"), 2);
+    }
+}

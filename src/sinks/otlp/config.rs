@@ -20,6 +20,7 @@
 //!     batch: { max_records: 4096, max_bytes: 1MiB, max_wait: 200ms }
 //!     queue: { max_bytes: 8MiB, max_batches: 4096 }
 //!     retry: { initial_backoff: 100ms, max_backoff: 5s, max_elapsed: 60s }
+//!     max_in_flight: 2                # requests under way at once
 //! ```
 
 pub use crate::units::{parse_bytes, parse_duration};
@@ -107,6 +108,14 @@ pub struct VendorConfig {
     #[serde(default)]
     pub retry: RetryConfig,
 
+    /// How many requests to this vendor may be under way at once, each with
+    /// its retries (1 to 64). While one waits for the vendor's answer the
+    /// next batch is compressed and sent, so a vendor a round trip away
+    /// still gets the full rate. Batches may then arrive out of order, which
+    /// OTLP allows. Default 2.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+
     /// Which signals this vendor receives: any of `logs`, `traces`,
     /// `metrics`. Default: all of them, or only the endpoint's signal when
     /// `endpoint` is a per-signal URL.
@@ -130,6 +139,7 @@ impl fmt::Debug for VendorConfig {
             .field("batch", &self.batch)
             .field("queue", &self.queue)
             .field("retry", &self.retry)
+            .field("max_in_flight", &self.max_in_flight)
             .field("signals", &self.signals)
             .finish()
     }
@@ -387,6 +397,13 @@ fn default_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
+fn default_max_in_flight() -> usize {
+    2
+}
+
+/// The most requests a vendor may have under way at once.
+const MAX_IN_FLIGHT: usize = 64;
+
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     parse_duration(&s).map_err(de::Error::custom)
@@ -477,6 +494,12 @@ impl VendorConfig {
             ));
         }
         self.validate_endpoint(path, &mut p);
+        if !(1..=MAX_IN_FLIGHT).contains(&self.max_in_flight) {
+            p.push(format!(
+                "{path}.max_in_flight: {} must be 1 to {MAX_IN_FLIGHT}",
+                self.max_in_flight
+            ));
+        }
         for (name, value) in &self.headers {
             let hp = format!("{path}.headers.{name}");
             match hyper::http::header::HeaderName::from_bytes(name.as_bytes()) {

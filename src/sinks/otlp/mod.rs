@@ -55,7 +55,8 @@ use bytes::Bytes;
 use hyper::http::header::{HeaderMap, HeaderName};
 use rand::Rng as _;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::Instrument as _;
 
 pub use self::config::{
     parse_bytes, parse_duration, BatchConfig, Compression, HeaderValue, Protocol, QueueConfig,
@@ -391,6 +392,7 @@ impl VendorSink {
             transport: transport.clone(),
             batch: cfg.batch.clone(),
             retry: cfg.retry.clone(),
+            max_in_flight: cfg.max_in_flight,
         };
         let handle = runtime.spawn(worker.run(rx, abort_rx, done_tx));
         tracing::info!(
@@ -548,11 +550,14 @@ struct Pending {
 }
 
 /// The background task of one vendor.
+#[derive(Clone)]
 struct Worker {
     shared: Arc<Shared>,
     transport: Arc<Transport>,
     batch: BatchConfig,
     retry: RetryConfig,
+    /// Requests (with their retries) under way at once.
+    max_in_flight: usize,
 }
 
 /// Resolves when a shutdown deadline has passed; never if the handle was
@@ -571,6 +576,11 @@ impl Worker {
         _done: oneshot::Sender<()>,
     ) {
         let mut pending: [Option<Pending>; 3] = [None, None, None];
+        // Requests under way. While one waits for the vendor, the next batch
+        // is gathered, compressed and sent: one request at a time left the
+        // exporter idle for a round trip per batch, and it could not keep up
+        // with the receiver on one core.
+        let mut in_flight: JoinSet<bool> = JoinSet::new();
         let completed = 'run: loop {
             let next_due = pending
                 .iter()
@@ -589,7 +599,7 @@ impl Worker {
                         });
                         if overflow {
                             if let Some(p) = pending[i].take() {
-                                if !self.deliver(p, &mut abort).await {
+                                if !self.send(p, &mut in_flight, &abort).await {
                                     // The new item is counted with the rest.
                                     pending[i] = Some(self.start_pending(q));
                                     break 'run false;
@@ -611,7 +621,7 @@ impl Worker {
                         });
                         if full {
                             if let Some(p) = pending[i].take() {
-                                if !self.deliver(p, &mut abort).await {
+                                if !self.send(p, &mut in_flight, &abort).await {
                                     break 'run false;
                                 }
                             }
@@ -621,21 +631,31 @@ impl Worker {
                         // The handle is gone (shutdown or drop): flush now.
                         for slot in pending.iter_mut() {
                             if let Some(p) = slot.take() {
-                                if !self.deliver(p, &mut abort).await {
+                                if !self.send(p, &mut in_flight, &abort).await {
                                     break 'run false;
                                 }
+                            }
+                        }
+                        while let Some(done) = in_flight.join_next().await {
+                            if !delivered(done) {
+                                break 'run false;
                             }
                         }
                         break 'run true;
                     }
                 },
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    if !delivered(done) {
+                        break 'run false;
+                    }
+                }
                 _ = sleep_until_opt(next_due), if next_due.is_some() => {
                     let now = Instant::now();
                     for slot in pending.iter_mut() {
                         let due = slot.as_ref().is_some_and(|p| p.since + self.batch.max_wait <= now);
                         if due {
                             if let Some(p) = slot.take() {
-                                if !self.deliver(p, &mut abort).await {
+                                if !self.send(p, &mut in_flight, &abort).await {
                                     break 'run false;
                                 }
                             }
@@ -644,6 +664,9 @@ impl Worker {
                 }
             }
         };
+        // The deadline has passed if any request is still under way: each
+        // ends at once, counting its records as dropped at shutdown.
+        while in_flight.join_next().await.is_some() {}
         if !completed {
             // The shutdown deadline passed: count everything left.
             let mut records = 0;
@@ -664,6 +687,35 @@ impl Worker {
                 );
             }
         }
+    }
+
+    /// Starts delivering `p` once fewer than `max_in_flight` requests are
+    /// under way. Returns `false` if the shutdown deadline interrupted one
+    /// that had to finish first; `p` is then counted as dropped too.
+    async fn send(
+        &self,
+        p: Pending,
+        in_flight: &mut JoinSet<bool>,
+        abort: &watch::Receiver<bool>,
+    ) -> bool {
+        while in_flight.len() >= self.max_in_flight {
+            match in_flight.join_next().await {
+                Some(done) => {
+                    if !delivered(done) {
+                        self.abandon(p.batch_signal(), p.records, p.bytes, p.items);
+                        return false;
+                    }
+                }
+                None => break,
+            }
+        }
+        let worker = self.clone();
+        let mut abort = abort.clone();
+        in_flight.spawn(
+            async move { worker.deliver(p, &mut abort).await }
+                .instrument(tracing::info_span!("vendor_request", vendor = %self.shared.name)),
+        );
+        true
     }
 
     fn start_pending(&self, q: Queued) -> Pending {
@@ -811,6 +863,13 @@ impl Pending {
     fn batch_signal(&self) -> Signal {
         self.signal
     }
+}
+
+/// Whether a finished delivery task completed (rather than being cut short
+/// by the shutdown deadline). A task that panicked has lost its batch; the
+/// panic is reported by the panic hook, and the worker goes on.
+fn delivered(done: Result<bool, tokio::task::JoinError>) -> bool {
+    done.unwrap_or(true)
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
