@@ -326,6 +326,12 @@ mod tests {
         out
     }
 
+    fn owned(want: &[(&str, usize, usize)]) -> Vec<(String, usize, usize)> {
+        want.iter()
+            .map(|(l, s, e)| (l.to_string(), *s, *e))
+            .collect()
+    }
+
     #[test]
     fn words_phrases_leads_and_rests() {
         let lits = [
@@ -348,11 +354,7 @@ mod tests {
             (" st\"", 40, 44),
             ("d.o.b", 45, 50),
         ];
-        let want: Vec<_> = want
-            .iter()
-            .map(|(l, s, e)| (l.to_string(), *s, *e))
-            .collect();
-        assert_eq!(got, want);
+        assert_eq!(got, owned(&want));
     }
 
     #[test]
@@ -361,11 +363,7 @@ mod tests {
         // "called" and "recall" hold "call" but not as a word.
         let got = matches(&lits, "called recall 3-Nov-2020 November /patients/1 xnov");
         let want = [("nov", 16, 19), ("nov", 25, 28), ("/patient", 34, 42)];
-        let want: Vec<_> = want
-            .iter()
-            .map(|(l, s, e)| (l.to_string(), *s, *e))
-            .collect();
-        assert_eq!(got, want);
+        assert_eq!(got, owned(&want));
     }
 
     #[test]
@@ -374,11 +372,7 @@ mod tests {
         let got = matches(&lits, "a@b ::1 Née x");
         // Non-ASCII bytes compare exactly: "Née" lower-cases to "née".
         let want = [("@", 1, 2), ("::", 4, 6), ("née", 8, 12)];
-        let want: Vec<_> = want
-            .iter()
-            .map(|(l, s, e)| (l.to_string(), *s, *e))
-            .collect();
-        assert_eq!(got, want);
+        assert_eq!(got, owned(&want));
     }
 
     #[test]
