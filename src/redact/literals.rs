@@ -59,6 +59,10 @@ fn word_lower(b: u8) -> u8 {
     WORD_LOWER[b as usize]
 }
 
+/// Below this length a line is searched for punctuation literals offset by
+/// offset instead of with `memmem`.
+const SHORT_HAY: usize = 48;
+
 /// A word's table key: its length and its first, second and last bytes,
 /// lower-cased. Cheap to make at the word's end without reading it again;
 /// distinct words that share a key are told apart by the comparison.
@@ -271,8 +275,23 @@ impl LiteralMatcher {
             }
         }
         for (finder, id) in &self.punct {
-            for at in finder.find_iter(hay) {
-                f(*id, at, at + finder.needle().len());
+            let needle = finder.needle();
+            if hay.len() < SHORT_HAY {
+                // Attribute values are mostly a few bytes long: comparing at
+                // each offset costs less than starting the vectorised search.
+                for at in 0..(hay.len() + 1).saturating_sub(needle.len()) {
+                    if hay[at..].starts_with(needle) {
+                        f(*id, at, at + needle.len());
+                    }
+                }
+            } else {
+                // Overlapping, like the short path (`find_iter` skips `::`
+                // inside `:::`).
+                let mut from = 0;
+                while let Some(k) = finder.find(&hay[from..]) {
+                    f(*id, from + k, from + k + needle.len());
+                    from += k + 1;
+                }
             }
         }
     }
@@ -373,6 +392,21 @@ mod tests {
         // Non-ASCII bytes compare exactly: "Née" lower-cases to "née".
         let want = [("@", 1, 2), ("::", 4, 6), ("née", 8, 12)];
         assert_eq!(got, owned(&want));
+    }
+
+    #[test]
+    fn punctuation_literals_in_short_and_long_lines() {
+        let lits = [("@", true), ("::", true)];
+        for pad in [0, 10, 40, 47, 48, 49, 100] {
+            let line = format!("{}a@b :::", " ".repeat(pad));
+            let want = [
+                ("@", pad + 1, pad + 2),
+                ("::", pad + 4, pad + 6),
+                ("::", pad + 5, pad + 7),
+            ];
+            assert_eq!(matches(&lits, &line), owned(&want), "pad {pad}");
+        }
+        assert!(matches(&lits, ":").is_empty());
     }
 
     #[test]
