@@ -10,8 +10,12 @@
 //! So the scan walks the words of the line and looks each one up once, by a
 //! key made of its length and its first, second and last bytes (no pass over
 //! the word's bytes to hash it); only a hit is compared byte by byte with the
-//! literals that start with that word. That costs a few instructions a byte
-//! and touches a table of a few kilobytes.
+//! literals that start with that word. The tables are a few kilobytes.
+//!
+//! Cost: about as many instructions as the automaton's plain search (some
+//! 18 a byte on the 1 MB clean corpus, most of them the word-boundary
+//! branches), but 14% less time for the whole engine on 100 MB: the
+//! automaton's loop waits on loads from its large transition table.
 //!
 //! A literal is split into a *lead* (the bytes before its first word:
 //! `" st\""` has the lead `" "`), its first word (`st`) and the *rest*
@@ -25,8 +29,9 @@
 //! the word's first byte. A gate is not looked for inside a word (`nov` in
 //! `xnov`), which an automaton would find; a gate only decides whether a
 //! regex runs, and the pack's regexes want word boundaries there anyway.
-//! Literals without any word byte (`@`, `::`) are few and are found with
-//! `memchr::memmem`, a vectorised substring search.
+//! Literals without any word byte (`@`, `::`) are few; they are found with
+//! `memchr::memmem`, a vectorised substring search, or on short values
+//! (OTLP attributes) by comparing at each offset.
 //!
 //! Matching is ASCII case-insensitive; other bytes compare exactly.
 
