@@ -1527,11 +1527,12 @@ fn lower_word_cut(hay: &[u8], start: usize, end: usize) -> usize {
         .map_or(end, |i| start + i)
 }
 
-/// The span of the `value` group of a rule's own regex within a match.
 /// Slots on the stack cover groups up to this index; a rule whose `value`
 /// group comes later pays for a `Captures` allocation per match.
 const STACK_GROUPS: usize = 8;
 
+/// The span of group `group` (the rule's `value` group) of a rule's own
+/// regex within a match.
 fn value_group(
     re: &meta::Regex,
     group: usize,

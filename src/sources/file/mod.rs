@@ -30,8 +30,9 @@
 //!   last read is read again within 10 ms (then 20, 40, ... while it stays
 //!   idle), an idle one within `poll_interval`, so that window is the last
 //!   ~10 ms of output before the truncation while the tail keeps up (plus
-//!   whatever backlog it had when it was behind). The lines the writer appends between logrotate's
-//!   copy and its truncation are lost for every reader, scrubs included.
+//!   whatever backlog it had when it was behind). The lines the writer
+//!   appends between logrotate's copy and its truncation are lost for every
+//!   reader, scrubs included.
 //! - **Restart**: each file's acknowledged offset is stored under its
 //!   fingerprint; a restarted source finds each file by fingerprint (and
 //!   inode, for short files) and resumes there. A file renamed out of the
