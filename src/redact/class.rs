@@ -34,30 +34,40 @@ const fn build() -> [u8; 256] {
     let mut t = [0u8; 256];
     let mut b = 0usize;
     while b < 256 {
-        let c = b as u8;
-        let mut k = 0;
-        if c.is_ascii_digit() {
-            k |= DIGIT;
-        }
-        if c.is_ascii_alphabetic() {
-            k |= ALPHA;
-        }
-        if c.is_ascii_uppercase() {
-            k |= UPPER;
-        }
-        if c >= 0x80 && !matches!(c, 0xC0 | 0xC1 | 0xF5..=0xFF) {
-            k |= HIGH;
-        }
-        if c == b'.' || c == b'-' || c == b'_' {
-            k |= TOKEN_JOIN;
-        }
-        if c == b'\'' || c == b'-' {
-            k |= WORD_JOIN;
-        }
-        t[b] = k;
+        t[b] = classify(b as u8);
         b += 1;
     }
     t
+}
+
+/// The class bits of one byte: what [`of`] looks up. A `const fn`, so that
+/// other tables built at compile time share these definitions.
+pub const fn classify(c: u8) -> u8 {
+    let mut k = 0;
+    if c.is_ascii_digit() {
+        k |= DIGIT;
+    }
+    if c.is_ascii_alphabetic() {
+        k |= ALPHA;
+    }
+    if c.is_ascii_uppercase() {
+        k |= UPPER;
+    }
+    if c >= 0x80 && !matches!(c, 0xC0 | 0xC1 | 0xF5..=0xFF) {
+        k |= HIGH;
+    }
+    if c == b'.' || c == b'-' || c == b'_' {
+        k |= TOKEN_JOIN;
+    }
+    if c == b'\'' || c == b'-' {
+        k |= WORD_JOIN;
+    }
+    k
+}
+
+/// [`is_word`] for tables built at compile time.
+pub const fn is_word_byte(b: u8) -> bool {
+    classify(b) & TOKEN != 0 || b == b'_'
 }
 
 /// Whether `b` is part of a word for boundary checks: a token byte or `_`.

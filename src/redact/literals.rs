@@ -37,6 +37,8 @@
 
 use memchr::memmem;
 
+use super::class;
+
 /// The lower-case form of a word byte, or 0 for a byte that ends a word.
 /// Word bytes are the engine's boundary bytes (`class::is_word`): ASCII
 /// letters and digits, `_`, and bytes that occur in multi-byte UTF-8.
@@ -47,10 +49,8 @@ const fn build_word_lower() -> [u8; 256] {
     let mut b = 0usize;
     while b < 256 {
         let c = b as u8;
-        t[b] = if c.is_ascii_alphanumeric() || c == b'_' {
+        t[b] = if class::is_word_byte(c) {
             c.to_ascii_lowercase()
-        } else if c >= 0x80 && !matches!(c, 0xC0 | 0xC1 | 0xF5..=0xFF) {
-            c
         } else {
             0
         };
@@ -123,7 +123,6 @@ impl Literal {
 /// A distinct first word and the literals that start with it.
 #[derive(Debug)]
 struct Entry {
-    key: u32,
     /// Index of one literal with this first word, for the comparison.
     word_of: u32,
     literals: Vec<u32>,
@@ -201,15 +200,13 @@ impl LiteralMatcher {
                 let w = literal.first_word();
                 m.min_word = m.min_word.min(w.len());
                 m.max_word = m.max_word.max(w.len());
-                let key = key_of(w);
                 match m
                     .entries
                     .iter_mut()
-                    .find(|e| e.key == key && m.literals[e.word_of as usize].first_word() == w)
+                    .find(|e| m.literals[e.word_of as usize].first_word() == w)
                 {
                     Some(e) => e.literals.push(i as u32),
                     None => m.entries.push(Entry {
-                        key,
                         word_of: i as u32,
                         literals: vec![i as u32],
                     }),
@@ -222,11 +219,12 @@ impl LiteralMatcher {
         m.mask = size - 1;
         let mut slots = vec![(0u32, 0u32); size];
         for (k, e) in m.entries.iter().enumerate() {
-            let mut p = slot_of(e.key, m.mask);
+            let key = key_of(m.literals[e.word_of as usize].first_word());
+            let mut p = slot_of(key, m.mask);
             while slots[p].1 != 0 {
                 p = (p + 1) & m.mask;
             }
-            slots[p] = (e.key, k as u32 + 1);
+            slots[p] = (key, k as u32 + 1);
         }
         m.slots = slots.into_boxed_slice();
         for (b, ids) in prefix_by_byte.iter().enumerate() {
