@@ -380,25 +380,18 @@ struct Walk<'e, 's> {
     keys: KeyMemo,
 }
 
-/// What the engine said about attribute keys already met in this walk.
+/// Attribute keys that the engine's text detectors left unchanged in this
+/// walk.
 ///
 /// The records of one resource mostly repeat the same few attribute keys,
-/// and every key was looked up as a rule name ([`Engine::key_rule`], which
-/// normalises the key and splits it into words each time) and run through
-/// the text detectors, for every record: the key lookup alone was 6.6% of
-/// scrubs' CPU on the OTLP bench. Both answers depend only on the key and
-/// the engine, which is fixed for a walk, so they are kept here: a small
-/// direct-mapped table, so that memory stays bounded whatever the keys.
+/// and every key is run through the text detectors (a key can be data:
+/// a map keyed by names or numbers). That answer depends only on the key
+/// and the engine, which is fixed for a walk, so it is kept here: a small
+/// direct-mapped table, so that memory stays bounded whatever the keys. A
+/// key the detectors change is never kept. (Which rule a key names is
+/// remembered by the scratch's own key cache, [`Engine::key_rule_cached`].)
 struct KeyMemo {
-    slots: Vec<Option<KeySlot>>,
-}
-
-struct KeySlot {
-    key: String,
-    /// [`Engine::key_rule`] of the key.
-    rule: Option<usize>,
-    /// The text detectors left the key unchanged.
-    clean: bool,
+    slots: Vec<Option<String>>,
 }
 
 /// Slots in a [`KeyMemo`] (a power of two).
@@ -424,47 +417,14 @@ impl KeyMemo {
         (h ^ (h >> 32)) as usize & (KEY_MEMO_SLOTS - 1)
     }
 
-    fn get(&self, key: &str) -> Option<&KeySlot> {
-        self.slots[Self::index(key)]
-            .as_ref()
-            .filter(|s| s.key == key)
-    }
-
-    /// The rule `key` names, from the table or the engine.
-    fn rule(&mut self, engine: &Engine, key: &str) -> Option<usize> {
-        if let Some(slot) = self.get(key) {
-            return slot.rule;
-        }
-        let rule = engine.key_rule(key);
-        if key.len() <= KEY_MEMO_MAX_LEN {
-            self.slots[Self::index(key)] = Some(KeySlot {
-                key: key.to_owned(),
-                rule,
-                clean: false,
-            });
-        }
-        rule
-    }
-
     fn is_clean(&self, key: &str) -> bool {
-        self.get(key).is_some_and(|s| s.clean)
+        self.slots[Self::index(key)].as_deref() == Some(key)
     }
 
     /// Notes that the text detectors left `key` unchanged.
-    fn set_clean(&mut self, engine: &Engine, key: &str) {
-        if key.len() > KEY_MEMO_MAX_LEN {
-            return;
-        }
-        let i = Self::index(key);
-        match &mut self.slots[i] {
-            Some(slot) if slot.key == key => slot.clean = true,
-            other => {
-                *other = Some(KeySlot {
-                    key: key.to_owned(),
-                    rule: engine.key_rule(key),
-                    clean: true,
-                })
-            }
+    fn set_clean(&mut self, key: &str) {
+        if key.len() <= KEY_MEMO_MAX_LEN {
+            self.slots[Self::index(key)] = Some(key.to_owned());
         }
     }
 }
@@ -532,7 +492,7 @@ impl<'e, 's> Walk<'e, 's> {
                 *s = new;
                 self.stats.rewritten += 1;
             }
-            Cow::Borrowed(_) => self.keys.set_clean(self.engine, s),
+            Cow::Borrowed(_) => self.keys.set_clean(s),
         }
         Ok(())
     }
@@ -738,13 +698,14 @@ impl<'e, 's> Walk<'e, 's> {
             let KeyValue { key, value, .. } = &mut list[i];
             // The key that names this value's rule: its own, parent+own, or
             // inherited from above.
-            let rule_key: Option<Cow<'_, str>> = if self.keys.rule(self.engine, key).is_some() {
-                Some(Cow::Borrowed(key.as_str()))
-            } else if !parent.is_empty() && !key.is_empty() && self.joined_rule(parent, key) {
-                Some(Cow::Owned(self.joined.clone()))
-            } else {
-                inherited.map(Cow::Borrowed)
-            };
+            let rule_key: Option<Cow<'_, str>> =
+                if self.engine.key_rule_cached(self.scratch, key).is_some() {
+                    Some(Cow::Borrowed(key.as_str()))
+                } else if !parent.is_empty() && !key.is_empty() && self.joined_rule(parent, key) {
+                    Some(Cow::Owned(self.joined.clone()))
+                } else {
+                    inherited.map(Cow::Borrowed)
+                };
             let verdict = match value {
                 Some(v) => self.value(v, key, rule_key.as_deref(), depth)?,
                 None => Verdict::Keep,
@@ -772,7 +733,9 @@ impl<'e, 's> Walk<'e, 's> {
         self.joined.push_str(parent);
         self.joined.push('.');
         self.joined.push_str(key);
-        self.keys.rule(self.engine, &self.joined).is_some()
+        self.engine
+            .key_rule_cached(self.scratch, &self.joined)
+            .is_some()
     }
 
     /// Redacts one value. `key` is the nearest enclosing key (empty for a
@@ -1116,10 +1079,10 @@ mod tests {
     }
 
     /// Two keys in the same slot of the memo replace each other; each
-    /// answer stays that of its own key.
+    /// answer stays that of its own key, and a key over the length limit is
+    /// never kept.
     #[test]
     fn key_memo_slots_hold_their_own_key() {
-        let e = engine();
         let first = "patient.name";
         let other = (0..10_000)
             .map(|i| format!("field{i}"))
@@ -1127,13 +1090,41 @@ mod tests {
             .expect("a colliding key");
         let mut memo = KeyMemo::new();
         for _ in 0..2 {
-            assert_eq!(memo.rule(e, first), e.key_rule(first));
-            assert!(memo.rule(e, first).is_some());
-            assert_eq!(memo.rule(e, &other), None);
-            memo.set_clean(e, &other);
+            assert!(!memo.is_clean(first));
+            memo.set_clean(first);
+            assert!(memo.is_clean(first));
+            assert!(!memo.is_clean(&other));
+            memo.set_clean(&other);
             assert!(memo.is_clean(&other));
             assert!(!memo.is_clean(first));
+            memo.set_clean(&other);
         }
+        let long = "k".repeat(KEY_MEMO_MAX_LEN + 1);
+        memo.set_clean(&long);
+        assert!(!memo.is_clean(&long));
+    }
+
+    /// The cached key lookup answers as the plain one, for keys that name a
+    /// rule, keys that do not, a key met again and a key too long to cache.
+    #[test]
+    fn cached_key_rule_agrees_with_key_rule() {
+        let e = engine();
+        let scratch = e.scratch();
+        let long = format!("patient.{}.name", "x".repeat(40));
+        for _ in 0..2 {
+            for key in [
+                "patient.name",
+                "patientName",
+                "service.name",
+                "mrn",
+                "",
+                &long,
+            ] {
+                assert_eq!(e.key_rule_cached(&scratch, key), e.key_rule(key), "{key}");
+            }
+        }
+        assert!(e.key_rule_cached(&scratch, "patient.name").is_some());
+        assert!(e.key_rule_cached(&scratch, "service.name").is_none());
     }
 
     #[test]

@@ -649,6 +649,14 @@ impl Engine {
         self.lookup_key(key.as_bytes()).map(|r| r as usize)
     }
 
+    /// [`Engine::key_rule`] through the scratch's cache of recent keys:
+    /// for callers that look up the same few keys over and over (the
+    /// attributes of OTLP records).
+    pub fn key_rule_cached(&self, scratch: &Scratch, key: &str) -> Option<usize> {
+        self.lookup_key_cached(&scratch.keys, key.as_bytes())
+            .map(|r| r as usize)
+    }
+
     /// [`Engine::lookup_key`] through the scratch's cache.
     fn lookup_key_cached(&self, cache: &RefCell<KeyCache>, raw: &[u8]) -> Option<u32> {
         if raw.is_empty() || raw.len() > KEY_CACHE_KEY {
