@@ -12,6 +12,7 @@ use regex_automata::util::syntax;
 use regex_automata::Input;
 
 use super::class;
+use super::formats;
 use super::literals::LiteralMatcher;
 use super::names::{self, BuildFx, Names};
 use super::numeric::{self, NumToken, NumericMatcher};
@@ -503,6 +504,10 @@ impl Engine {
                         }
                     }
                 }
+                let scripts = super::script::Scripts::parse(&ns.scripts).unwrap_or_else(|e| {
+                    problems.push(lr.problem(format!("names.scripts: {e}")));
+                    super::script::Scripts::default()
+                });
                 if names.is_some() {
                     problems.push(lr.problem("only one names rule may be in force"));
                 } else if let (Ok(first), Ok(last)) = (first, last) {
@@ -513,6 +518,7 @@ impl Engine {
                         read(&ns.ambiguous).as_deref(),
                         read(&ns.english).as_deref(),
                         &ns.titles,
+                        scripts,
                     ));
                 }
             } else {
@@ -875,6 +881,20 @@ impl Engine {
         if !pairs_done {
             {
                 let findings = &mut main.findings;
+                let mut keyed = |p: Pair| {
+                    findings.push(Finding {
+                        start: p.start,
+                        end: p.end,
+                        rule: p.rule.expect("format pairs carry a rule"),
+                        strength: STRENGTH_KEY,
+                        quote: false,
+                    });
+                };
+                formats::scan_hl7(hay, &lookup, &mut keyed);
+                formats::scan_x12(hay, &lookup, &mut keyed);
+            }
+            {
+                let findings = &mut main.findings;
                 structure::scan_sql_insert(hay, &lookup, &mut |p: Pair| {
                     findings.push(Finding {
                         start: p.start,
@@ -1137,6 +1157,21 @@ impl Engine {
                 names::word_end(hay, i).max(i + 1)
             };
             if let Some(nm) = &self.names {
+                // A word in a non-Latin script is a name wherever it is.
+                if hay[i] >= 0x80 && !nm.scripts.is_empty() {
+                    if let Some(e) = nm.scripts.phrase_end(hay, i) {
+                        st.findings.push(Finding {
+                            start: i,
+                            end: e,
+                            rule: nm.rule,
+                            strength: STRENGTH_CONTEXT,
+                            quote: false,
+                        });
+                        i = e;
+                        prev_word = None;
+                        continue;
+                    }
+                }
                 if names::is_capitalised(&hay[i..we]) {
                     if let Some((s, e)) = nm.phrase(hay, i, we, prev_word) {
                         st.findings.push(Finding {

@@ -18,10 +18,12 @@
 mod class;
 mod engine;
 mod fold_table;
+mod formats;
 mod literals;
 mod names;
 mod numeric;
 mod pseudonym;
+mod script;
 mod structure;
 mod validate;
 

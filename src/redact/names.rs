@@ -20,6 +20,7 @@ use std::hash::BuildHasher;
 
 use super::class;
 use super::fold_table::FOLD;
+use super::script::Scripts;
 
 pub const FIRST: u8 = 1;
 pub const LAST: u8 = 2;
@@ -37,6 +38,8 @@ pub struct Names {
     pub rule: u32,
     words: WordMap,
     titles: Vec<Box<[u8]>>,
+    /// Scripts whose words are names wherever they occur.
+    pub scripts: Scripts,
 }
 
 /// A read-only map from folded words to their flags, packed for memory:
@@ -199,6 +202,7 @@ impl Names {
         ambiguous: Option<&str>,
         english: Option<&str>,
         titles: &[String],
+        scripts: Scripts,
     ) -> Names {
         // Sized once from the line counts (an upper bound on the words), so
         // that building leaves no freed tables behind in the heap.
@@ -239,6 +243,7 @@ impl Names {
             rule,
             words,
             titles,
+            scripts,
         }
     }
 
@@ -598,6 +603,7 @@ mod tests {
             Some("WILL\nMAY\nHOPE\nLONG\nGRANT\n"),
             Some("consumer\nportal\naccess\n"),
             &["patient".into(), "dr".into(), "mrs".into(), "name".into()],
+            Scripts::default(),
         )
     }
 

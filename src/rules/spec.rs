@@ -145,6 +145,11 @@ pub struct NamesSpec {
     /// (`patient`, `Dr.`, `Mrs.`).
     #[serde(default)]
     pub titles: Vec<String>,
+    /// Scripts whose words are names wherever they occur (`han`, `hangul`,
+    /// `kana`, `arabic`, `cyrillic`, `devanagari`, ...): operational log
+    /// text is ASCII, so a word in one of these comes from a person.
+    #[serde(default)]
+    pub scripts: Vec<String>,
 }
 
 /// Context words and how far from the candidate they may be.
