@@ -295,6 +295,9 @@ pub struct Engine {
     token_min: usize,
     token_max: usize,
     names: Option<Names>,
+    /// Keys under which a value is a name when it looks like one (the names
+    /// rule's `keys`), normalised.
+    name_keys: std::collections::HashSet<Box<[u8]>, BuildFx>,
     regex: Option<meta::Regex>,
     regex_rules: Vec<u32>,
     regex_always: bool,
@@ -334,6 +337,8 @@ impl Engine {
         let mut numeric = NumericMatcher::default();
         let mut tokens = Vec::new();
         let mut names = None;
+        let mut name_keys: std::collections::HashSet<Box<[u8]>, BuildFx> =
+            std::collections::HashSet::with_hasher(BuildFx);
         let mut regex_patterns: Vec<String> = Vec::new();
         let mut regex_rules = Vec::new();
         let mut regex_always = false;
@@ -508,6 +513,17 @@ impl Engine {
                     problems.push(lr.problem(format!("names.scripts: {e}")));
                     super::script::Scripts::default()
                 });
+                for k in &ns.keys {
+                    let mut buf = [0u8; MAX_KEY];
+                    match normalise_key(k.as_bytes(), &mut buf) {
+                        Some(n) => {
+                            name_keys.insert(buf[..n].into());
+                        }
+                        None => problems.push(lr.problem(format!(
+                            "names.keys: '{k}' is empty or longer than {MAX_KEY} characters after normalisation"
+                        ))),
+                    }
+                }
                 if names.is_some() {
                     problems.push(lr.problem("only one names rule may be in force"));
                 } else if let (Ok(first), Ok(last)) = (first, last) {
@@ -603,6 +619,7 @@ impl Engine {
             token_min,
             token_max,
             names,
+            name_keys,
             regex,
             regex_rules,
             regex_always,
@@ -688,7 +705,7 @@ impl Engine {
         if let Some(&r) = self.keys.get(&buf[..n]) {
             return Some(r);
         }
-        if self.key_words.is_empty() {
+        if self.key_words.is_empty() && self.name_keys.is_empty() {
             return None;
         }
         // Split at non-alphanumerics and lower-to-upper case changes.
@@ -696,6 +713,8 @@ impl Engine {
         let mut np = 0;
         let mut word = [0u8; MAX_KEY];
         let mut wl = 0;
+        let mut last = [0u8; MAX_KEY];
+        let mut ll = 0;
         let mut flush = |word: &[u8], np: &mut usize| {
             if !word.is_empty() && *np < present.len() {
                 if let Some(&id) = self.key_word_ids.get(word) {
@@ -709,6 +728,10 @@ impl Engine {
             let boundary = !b.is_ascii_alphanumeric() || (b.is_ascii_uppercase() && prev_lower);
             if boundary {
                 flush(&word[..wl], &mut np);
+                if wl > 0 {
+                    last[..wl].copy_from_slice(&word[..wl]);
+                    ll = wl;
+                }
                 wl = 0;
             }
             if b.is_ascii_alphanumeric() && wl < MAX_KEY {
@@ -718,19 +741,42 @@ impl Engine {
             prev_lower = b.is_ascii_lowercase() || b.is_ascii_digit();
         }
         flush(&word[..wl], &mut np);
-        if np == 0 {
-            return None;
+        if wl > 0 {
+            last[..wl].copy_from_slice(&word[..wl]);
+            ll = wl;
         }
         let present = &present[..np];
         // Only entries that contain a present word can match; the most
         // specific one wins (`ip address` over `address`).
-        present
+        let strong = present
             .iter()
             .flat_map(|&w| &self.key_word_entries[w as usize])
             .map(|&e| &self.key_words[e as usize])
             .filter(|(ids, _)| ids.iter().all(|id| present.contains(id)))
             .max_by_key(|(ids, _)| ids.len())
-            .map(|&(_, r)| r)
+            .map(|&(_, r)| r);
+        if strong.is_some() {
+            return strong;
+        }
+        // A person key, whole or as its last word: the names rule, whose
+        // findings keep only values that look like a name.
+        let names = self.names.as_ref()?;
+        (self.name_keys.contains(&buf[..n]) || (ll > 0 && self.name_keys.contains(&last[..ll])))
+            .then_some(names.rule)
+    }
+
+    /// Whether a value found under key rule `rule` stands: under a person
+    /// key (the names rule) only a value that looks like a name does.
+    /// Percent-encoded query values are judged decoded.
+    fn keyed_value_ok(&self, rule: u32, value: &[u8], query: bool, decoded: &mut Vec<u8>) -> bool {
+        let Some(nm) = self.names.as_ref().filter(|nm| nm.rule == rule) else {
+            return true;
+        };
+        if query && value.iter().any(|&b| b == b'%' || b == b'+') {
+            structure::url_decode(value, decoded);
+            return nm.looks_like_name(decoded);
+        }
+        nm.looks_like_name(value)
     }
 
     /// Redacts one line of bytes. Returns `line` itself when nothing matched,
@@ -763,7 +809,13 @@ impl Engine {
         key: &str,
         value: &'a str,
     ) -> FieldResult<'a> {
-        if let Some(rule) = self.key_rule(key) {
+        // Under a person key (`name`, `display`) only a value that looks
+        // like a name is taken whole; anything else is read as text.
+        let rule = self.key_rule(key).filter(|&r| {
+            let mut decoded = Vec::new();
+            self.keyed_value_ok(r as u32, value.as_bytes(), false, &mut decoded)
+        });
+        if let Some(rule) = rule {
             let r = &self.rules[rule];
             scratch.counts[rule] += 1;
             if r.action == Action::DropField {
@@ -865,79 +917,89 @@ impl Engine {
             // fields too: its children are judged by their own keys
             // (`patient.name`), not all taken as the name.
             let inherit = |r: u32| self.rules[r as usize].category != Category::Name;
+            let decoded = &mut *decoded;
             pairs_done = structure::scan_json(hay, stack, &lookup, &inherit, &mut |p: Pair| {
-                if structure::is_own_token(&hay[p.start..p.end]) {
+                let v = &hay[p.start..p.end];
+                let rule = p.rule.expect("json pairs carry a rule");
+                if structure::is_own_token(v) || !self.keyed_value_ok(rule, v, false, decoded) {
                     return;
                 }
                 findings.push(Finding {
                     start: p.start,
                     end: p.end,
-                    rule: p.rule.expect("json pairs carry a rule"),
+                    rule,
                     strength: STRENGTH_KEY,
                     quote: p.quote,
                 });
             });
         }
-        if !pairs_done {
-            {
-                let findings = &mut main.findings;
-                let mut keyed = |p: Pair| {
+        // Interchange formats, SQL and `key=value` pairs: on other lines, and
+        // inside the string values of JSON lines (a query string in a URL
+        // field, an HL7 message in a `message`).
+        {
+            let findings = &mut main.findings;
+            let decoded = &mut *decoded;
+            let mut keyed = |p: Pair| {
+                let rule = p.rule.expect("format pairs carry a rule");
+                if self.keyed_value_ok(rule, &hay[p.start..p.end], false, decoded) {
                     findings.push(Finding {
                         start: p.start,
                         end: p.end,
-                        rule: p.rule.expect("format pairs carry a rule"),
+                        rule,
                         strength: STRENGTH_KEY,
                         quote: false,
                     });
-                };
-                formats::scan_hl7(hay, &lookup, &mut keyed);
-                formats::scan_x12(hay, &lookup, &mut keyed);
-            }
-            {
-                let findings = &mut main.findings;
-                structure::scan_sql_insert(hay, &lookup, &mut |p: Pair| {
+                }
+            };
+            formats::scan_hl7(hay, &lookup, &mut keyed);
+            formats::scan_x12(hay, &lookup, &mut keyed);
+            structure::scan_sql(hay, &lookup, &mut keyed);
+        }
+        let mut query_values: [(usize, usize); 16] = [(0, 0); 16];
+        let mut nq = 0;
+        if !pairs_done || memchr::memchr(b'=', hay).is_some() {
+            let findings = &mut main.findings;
+            let decoded = &mut *decoded;
+            structure::scan_pairs(hay, pairs_done, &lookup, &mut |p: Pair| {
+                if structure::is_own_token(&hay[p.start..p.end]) {
+                    return;
+                }
+                let rule = p
+                    .rule
+                    .filter(|&r| self.keyed_value_ok(r, &hay[p.start..p.end], p.query, decoded));
+                if let Some(rule) = rule {
+                    // An unquoted value's end is a guess. Free text runs
+                    // to the delimiter; an identifier ("DOB: 03/14/1985
+                    // verified") ends before the first lower-case word; a
+                    // name may go on after a comma (`Riddle,Elizabeth`,
+                    // `PENA, WILLIAM`).
+                    let r = &self.rules[rule as usize];
+                    let end = if !p.bare {
+                        p.end
+                    } else if r.category == Category::Name {
+                        structure::name_value_end(hay, p.end)
+                    } else if !r.free_text() {
+                        lower_word_cut(hay, p.start, p.end)
+                    } else {
+                        p.end
+                    };
                     findings.push(Finding {
                         start: p.start,
-                        end: p.end,
-                        rule: p.rule.expect("sql pairs carry a rule"),
+                        end,
+                        rule,
                         strength: STRENGTH_KEY,
                         quote: false,
                     });
-                });
-            }
-            let mut query_values: [(usize, usize); 16] = [(0, 0); 16];
-            let mut nq = 0;
-            {
-                let findings = &mut main.findings;
-                structure::scan_pairs(hay, &lookup, &mut |p: Pair| {
-                    if structure::is_own_token(&hay[p.start..p.end]) {
-                        return;
-                    }
-                    if let Some(rule) = p.rule {
-                        // An unquoted value's end is a guess. Free text runs
-                        // to the delimiter; an identifier ("DOB: 03/14/1985
-                        // verified") ends before the first lower-case word.
-                        let end = if p.bare && !self.rules[rule as usize].free_text() {
-                            lower_word_cut(hay, p.start, p.end)
-                        } else {
-                            p.end
-                        };
-                        findings.push(Finding {
-                            start: p.start,
-                            end,
-                            rule,
-                            strength: STRENGTH_KEY,
-                            quote: false,
-                        });
-                    } else if p.query
-                        && nq < query_values.len()
-                        && hay[p.start..p.end].iter().any(|b| *b == b'%' || *b == b'+')
-                    {
-                        query_values[nq] = (p.start, p.end);
-                        nq += 1;
-                    }
-                });
-            }
+                } else if p.query
+                    && nq < query_values.len()
+                    && hay[p.start..p.end].iter().any(|b| *b == b'%' || *b == b'+')
+                {
+                    query_values[nq] = (p.start, p.end);
+                    nq += 1;
+                }
+            });
+        }
+        {
             // Decode encoded query values and look at them as text; any
             // finding redacts the whole encoded value.
             for &(vs, ve) in &query_values[..nq] {

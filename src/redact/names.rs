@@ -282,6 +282,57 @@ impl Names {
         (flags, class)
     }
 
+    /// Whether a structured value under a person key (`name`, `display`,
+    /// `first`, `from`) looks like a person's name: one to six capitalised
+    /// words of letters (lower-case particles inside, initials, one comma for
+    /// `Last, First`), no digits or code punctuation, and at least one word
+    /// that is not an ordinary English word. `checkout`, `Video Visit`,
+    /// `ValidationError` and `pat_8f3a` are not names.
+    pub fn looks_like_name(&self, v: &[u8]) -> bool {
+        let v = trim_value(v);
+        if v.len() < 2 || v.len() > 96 {
+            return false;
+        }
+        let mut words = 0;
+        let mut commas = 0;
+        let mut evidence = false;
+        let mut i = 0;
+        while i < v.len() {
+            match v[i] {
+                b' ' => {
+                    i += 1;
+                    continue;
+                }
+                b',' => {
+                    commas += 1;
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let s = i;
+            while i < v.len() && v[i] != b' ' && v[i] != b',' {
+                i += 1;
+            }
+            let w = &v[s..i];
+            words += 1;
+            if words > 6 || commas > 1 || !name_shaped(w, words == 1) {
+                return false;
+            }
+            let letters = w
+                .iter()
+                .filter(|b| b.is_ascii_alphabetic() || **b >= 0x80)
+                .count();
+            if letters >= 2
+                && (w.iter().any(|&b| b >= 0x80 || b == b'\\')
+                    || self.classify(w).1 != Class::English)
+            {
+                evidence = true;
+            }
+        }
+        words > 0 && evidence
+    }
+
     fn is_title(&self, word: &[u8]) -> bool {
         let mut buf = [0u8; MAX_WORD];
         match fold(word, &mut buf) {
@@ -300,6 +351,10 @@ impl Names {
         end: usize,
         prev: Option<(usize, usize)>,
     ) -> Option<(usize, usize)> {
+        // `ValidationError`, `HttpClient`: code, not a name.
+        if !name_shaped(&hay[start..end], true) {
+            return None;
+        }
         let titled = prev.is_some_and(|(ps, pe)| {
             let gap = &hay[pe..start];
             !gap.is_empty()
@@ -393,6 +448,82 @@ impl Names {
         }
         None
     }
+}
+
+/// A structured value without its quotes, brackets and outer spaces.
+fn trim_value(v: &[u8]) -> &[u8] {
+    let strip = |b: &u8| matches!(b, b' ' | b'"' | b'\'' | b'[' | b']' | b'(' | b')');
+    let s = v.iter().position(|b| !strip(b)).unwrap_or(v.len());
+    let e = v.iter().rposition(|b| !strip(b)).map_or(s, |e| e + 1);
+    &v[s..e]
+}
+
+/// Whether `w` can be one word of a name: letters (any script; `\u00e9`
+/// JSON escapes count as letters), `'`, `-` or a final `.` (an initial);
+/// capitalised, or a lower-case particle after the first word; an upper-case
+/// letter after a lower-case one only behind a surname prefix (McDonald,
+/// DeShawn, LaToya), never as in `ValidationError`.
+fn name_shaped(w: &[u8], first: bool) -> bool {
+    let Some(&b0) = w.first() else {
+        return false;
+    };
+    if b0.is_ascii_lowercase() {
+        return !first && is_particle(w);
+    }
+    if !(b0.is_ascii_uppercase() || b0 >= 0x80 || b0 == b'\\') {
+        return false;
+    }
+    let mut prev_lower = false;
+    let mut i = 0;
+    while i < w.len() {
+        let b = w[i];
+        if b == b'\\' {
+            // A JSON escape of a letter: \uXXXX.
+            if w.get(i + 1) != Some(&b'u')
+                || w.len() < i + 6
+                || !w[i + 2..i + 6].iter().all(u8::is_ascii_hexdigit)
+            {
+                return false;
+            }
+            i += 6;
+            prev_lower = true;
+            continue;
+        }
+        if b.is_ascii_uppercase() && prev_lower {
+            let prefix = &w[..i];
+            if !matches!(
+                prefix,
+                b"Mc"
+                    | b"Mac"
+                    | b"De"
+                    | b"Di"
+                    | b"Da"
+                    | b"La"
+                    | b"Le"
+                    | b"Van"
+                    | b"Von"
+                    | b"St"
+                    | b"Du"
+            ) && !prefix.ends_with(b"'")
+            {
+                return false;
+            }
+        } else if !(b.is_ascii_alphabetic()
+            || b >= 0x80
+            || b == b'\''
+            || b == b'-'
+            || (b == b'.' && i == w.len() - 1))
+        {
+            return false;
+        }
+        // A non-ASCII byte leaves the case as it was: `ÉLÉONORE` is all
+        // capitals, `Nguyễn` all small after its first letter.
+        if b < 0x80 {
+            prev_lower = b.is_ascii_lowercase();
+        }
+        i += 1;
+    }
+    true
 }
 
 fn pair_is_name(a: Word, b: Word) -> bool {

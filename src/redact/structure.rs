@@ -96,7 +96,9 @@ pub fn scan_json(
                 }
                 stack.push(Frame {
                     object: hay[p] == b'{',
-                    rule: cur_rule.filter(|&r| inherit(r)),
+                    // An array's items are values of its key (`"given":
+                    // ["Ana"]`); an object's are judged by their own keys.
+                    rule: cur_rule.filter(|&r| hay[p] == b'[' || inherit(r)),
                     key: cur_key,
                     key_len: cur_key_len,
                 });
@@ -261,7 +263,16 @@ fn is_key_byte(b: u8) -> bool {
 /// Finds `key=value`, `key: value`, `'key': 'value'`, `key = 'value'` and
 /// `key => value` pairs in free text. Reports pairs whose key names a rule,
 /// and every URL query parameter (which may hide encoded values).
-pub fn scan_pairs(hay: &[u8], lookup: &dyn Fn(&[u8]) -> Option<u32>, out: &mut dyn FnMut(Pair)) {
+///
+/// With `eq_only`, only `=` separates (the line is JSON, whose own `"k": v`
+/// pairs the JSON walk has read; what is left are `k=v` pairs and query
+/// strings inside its string values).
+pub fn scan_pairs(
+    hay: &[u8],
+    eq_only: bool,
+    lookup: &dyn Fn(&[u8]) -> Option<u32>,
+    out: &mut dyn FnMut(Pair),
+) {
     let n = hay.len();
     let mut resume = 0;
     for p in memchr2_iter(b'=', b':', hay) {
@@ -269,6 +280,9 @@ pub fn scan_pairs(hay: &[u8], lookup: &dyn Fn(&[u8]) -> Option<u32>, out: &mut d
             continue;
         }
         let sep = hay[p];
+        if eq_only && sep != b'=' {
+            continue;
+        }
         // Skip `==`, `:=`, `::`, `!=` and URL schemes (`https://`).
         let prev = if p > 0 { hay[p - 1] } else { 0 };
         if prev == b'=' || prev == b':' || prev == b'!' || prev == b'<' || prev == b'>' {
@@ -288,6 +302,10 @@ pub fn scan_pairs(hay: &[u8], lookup: &dyn Fn(&[u8]) -> Option<u32>, out: &mut d
         let mut quote = 0u8;
         if k > 0 && matches!(hay[k - 1], b'"' | b'\'' | b'`') {
             quote = hay[k - 1];
+            k -= 1;
+        } else if k > 0 && hay[k - 1] == b']' && sep == b'=' && next == b'>' {
+            // PHP's print_r: `[key] => value`.
+            quote = b'[';
             k -= 1;
         }
         let key_end = k;
@@ -387,14 +405,91 @@ fn inside_quotes(text: &[u8], q: u8) -> bool {
     inside
 }
 
-/// Pairs the columns of `INSERT INTO t (a, b) VALUES ('x', 'y'), (...)`
-/// with their values by position, and reports values whose column names a
-/// rule: the SQL form of a key and its value.
-pub fn scan_sql_insert(
+/// SQL in log lines: pairs column names with their values by position and
+/// reports values whose column names a rule, the SQL form of a key and its
+/// value. Three shapes are read:
+///
+/// * `INSERT INTO t (a, b) VALUES ('x', 'y'), (...)`;
+/// * the same with placeholders (`%(a)s`, `?`, `$1`) and the values in a
+///   following `parameters: ('x', 'y')` tuple (SQLAlchemy's error text);
+/// * PostgreSQL's `Key (a, b)=(x, y)` in constraint-violation details.
+pub fn scan_sql(hay: &[u8], lookup: &dyn Fn(&[u8]) -> Option<u32>, out: &mut dyn FnMut(Pair)) {
+    scan_sql_insert(hay, lookup, out);
+    scan_key_detail(hay, lookup, out);
+}
+
+/// The columns of the tuple `(open, close)` and the rule each one names.
+type Columns = ([Option<u32>; 64], usize);
+
+fn column_rules(
     hay: &[u8],
+    open: usize,
+    close: usize,
     lookup: &dyn Fn(&[u8]) -> Option<u32>,
-    out: &mut dyn FnMut(Pair),
-) {
+) -> Option<Columns> {
+    let mut rules = [None; 64];
+    let mut nc = 0;
+    for (s, e) in split_top(hay, open + 1, close) {
+        if nc == rules.len() {
+            break;
+        }
+        let (mut s, mut e) = (s, e);
+        while s < e && matches!(hay[s], b' ' | b'`' | b'"' | b'[') {
+            s += 1;
+        }
+        while e > s && matches!(hay[e - 1], b' ' | b'`' | b'"' | b']') {
+            e -= 1;
+        }
+        rules[nc] = lookup(&hay[s..e]);
+        nc += 1;
+    }
+    rules.iter().any(Option::is_some).then_some((rules, nc))
+}
+
+/// Reports the values of the tuple whose content is `(s, e)` under the
+/// columns' rules. Quotes are stripped; `NULL` and placeholders are skipped.
+fn emit_tuple(hay: &[u8], s: usize, e: usize, cols: &Columns, out: &mut dyn FnMut(Pair)) {
+    for (i, (s, e)) in split_top(hay, s, e).enumerate() {
+        let Some(rule) = cols.0.get(i).copied().flatten() else {
+            continue;
+        };
+        let (mut s, mut e) = (s, e);
+        while s < e && hay[s] == b' ' {
+            s += 1;
+        }
+        while e > s && hay[e - 1] == b' ' {
+            e -= 1;
+        }
+        let quoted = e - s >= 2 && hay[s] == b'\'' && hay[e - 1] == b'\'';
+        let (s, e) = if quoted { (s + 1, e - 1) } else { (s, e) };
+        let v = &hay[s..e];
+        if e > s && !v.eq_ignore_ascii_case(b"null") && !is_placeholder(v) {
+            out(Pair {
+                rule: Some(rule),
+                start: s,
+                end: e,
+                quote: false,
+                query: false,
+                bare: false,
+            });
+        }
+    }
+}
+
+/// A bind placeholder: `%(name)s`, `%s`, `?`, `$1`, `:name`.
+fn is_placeholder(v: &[u8]) -> bool {
+    match v {
+        b"?" | b"%s" => true,
+        [b'%', b'(', .., b')', b's'] => true,
+        [b'$', rest @ ..] => !rest.is_empty() && rest.iter().all(u8::is_ascii_digit),
+        [b':', rest @ ..] => {
+            !rest.is_empty() && rest.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        }
+        _ => false,
+    }
+}
+
+fn scan_sql_insert(hay: &[u8], lookup: &dyn Fn(&[u8]) -> Option<u32>, out: &mut dyn FnMut(Pair)) {
     let Some(vpos) = find_values_keyword(hay) else {
         return;
     };
@@ -405,32 +500,9 @@ pub fn scan_sql_insert(
     let Some(open) = hay[..close].iter().rposition(|&b| b == b'(') else {
         return;
     };
-    let mut cols: [(usize, usize); 64] = [(0, 0); 64];
-    let mut nc = 0;
-    for part in split_top(hay, open + 1, close) {
-        if nc == cols.len() {
-            break;
-        }
-        let (mut s, mut e) = part;
-        while s < e && matches!(hay[s], b' ' | b'`' | b'"' | b'[') {
-            s += 1;
-        }
-        while e > s && matches!(hay[e - 1], b' ' | b'`' | b'"' | b']') {
-            e -= 1;
-        }
-        cols[nc] = (s, e);
-        nc += 1;
-    }
-    let rules: [Option<u32>; 64] = std::array::from_fn(|i| {
-        if i < nc {
-            lookup(&hay[cols[i].0..cols[i].1])
-        } else {
-            None
-        }
-    });
-    if rules.iter().all(Option::is_none) {
+    let Some(cols) = column_rules(hay, open, close, lookup) else {
         return;
-    }
+    };
     // Each VALUES tuple.
     let mut p = vpos + 7;
     loop {
@@ -438,36 +510,71 @@ pub fn scan_sql_insert(
             p += 1;
         }
         if hay.get(p) != Some(&b'(') {
-            return;
+            break;
         }
         let Some(end) = tuple_end(hay, p + 1) else {
             return;
         };
-        for (i, (s, e)) in split_top(hay, p + 1, end).enumerate() {
-            let Some(rule) = rules.get(i).copied().flatten() else {
-                continue;
-            };
-            let (mut s, mut e) = (s, e);
-            while s < e && hay[s] == b' ' {
-                s += 1;
-            }
-            while e > s && hay[e - 1] == b' ' {
-                e -= 1;
-            }
-            let quoted = e - s >= 2 && hay[s] == b'\'' && hay[e - 1] == b'\'';
-            let (s, e) = if quoted { (s + 1, e - 1) } else { (s, e) };
-            if e > s && !hay[s..e].eq_ignore_ascii_case(b"null") {
-                out(Pair {
-                    rule: Some(rule),
-                    start: s,
-                    end: e,
-                    quote: false,
-                    query: false,
-                    bare: false,
-                });
-            }
-        }
+        emit_tuple(hay, p + 1, end, &cols, out);
         p = end + 1;
+    }
+    // The bound values of a statement with placeholders.
+    static PARAMS: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"parameters: ("));
+    if let Some(i) = PARAMS.find(&hay[p..]) {
+        let open = p + i + 13;
+        if let Some(end) = tuple_end(hay, open) {
+            emit_tuple(hay, open, end, &cols, out);
+        }
+    }
+}
+
+/// PostgreSQL's `Key (a, b)=(x, y)`: the columns of a violated constraint
+/// and the offending row's values.
+fn scan_key_detail(hay: &[u8], lookup: &dyn Fn(&[u8]) -> Option<u32>, out: &mut dyn FnMut(Pair)) {
+    static KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"Key ("));
+    let mut from = 0;
+    while let Some(i) = KEY.find(&hay[from..]) {
+        let open = from + i + 4;
+        from = open + 1;
+        let Some(close) = tuple_end(hay, open + 1) else {
+            return;
+        };
+        if hay.get(close + 1) != Some(&b'=') || hay.get(close + 2) != Some(&b'(') {
+            continue;
+        }
+        let Some(vend) = tuple_end(hay, close + 3) else {
+            return;
+        };
+        if let Some(cols) = column_rules(hay, open, close, lookup) {
+            emit_tuple(hay, close + 3, vend, &cols, out);
+        }
+        from = vend;
+    }
+}
+
+/// The end of a bare value under a name key that goes on after a comma:
+/// `Riddle,Elizabeth` and `PENA, WILLIAM` are one name (`Last, First`).
+pub fn name_value_end(hay: &[u8], end: usize) -> usize {
+    if hay.get(end) != Some(&b',') {
+        return end;
+    }
+    let mut p = end + 1;
+    if hay.get(p) == Some(&b' ') {
+        p += 1;
+    }
+    match hay.get(p) {
+        Some(b) if b.is_ascii_uppercase() || *b >= 0x80 => {}
+        _ => return end,
+    }
+    let e = bare_end(hay, p);
+    // Only words of letters: `Smith, 42 visits` is not a name.
+    if hay[p..e]
+        .iter()
+        .all(|&b| b.is_ascii_alphabetic() || b >= 0x80 || matches!(b, b' ' | b'\'' | b'-' | b'.'))
+    {
+        e
+    } else {
+        end
     }
 }
 
@@ -662,7 +769,7 @@ mod tests {
 
     fn pairs(s: &str) -> Vec<(Option<u32>, String)> {
         let mut v = Vec::new();
-        scan_pairs(s.as_bytes(), &lookup, &mut |p| {
+        scan_pairs(s.as_bytes(), false, &lookup, &mut |p| {
             v.push((p.rule, s[p.start..p.end].to_string()))
         });
         v

@@ -150,6 +150,13 @@ pub struct NamesSpec {
     /// text is ASCII, so a word in one of these comes from a person.
     #[serde(default)]
     pub scripts: Vec<String>,
+    /// Keys whose value is a name when it looks like one (`name`, `display`,
+    /// `first`, `from`, `prescriber`): capitalised words of letters, at
+    /// least one not an ordinary English word. `service.name=checkout` and
+    /// `patient=pat_8f3a` stay. A key matches by its whole normalised form
+    /// or by its last word (`patient.first`, `display_name`).
+    #[serde(default)]
+    pub keys: Vec<String>,
 }
 
 /// Context words and how far from the candidate they may be.
