@@ -12,6 +12,8 @@ pub enum Category {
     Geographic,
     /// (C) Elements of dates (except year) related to an individual.
     Date,
+    /// (C) Ages over 89, which the rule names with the elements of dates.
+    Age,
     /// (D) Telephone numbers.
     Phone,
     /// (E) Fax numbers.
@@ -50,10 +52,11 @@ pub enum Category {
 
 impl Category {
     /// Every category, in declaration order.
-    pub const ALL: [Category; 20] = [
+    pub const ALL: [Category; 21] = [
         Category::Name,
         Category::Geographic,
         Category::Date,
+        Category::Age,
         Category::Phone,
         Category::Fax,
         Category::Email,
@@ -79,6 +82,7 @@ impl Category {
             Category::Name => "name",
             Category::Geographic => "geographic",
             Category::Date => "date",
+            Category::Age => "age",
             Category::Phone => "phone",
             Category::Fax => "fax",
             Category::Email => "email",
@@ -105,6 +109,7 @@ impl Category {
             Category::Name => "NAME",
             Category::Geographic => "LOCATION",
             Category::Date => "DATE",
+            Category::Age => "AGE",
             Category::Phone => "PHONE",
             Category::Fax => "FAX",
             Category::Email => "EMAIL",
