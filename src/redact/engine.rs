@@ -299,7 +299,11 @@ pub struct Engine {
     /// rule's `keys`), normalised.
     name_keys: std::collections::HashSet<Box<[u8]>, BuildFx>,
     regex: Option<meta::Regex>,
-    regex_rules: Vec<u32>,
+    /// The rules of each pattern of `regex`. Rules with the same pattern
+    /// (a context rule and a validator rule over one shape) share it, and a
+    /// match is offered to each: the union search reports one pattern per
+    /// span, so a second copy of a pattern would never match.
+    regex_rules: Vec<Vec<u32>>,
     regex_always: bool,
     key: PseudonymKey,
 }
@@ -340,7 +344,7 @@ impl Engine {
         let mut name_keys: std::collections::HashSet<Box<[u8]>, BuildFx> =
             std::collections::HashSet::with_hasher(BuildFx);
         let mut regex_patterns: Vec<String> = Vec::new();
-        let mut regex_rules = Vec::new();
+        let mut regex_rules: Vec<Vec<u32>> = Vec::new();
         let mut regex_always = false;
 
         let syntax_config = syntax::Config::new().unicode(false).utf8(false);
@@ -399,8 +403,13 @@ impl Engine {
                             {
                                 value_regex = Some((r, g));
                             }
-                            regex_patterns.push(p);
-                            regex_rules.push(idx);
+                            match regex_patterns.iter().position(|q| *q == p) {
+                                Some(i) => regex_rules[i].push(idx),
+                                None => {
+                                    regex_patterns.push(p);
+                                    regex_rules.push(vec![idx]);
+                                }
+                            }
                         }
                         Err(e) => problems.push(lr.problem(e)),
                     }
@@ -1258,24 +1267,31 @@ impl Engine {
                 let cache = regex_cache.get_or_insert_with(|| re.create_cache());
                 let mut input = Input::new(hay);
                 while let Some(m) = re.search_with(cache, &input) {
-                    let rule = self.regex_rules[m.pattern().as_usize()];
-                    let r = &self.rules[rule as usize];
-                    let gated = self.gate_open(rule, &st.hits);
-                    let (vs, ve) = match &r.value_regex {
-                        Some((vr, g)) if gated => value_group(vr, *g, hay, m.start(), m.end()),
-                        _ => Some((m.start(), m.end())),
-                    }
-                    .unwrap_or((m.start(), m.end()));
-                    if gated && ve > vs {
-                        if let Some(strength) = self.accept(rule, hay, vs, ve, &st.hits) {
-                            st.findings.push(Finding {
-                                start: vs,
-                                end: ve,
-                                rule,
-                                strength,
-                                quote: false,
-                            });
+                    let mut best: Option<Finding> = None;
+                    for &rule in &self.regex_rules[m.pattern().as_usize()] {
+                        let r = &self.rules[rule as usize];
+                        let gated = self.gate_open(rule, &st.hits);
+                        let (vs, ve) = match &r.value_regex {
+                            Some((vr, g)) if gated => value_group(vr, *g, hay, m.start(), m.end()),
+                            _ => Some((m.start(), m.end())),
                         }
+                        .unwrap_or((m.start(), m.end()));
+                        if gated && ve > vs {
+                            if let Some(strength) = self.accept(rule, hay, vs, ve, &st.hits) {
+                                if best.is_none_or(|b| strength > b.strength) {
+                                    best = Some(Finding {
+                                        start: vs,
+                                        end: ve,
+                                        rule,
+                                        strength,
+                                        quote: false,
+                                    });
+                                }
+                            }
+                        }
+                    }
+                    if let Some(f) = best {
+                        st.findings.push(f);
                     }
                     let next = if m.end() > m.start() {
                         m.end()
@@ -1301,7 +1317,7 @@ impl Engine {
         }
         let mut seen = [u32::MAX; 64];
         let mut n = 0;
-        for &rule in &self.regex_rules {
+        for &rule in self.regex_rules.iter().flatten() {
             if n < seen.len() {
                 if seen[..n].contains(&rule) {
                     continue;

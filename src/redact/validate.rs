@@ -28,6 +28,11 @@ pub enum Validator {
     Nanp,
     /// A calendar date with a valid month and day, in any common order.
     Date,
+    /// A date at least four years before the current year (and not before
+    /// 1900): numeric as for `date`, or any text whose last four-digit run
+    /// is the year (`December 23rd 2016`). A log record's own time is
+    /// recent; an old full date in a log line is a person's.
+    PastDate,
     /// An IPv4 address with every octet at most 255.
     Ipv4,
     /// An IPv4 address outside private, loopback, link-local and documentation
@@ -50,6 +55,7 @@ impl Validator {
         "vin",
         "nanp",
         "date",
+        "past_date",
         "ipv4",
         "public_ipv4",
         "imei",
@@ -68,6 +74,7 @@ impl Validator {
             "vin" => Validator::Vin,
             "nanp" => Validator::Nanp,
             "date" => Validator::Date,
+            "past_date" => Validator::PastDate,
             "ipv4" => Validator::Ipv4,
             "public_ipv4" => Validator::PublicIpv4,
             "imei" => Validator::Imei,
@@ -90,6 +97,7 @@ impl Validator {
             Validator::Vin => vin(raw),
             Validator::Nanp => nanp(digits),
             Validator::Date => date(raw),
+            Validator::PastDate => past_date(raw),
             Validator::Ipv4 => ipv4(raw).is_some(),
             Validator::PublicIpv4 => ipv4(raw).is_some_and(is_public_v4),
             Validator::Imei => digits.len() == 15 && luhn(digits),
@@ -313,8 +321,76 @@ fn nanp(d: &[u8]) -> bool {
     d[0] >= 2 && d[3] >= 2 && !(d[1] == 1 && d[2] == 1)
 }
 
-/// Accepts `Y-M-D`, `M/D/Y`, `D.M.Y` and two-digit years; any separator.
+/// The latest year [`Validator::PastDate`] accepts: four years before the
+/// current one, read from the clock once.
+fn past_year_limit() -> u32 {
+    static LIMIT: std::sync::LazyLock<u32> = std::sync::LazyLock::new(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // Days to a civil year (Howard Hinnant's algorithm, years only).
+        let days = (secs / 86_400) as i64 + 719_468;
+        let era = days.div_euclid(146_097);
+        let doe = days - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let year = yoe + era * 400 + i64::from(mp >= 10);
+        (year.clamp(1970, 9999) as u32).saturating_sub(4)
+    });
+    *LIMIT
+}
+
+/// A date whose year is from 1900 to [`past_year_limit`]. Numeric dates must
+/// also be valid dates; in text the last run of four digits is the year.
+fn past_date(raw: &[u8]) -> bool {
+    let textual = raw.iter().any(u8::is_ascii_alphabetic);
+    if !textual && !date(raw) {
+        return false;
+    }
+    // The last run of exactly four digits.
+    let mut year = None;
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i].is_ascii_digit() {
+            let s = i;
+            while i < raw.len() && raw[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i - s == 4 {
+                year = Some(
+                    raw[s..i]
+                        .iter()
+                        .fold(0u32, |a, &b| a * 10 + u32::from(b - b'0')),
+                );
+            } else if i - s == 8 && !textual && s == 0 && i == raw.len() {
+                // YYYYMMDD.
+                year = Some(
+                    raw[..4]
+                        .iter()
+                        .fold(0u32, |a, &b| a * 10 + u32::from(b - b'0')),
+                );
+            }
+        } else {
+            i += 1;
+        }
+    }
+    year.is_some_and(|y| (1900..=past_year_limit()).contains(&y))
+}
+
+/// Accepts `Y-M-D`, `M/D/Y`, `D.M.Y`, `YYYYMMDD` and two-digit years; any
+/// separator.
 fn date(raw: &[u8]) -> bool {
+    if raw.len() == 8 && raw.iter().all(u8::is_ascii_digit) {
+        let n = |a: usize, b: usize| {
+            raw[a..b]
+                .iter()
+                .fold(0u32, |x, &d| x * 10 + u32::from(d - b'0'))
+        };
+        return (1870..=2100).contains(&n(0, 4))
+            && (1..=12).contains(&n(4, 6))
+            && (1..=31).contains(&n(6, 8));
+    }
     let mut parts = [0u32; 3];
     let mut lens = [0usize; 3];
     let mut i = 0;
