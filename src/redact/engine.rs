@@ -962,6 +962,9 @@ impl Engine {
             };
             formats::scan_hl7(hay, &lookup, &mut keyed);
             formats::scan_x12(hay, &lookup, &mut keyed);
+            if let Some(nm) = &self.names {
+                formats::scan_records(hay, nm, &lookup, &mut keyed);
+            }
             structure::scan_sql(hay, &lookup, &mut keyed);
         }
         let mut query_values: [(usize, usize); 16] = [(0, 0); 16];

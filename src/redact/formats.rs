@@ -17,7 +17,9 @@
 
 use memchr::{memchr, memchr_iter};
 
+use super::names::Names;
 use super::structure::Pair;
+use super::validate::Validator;
 
 /// Key names the scanners report values under. They are ordinary keys, and
 /// the rule set's `keys` (after normalisation) say what each one is.
@@ -470,6 +472,251 @@ fn read_field(
         }
         rs = re + 1;
     }
+}
+
+// ---- delimited records --------------------------------------------------
+
+/// What a field of a delimited record holds, judged by its shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cell {
+    Name,
+    Phone,
+    Ssn,
+    Email,
+    Date,
+    Zip,
+    Id,
+    Code,
+    Skip,
+}
+
+/// The most fields a record is read with.
+const MAX_CELLS: usize = 48;
+
+/// Finds records without keys, a person's data by position: a whole line of
+/// comma-separated values (a headerless CSV export) or a parenthesised tuple
+/// of four or more values (`Failing row contains (...)`, a bound-parameter
+/// tuple). Each field is judged by its shape (a phone number, an SSN, a date,
+/// a ZIP, words of letters); the record counts as a person's only when it
+/// holds a name with dictionary evidence and a phone, SSN, email or old
+/// date, and then its fields are reported under the keys their shapes name.
+pub fn scan_records(hay: &[u8], names: &Names, lookup: Lookup<'_>, out: &mut dyn FnMut(Pair)) {
+    // A whole-line record: five or more commas, not JSON.
+    let first = hay
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(hay.len());
+    if first < hay.len()
+        && !matches!(hay[first], b'{' | b'[')
+        && memchr_iter(b',', hay).nth(4).is_some()
+        && memchr(b'=', hay).is_none()
+    {
+        record(hay, first, hay.len(), names, lookup, out);
+    }
+    // Tuples: `(a, b, c, d)`.
+    let mut from = 0;
+    while let Some(i) = memchr(b'(', &hay[from..]) {
+        let open = from + i;
+        from = open + 1;
+        let Some(close) = tuple_close(hay, open + 1) else {
+            break;
+        };
+        if memchr_iter(b',', &hay[open + 1..close]).nth(2).is_some() {
+            record(hay, open + 1, close, names, lookup, out);
+            from = close + 1;
+        }
+    }
+}
+
+/// The `)` closing the tuple whose content starts at `p`, outside quotes;
+/// `None` if another `(` or the line's end comes first.
+fn tuple_close(hay: &[u8], mut p: usize) -> Option<usize> {
+    let mut depth = 0;
+    while p < hay.len() {
+        match hay[p] {
+            b'\'' | b'"' => {
+                let q = hay[p];
+                p += 1;
+                while p < hay.len() && hay[p] != q {
+                    p += 1;
+                }
+            }
+            b'(' => depth += 1,
+            b')' if depth == 0 => return Some(p),
+            b')' => depth -= 1,
+            _ => {}
+        }
+        p += 1;
+    }
+    None
+}
+
+fn record(
+    hay: &[u8],
+    s: usize,
+    e: usize,
+    names: &Names,
+    lookup: Lookup<'_>,
+    out: &mut dyn FnMut(Pair),
+) {
+    let mut cells = [(0usize, 0usize, Cell::Skip); MAX_CELLS];
+    let mut n = 0;
+    let mut p = s;
+    let mut depth = 0usize;
+    let mut fs = s;
+    while p <= e {
+        let b = if p < e { hay[p] } else { b',' };
+        match b {
+            b'\'' | b'"' if p == fs || hay[fs..p].iter().all(|&c| c == b' ') => {
+                // A quoted field runs to its closing quote.
+                let q = b;
+                p += 1;
+                while p < e && hay[p] != q {
+                    p += 1;
+                }
+            }
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 => {
+                if n == MAX_CELLS {
+                    return;
+                }
+                let (cs, ce) = trim_cell(hay, fs, p.min(e));
+                // A field longer than a value is prose, not a record.
+                if ce - cs > 64 {
+                    return;
+                }
+                cells[n] = (cs, ce, cell(&hay[cs..ce], names));
+                n += 1;
+                fs = p + 1;
+            }
+            _ => {}
+        }
+        p += 1;
+    }
+    let cells = &cells[..n];
+    if n < 4 {
+        return;
+    }
+    let name = cells
+        .iter()
+        .any(|&(cs, ce, c)| c == Cell::Name && names.has_name_evidence(&hay[cs..ce]));
+    let strong = cells.iter().any(|&(cs, ce, c)| {
+        matches!(c, Cell::Phone | Cell::Ssn | Cell::Email)
+            || (c == Cell::Date && Validator::PastDate.check(&hay[cs..ce]))
+    });
+    if !(name && strong) {
+        return;
+    }
+    for &(cs, ce, c) in cells {
+        let k = match c {
+            Cell::Name => key::NAME,
+            Cell::Phone => key::PHONE,
+            Cell::Ssn => key::SSN,
+            Cell::Email => key::EMAIL,
+            Cell::Date => key::DOB,
+            Cell::Zip => key::ZIP,
+            Cell::Id => key::MRN,
+            Cell::Code => key::DIAGNOSIS,
+            Cell::Skip => continue,
+        };
+        emit(lookup, out, k, cs, ce);
+    }
+}
+
+/// A field without surrounding spaces and quotes.
+fn trim_cell(hay: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
+    while s < e && hay[s] == b' ' {
+        s += 1;
+    }
+    while e > s && hay[e - 1] == b' ' {
+        e -= 1;
+    }
+    if e - s >= 2 && matches!(hay[s], b'\'' | b'"') && hay[e - 1] == hay[s] {
+        s += 1;
+        e -= 1;
+    }
+    (s, e)
+}
+
+fn cell(v: &[u8], names: &Names) -> Cell {
+    if v.is_empty() || v.eq_ignore_ascii_case(b"null") || v == b"None" {
+        return Cell::Skip;
+    }
+    let digits = v.iter().filter(|b| b.is_ascii_digit()).count();
+    let letters = v
+        .iter()
+        .filter(|b| b.is_ascii_alphabetic() || **b >= 0x80)
+        .count();
+    if memchr(b'@', v).is_some() && memchr(b'.', v).is_some() && !v.contains(&b' ') {
+        return Cell::Email;
+    }
+    if letters == 0 {
+        let punct_ok = v
+            .iter()
+            .all(|b| b.is_ascii_digit() || b" ()-.+/".contains(b));
+        if !punct_ok {
+            return Cell::Skip;
+        }
+        if matches!(v.len(), 9 | 11)
+            && (Validator::Ssn.check(v))
+            && (digits == 9)
+            && !v.contains(&b'/')
+            && !v.contains(&b'.')
+        {
+            return Cell::Ssn;
+        }
+        if v.contains(&b'/')
+            || (v.len() == 10 && v.iter().filter(|b| **b == b'-').count() == 2 && v[4] == b'-')
+            || (v.iter().filter(|b| **b == b'.').count() == 2 && digits >= 6)
+        {
+            return if Validator::Date.check(v) {
+                Cell::Date
+            } else {
+                Cell::Skip
+            };
+        }
+        if (digits == 10 || (digits == 11 && v.iter().find(|b| b.is_ascii_digit()) == Some(&b'1')))
+            && Validator::Nanp.check(v)
+        {
+            return Cell::Phone;
+        }
+        if (v.len() == 5 && digits == 5) || (v.len() == 10 && digits == 9 && v[5] == b'-') {
+            return Cell::Zip;
+        }
+        return Cell::Skip;
+    }
+    if v.starts_with(b"datetime.date(") {
+        return Cell::Date;
+    }
+    // An opaque id (`vis_8f3a`) is not derived from the person.
+    if let Some(u) = memchr(b'_', v) {
+        if (2..=6).contains(&u) && v[..u].iter().all(u8::is_ascii_lowercase) {
+            return Cell::Skip;
+        }
+    }
+    if digits > 0 {
+        // ICD-10: a letter, two digits, optionally a dot and more.
+        let icd = v.len() >= 3
+            && v[0].is_ascii_uppercase()
+            && v[1].is_ascii_digit()
+            && v[2].is_ascii_alphanumeric()
+            && v.len() <= 8
+            && v[3..]
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'.');
+        if icd && v.len() <= 7 {
+            return Cell::Code;
+        }
+        let id = (6..=20).contains(&v.len())
+            && digits >= 4
+            && v.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-');
+        return if id { Cell::Id } else { Cell::Skip };
+    }
+    if letters >= 2 && names.looks_like_name(v) {
+        return Cell::Name;
+    }
+    Cell::Skip
 }
 
 // ---- X12 ----------------------------------------------------------------

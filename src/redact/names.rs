@@ -333,6 +333,16 @@ impl Names {
         words > 0 && evidence
     }
 
+    /// Whether one of the words of `v` is a dictionary name that is not an
+    /// ordinary English word, or is written in letters outside ASCII: the
+    /// evidence that a record's text field holds a person.
+    pub fn has_name_evidence(&self, v: &[u8]) -> bool {
+        trim_value(v)
+            .split(|&b| b == b' ' || b == b',')
+            .filter(|w| w.len() >= 2)
+            .any(|w| w.iter().any(|&b| b >= 0x80) || self.classify(w).1 == Class::Name)
+    }
+
     fn is_title(&self, word: &[u8]) -> bool {
         let mut buf = [0u8; MAX_WORD];
         match fold(word, &mut buf) {
