@@ -298,6 +298,9 @@ pub struct Engine {
     /// Keys under which a value is a name when it looks like one (the names
     /// rule's `keys`), normalised.
     name_keys: std::collections::HashSet<Box<[u8]>, BuildFx>,
+    /// Keys whose values name things, never people (the names rule's
+    /// `exclude_keys`), lower case.
+    thing_keys: std::collections::HashSet<Box<[u8]>, BuildFx>,
     regex: Option<meta::Regex>,
     /// The rules of each pattern of `regex`. Rules with the same pattern
     /// (a context rule and a validator rule over one shape) share it, and a
@@ -342,6 +345,8 @@ impl Engine {
         let mut tokens = Vec::new();
         let mut names = None;
         let mut name_keys: std::collections::HashSet<Box<[u8]>, BuildFx> =
+            std::collections::HashSet::with_hasher(BuildFx);
+        let mut thing_keys: std::collections::HashSet<Box<[u8]>, BuildFx> =
             std::collections::HashSet::with_hasher(BuildFx);
         let mut regex_patterns: Vec<String> = Vec::new();
         let mut regex_rules: Vec<Vec<u32>> = Vec::new();
@@ -533,6 +538,18 @@ impl Engine {
                         ))),
                     }
                 }
+                for k in &ns.exclude_keys {
+                    if k.is_empty()
+                        || k.len() > MAX_KEY
+                        || !k.bytes().all(|b| b.is_ascii_alphanumeric())
+                    {
+                        problems.push(lr.problem(format!(
+                            "names.exclude_keys: '{k}' must be 1 to {MAX_KEY} letters or digits"
+                        )));
+                    } else {
+                        thing_keys.insert(k.to_ascii_lowercase().into_bytes().into_boxed_slice());
+                    }
+                }
                 if names.is_some() {
                     problems.push(lr.problem("only one names rule may be in force"));
                 } else if let (Ok(first), Ok(last)) = (first, last) {
@@ -629,6 +646,7 @@ impl Engine {
             token_max,
             names,
             name_keys,
+            thing_keys,
             regex,
             regex_rules,
             regex_always,
@@ -774,10 +792,49 @@ impl Engine {
             .then_some(names.rule)
     }
 
+    /// Whether the text at `s` starts the value of a key that names a thing
+    /// (`component="Austin Edge"`, `service: Carter Lock`), whose words are
+    /// never a person's name: one of the names rule's `exclude_keys`,
+    /// matched by the key's last word.
+    fn under_thing_key(&self, hay: &[u8], s: usize) -> bool {
+        if self.thing_keys.is_empty() {
+            return false;
+        }
+        let mut p = s;
+        while p > 0 && matches!(hay[p - 1], b'"' | b'\'' | b' ') {
+            p -= 1;
+        }
+        if p == 0 || !matches!(hay[p - 1], b'=' | b':') {
+            return false;
+        }
+        p -= 1;
+        while p > 0 && matches!(hay[p - 1], b'"' | b'\'' | b' ') {
+            p -= 1;
+        }
+        let end = p;
+        while p > 0 && hay[p - 1].is_ascii_alphanumeric() {
+            p -= 1;
+        }
+        if p == end || end - p > MAX_KEY {
+            return false;
+        }
+        let mut buf = [0u8; MAX_KEY];
+        let n = end - p;
+        for (d, b) in buf.iter_mut().zip(&hay[p..end]) {
+            *d = b.to_ascii_lowercase();
+        }
+        self.thing_keys.contains(&buf[..n])
+    }
+
     /// Whether a value found under key rule `rule` stands: under a person
     /// key (the names rule) only a value that looks like a name does.
     /// Percent-encoded query values are judged decoded.
     fn keyed_value_ok(&self, rule: u32, value: &[u8], query: bool, decoded: &mut Vec<u8>) -> bool {
+        // A key rule with a validator takes only values that pass it
+        // (`ip.key` takes public addresses: a private one is infrastructure).
+        if let Some(v) = self.rules[rule as usize].validator {
+            return v.check(value);
+        }
         let Some(nm) = self.names.as_ref().filter(|nm| nm.rule == rule) else {
             return true;
         };
@@ -1122,7 +1179,10 @@ impl Engine {
             } else {
                 e + r.window
             };
-            // A context word counts when any part of it lies within the window.
+            // A context word counts when any part of it lies within the window
+            // and it speaks of this candidate: no other number and no other
+            // key lies between them (`plate DHC 285 eta=52m`: the word plate
+            // is about 285, not about 52m).
             let near = hits.iter().any(|h| {
                 h.start <= hi
                     && h.end >= lo
@@ -1130,6 +1190,7 @@ impl Engine {
                     && self.literal_uses[h.pattern as usize]
                         .context_rules
                         .contains(&rule)
+                    && nothing_between(hay, h, s, e)
             });
             if !near {
                 return None;
@@ -1247,7 +1308,10 @@ impl Engine {
                     }
                 }
                 if names::is_capitalised(&hay[i..we]) {
-                    if let Some((s, e)) = nm.phrase(hay, i, we, prev_word) {
+                    if let Some((s, e)) = nm
+                        .phrase(hay, i, we, prev_word)
+                        .filter(|&(s, _)| !self.under_thing_key(hay, s))
+                    {
                         st.findings.push(Finding {
                             start: s,
                             end: e,
@@ -1474,6 +1538,52 @@ impl Engine {
         if quote {
             out.push(b'"');
         }
+    }
+}
+
+/// Whether the text between a context word and a candidate is free of
+/// another number and another `key=`: the word then speaks of this
+/// candidate and not of a value further along.
+fn nothing_between(hay: &[u8], h: &Hit, s: usize, e: usize) -> bool {
+    let gap = if h.end <= s {
+        &hay[h.end..s]
+    } else if h.start >= e {
+        &hay[e..h.start]
+    } else {
+        return true;
+    };
+    // A number of its own (a digit run not inside a word such as
+    // `appt_G8vl`) is another candidate.
+    let mut i = 0;
+    while i < gap.len() {
+        if class::is_word(gap[i]) {
+            let w = i;
+            while i < gap.len()
+                && (class::is_word(gap[i])
+                    || (matches!(gap[i], b'.' | b'-' | b'/')
+                        && gap.get(i + 1).is_some_and(|&b| class::is_word(b))))
+            {
+                i += 1;
+            }
+            if !gap[w..i].iter().any(u8::is_ascii_alphabetic) {
+                return false;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    // The end of a quoted value (`..HTTP/1.1" 500`): what follows is
+    // another field.
+    if gap
+        .windows(2)
+        .any(|w| w[0] == b'"' && matches!(w[1], b' ' | b',' | b'}'))
+    {
+        return false;
+    }
+    // A key of its own: letters then `=` inside the gap.
+    match gap.iter().position(|&b| b == b'=') {
+        Some(i) => !gap[..i].iter().any(u8::is_ascii_alphabetic),
+        None => true,
     }
 }
 

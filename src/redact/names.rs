@@ -539,7 +539,13 @@ fn name_shaped(w: &[u8], first: bool) -> bool {
 fn pair_is_name(a: Word, b: Word) -> bool {
     use Class::*;
     match (a.class, b.class) {
-        (Name, Name) | (Name, Ambiguous) | (Ambiguous, Name) => true,
+        (Name, Name) => true,
+        // A word that is also an ordinary word counts only in the place a
+        // name has it: a given name first ("Hope Akinwale"), a surname second
+        // ("Maria Long"). Two surnames in a row are a firm's name ("Wells
+        // Fargo").
+        (Ambiguous, Name) => a.flags & FIRST != 0,
+        (Name, Ambiguous) => b.flags & LAST != 0,
         (Name, Unknown) | (Unknown, Name) => true,
         // "Hope Long" and "Will Grant" stay: two ambiguous words are only a
         // name as first-then-last with context, which the title path covers.

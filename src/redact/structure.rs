@@ -316,6 +316,11 @@ pub fn scan_pairs(
         if key_start == key_end {
             continue;
         }
+        // `fax-gateway:2.37.23`, `api-svc:8080`: a service, host or image
+        // name and its tag or port, not a key and its value.
+        if sep == b':' && quote == 0 && next != b' ' && hay[key_start..key_end].contains(&b'-') {
+            continue;
+        }
         if quote != 0 {
             if key_start == 0 || hay[key_start - 1] != quote {
                 continue;

@@ -40,6 +40,13 @@ pub enum Validator {
     PublicIpv4,
     /// IMEI: 15 digits with a Luhn check.
     Imei,
+    /// A public IP address, v4 or v6, with or without a port (`1.2.3.4:443`,
+    /// `[2001:db8::1]:443`): the address of a person's device, where a
+    /// private, loopback or link-local one is infrastructure.
+    PublicIp,
+    /// An email address whose local part is not a machine id (a UUID or a
+    /// long hex string, as in a `Message-ID`).
+    Email,
 }
 
 impl Validator {
@@ -59,6 +66,8 @@ impl Validator {
         "ipv4",
         "public_ipv4",
         "imei",
+        "public_ip",
+        "email",
     ];
 
     /// Parses a rule-file validator name.
@@ -78,6 +87,8 @@ impl Validator {
             "ipv4" => Validator::Ipv4,
             "public_ipv4" => Validator::PublicIpv4,
             "imei" => Validator::Imei,
+            "public_ip" => Validator::PublicIp,
+            "email" => Validator::Email,
             _ => return None,
         })
     }
@@ -101,6 +112,8 @@ impl Validator {
             Validator::Ipv4 => ipv4(raw).is_some(),
             Validator::PublicIpv4 => ipv4(raw).is_some_and(is_public_v4),
             Validator::Imei => digits.len() == 15 && luhn(digits),
+            Validator::PublicIp => public_ip(raw),
+            Validator::Email => email(raw),
         }
     }
 }
@@ -420,6 +433,66 @@ fn date(raw: &[u8]) -> bool {
     } else {
         false
     }
+}
+
+/// See [`Validator::PublicIp`].
+fn public_ip(raw: &[u8]) -> bool {
+    let v = trim_brackets(raw);
+    // The first address of a list (`X-Forwarded-For: a, b`).
+    let v = v
+        .split(|&b| b == b',' || b == b' ')
+        .find(|p| !p.is_empty())
+        .unwrap_or(b"");
+    let v = trim_brackets(v);
+    if v.contains(&b'.') && v.iter().filter(|&&b| b == b':').count() <= 1 {
+        // IPv4, perhaps with a port.
+        let host = v.split(|&b| b == b':').next().unwrap_or(b"");
+        return ipv4(host).is_some_and(is_public_v4);
+    }
+    // IPv6: `[addr]:port` or the bare address.
+    let host = match v.iter().position(|&b| b == b']') {
+        Some(i) => &v[..i],
+        None => v,
+    };
+    let host = host.strip_prefix(b"[").unwrap_or(host);
+    match std::str::from_utf8(host)
+        .ok()
+        .and_then(|s| s.parse::<std::net::Ipv6Addr>().ok())
+    {
+        Some(a) => {
+            let seg0 = a.segments()[0];
+            !(a.is_loopback()
+                || a.is_unspecified()
+                || seg0 & 0xffc0 == 0xfe80 // link-local
+                || seg0 & 0xfe00 == 0xfc00) // unique local
+        }
+        None => false,
+    }
+}
+
+fn trim_brackets(v: &[u8]) -> &[u8] {
+    let s = v
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'"' | b'\''))
+        .unwrap_or(v.len());
+    let e = v
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'"' | b'\''))
+        .map_or(s, |e| e + 1);
+    &v[s..e]
+}
+
+/// See [`Validator::Email`].
+fn email(raw: &[u8]) -> bool {
+    let Some(at) = raw.iter().position(|&b| b == b'@') else {
+        return false;
+    };
+    let local = &raw[..at];
+    let hex = local.iter().filter(|b| b.is_ascii_hexdigit()).count();
+    let machine = (local.len() >= 16
+        && hex + local.iter().filter(|&&b| b == b'-').count() == local.len())
+        || (local.len() == 36 && local.iter().filter(|&&b| b == b'-').count() == 4);
+    !machine
 }
 
 fn ipv4(raw: &[u8]) -> Option<[u8; 4]> {

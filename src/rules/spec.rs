@@ -157,6 +157,11 @@ pub struct NamesSpec {
     /// or by its last word (`patient.first`, `display_name`).
     #[serde(default)]
     pub keys: Vec<String>,
+    /// Keys whose values name things, never people (`component`,
+    /// `service`, `logger`): capitalised words there are not a name. A key
+    /// matches by its last run of letters and digits (`app.component`).
+    #[serde(default)]
+    pub exclude_keys: Vec<String>,
 }
 
 /// Context words and how far from the candidate they may be.
