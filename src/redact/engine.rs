@@ -16,6 +16,7 @@ use super::formats;
 use super::literals::LiteralMatcher;
 use super::names::{self, BuildFx, Names};
 use super::numeric::{self, NumToken, NumericMatcher};
+use super::prose::{self, Prose};
 use super::pseudonym::PseudonymKey;
 use super::structure::{self, normalise_key, Frame, Pair, MAX_KEY};
 use super::validate::Validator;
@@ -295,9 +296,11 @@ pub struct Engine {
     token_min: usize,
     token_max: usize,
     names: Option<Names>,
-    /// Keys under which a value is a name when it looks like one (the names
-    /// rule's `keys`), normalised.
-    name_keys: std::collections::HashSet<Box<[u8]>, BuildFx>,
+    /// Keys under which a value belongs to a rule only when it looks the
+    /// part (the names rule's and the prose rule's `keys`), normalised, with
+    /// that rule.
+    weak_keys: HashMap<Box<[u8]>, u32, BuildFx>,
+    prose: Option<Prose>,
     /// Keys whose values name things, never people (the names rule's
     /// `exclude_keys`), lower case.
     thing_keys: std::collections::HashSet<Box<[u8]>, BuildFx>,
@@ -344,8 +347,8 @@ impl Engine {
         let mut numeric = NumericMatcher::default();
         let mut tokens = Vec::new();
         let mut names = None;
-        let mut name_keys: std::collections::HashSet<Box<[u8]>, BuildFx> =
-            std::collections::HashSet::with_hasher(BuildFx);
+        let mut weak_keys: HashMap<Box<[u8]>, u32, BuildFx> = HashMap::with_hasher(BuildFx);
+        let mut prose = None;
         let mut thing_keys: std::collections::HashSet<Box<[u8]>, BuildFx> =
             std::collections::HashSet::with_hasher(BuildFx);
         let mut regex_patterns: Vec<String> = Vec::new();
@@ -531,7 +534,7 @@ impl Engine {
                     let mut buf = [0u8; MAX_KEY];
                     match normalise_key(k.as_bytes(), &mut buf) {
                         Some(n) => {
-                            name_keys.insert(buf[..n].into());
+                            weak_keys.insert(buf[..n].into(), idx);
                         }
                         None => problems.push(lr.problem(format!(
                             "names.keys: '{k}' is empty or longer than {MAX_KEY} characters after normalisation"
@@ -562,6 +565,32 @@ impl Engine {
                         &ns.titles,
                         scripts,
                     ));
+                }
+            } else if let Some(ps) = &d.prose {
+                detector = "prose";
+                let mut lists = Vec::new();
+                for t in &ps.terms {
+                    match lr.read_relative(t) {
+                        Ok(text) => lists.push(text),
+                        Err(e) => problems.push(lr.problem(format!("prose.terms: {e}"))),
+                    }
+                }
+                for k in &ps.keys {
+                    let mut buf = [0u8; MAX_KEY];
+                    match normalise_key(k.as_bytes(), &mut buf) {
+                        Some(n) => {
+                            weak_keys.insert(buf[..n].into(), idx);
+                        }
+                        None => problems.push(lr.problem(format!(
+                            "prose.keys: '{k}' is empty or longer than {MAX_KEY} characters after normalisation"
+                        ))),
+                    }
+                }
+                if prose.is_some() {
+                    problems.push(lr.problem("only one prose rule may be in force"));
+                } else {
+                    let lists: Vec<&str> = lists.iter().map(|c| c.as_ref()).collect();
+                    prose = Some(Prose::new(idx, &lists, ps.transcripts));
                 }
             } else {
                 unreachable!("checked at load: exactly one detector");
@@ -645,7 +674,8 @@ impl Engine {
             token_min,
             token_max,
             names,
-            name_keys,
+            weak_keys,
+            prose,
             thing_keys,
             regex,
             regex_rules,
@@ -732,7 +762,7 @@ impl Engine {
         if let Some(&r) = self.keys.get(&buf[..n]) {
             return Some(r);
         }
-        if self.key_words.is_empty() && self.name_keys.is_empty() {
+        if self.key_words.is_empty() && self.weak_keys.is_empty() {
             return None;
         }
         // Split at non-alphanumerics and lower-to-upper case changes.
@@ -785,11 +815,12 @@ impl Engine {
         if strong.is_some() {
             return strong;
         }
-        // A person key, whole or as its last word: the names rule, whose
-        // findings keep only values that look like a name.
-        let names = self.names.as_ref()?;
-        (self.name_keys.contains(&buf[..n]) || (ll > 0 && self.name_keys.contains(&last[..ll])))
-            .then_some(names.rule)
+        // A person or message key, whole or as its last word: the names or
+        // prose rule, whose findings keep only values that look the part.
+        self.weak_keys
+            .get(&buf[..n])
+            .or_else(|| (ll > 0).then(|| self.weak_keys.get(&last[..ll])).flatten())
+            .copied()
     }
 
     /// Whether the text at `s` starts the value of a key that names a thing
@@ -835,14 +866,22 @@ impl Engine {
         if let Some(v) = self.rules[rule as usize].validator {
             return v.check(value);
         }
-        let Some(nm) = self.names.as_ref().filter(|nm| nm.rule == rule) else {
+        let names = self.names.as_ref().filter(|nm| nm.rule == rule);
+        let prose = self.prose.as_ref().filter(|p| p.rule == rule);
+        if names.is_none() && prose.is_none() {
             return true;
-        };
-        if query && value.iter().any(|&b| b == b'%' || b == b'+') {
-            structure::url_decode(value, decoded);
-            return nm.looks_like_name(decoded);
         }
-        nm.looks_like_name(value)
+        let value = if query && value.iter().any(|&b| b == b'%' || b == b'+') {
+            structure::url_decode(value, decoded);
+            &decoded[..]
+        } else {
+            value
+        };
+        match (names, prose) {
+            (Some(nm), _) => nm.looks_like_name(value),
+            (_, Some(p)) => p.is_clinical(value),
+            _ => true,
+        }
     }
 
     /// Redacts one line of bytes. Returns `line` itself when nothing matched,
@@ -1022,7 +1061,23 @@ impl Engine {
             if let Some(nm) = &self.names {
                 formats::scan_records(hay, nm, &lookup, &mut keyed);
             }
+
             structure::scan_sql(hay, &lookup, &mut keyed);
+        }
+        if let Some(p) = self.prose.as_ref().filter(|p| p.transcripts) {
+            // A transcript's utterance: a person speaking in a visit or a
+            // chat, whatever about; one word (`ok`) says nothing.
+            if let Some((s, e)) = prose::utterance(hay) {
+                if hay[s..e].contains(&b' ') {
+                    main.findings.push(Finding {
+                        start: s,
+                        end: e,
+                        rule: p.rule,
+                        strength: STRENGTH_KEY,
+                        quote: false,
+                    });
+                }
+            }
         }
         let mut query_values: [(usize, usize); 16] = [(0, 0); 16];
         let mut nq = 0;
@@ -1031,7 +1086,7 @@ impl Engine {
             let decoded = &mut *decoded;
             structure::scan_pairs(hay, pairs_done, &lookup, &mut |p: Pair| {
                 if structure::is_own_token(&hay[p.start..p.end]) {
-                    return;
+                    return true;
                 }
                 let rule = p
                     .rule
@@ -1059,12 +1114,18 @@ impl Engine {
                         strength: STRENGTH_KEY,
                         quote: false,
                     });
-                } else if p.query
-                    && nq < query_values.len()
-                    && hay[p.start..p.end].iter().any(|b| *b == b'%' || *b == b'+')
-                {
-                    query_values[nq] = (p.start, p.end);
-                    nq += 1;
+                    true
+                } else {
+                    if p.query
+                        && nq < query_values.len()
+                        && hay[p.start..p.end].iter().any(|b| *b == b'%' || *b == b'+')
+                    {
+                        query_values[nq] = (p.start, p.end);
+                        nq += 1;
+                    }
+                    // A query value is not read on: its pairs are `&`-joined
+                    // and come next anyway.
+                    p.rule.is_none()
                 }
             });
         }

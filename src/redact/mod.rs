@@ -22,6 +22,7 @@ mod formats;
 mod literals;
 mod names;
 mod numeric;
+mod prose;
 mod pseudonym;
 mod script;
 mod structure;

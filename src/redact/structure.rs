@@ -213,19 +213,21 @@ fn read_key(
     q += 1;
     let parent = stack.last();
     let raw = &hay[p + 1..close];
-    let mut rule = lookup(raw);
-    if rule.is_none() {
-        // `{"patient": {"name": ...}}` is the key `patient.name`.
-        if let Some(f) = parent.filter(|f| f.key_len > 0) {
-            let pl = f.key_len as usize;
-            if pl + 1 + raw.len() <= MAX_KEY {
-                let mut joined = [0u8; MAX_KEY];
-                joined[..pl].copy_from_slice(&f.key[..pl]);
-                joined[pl] = b'.';
-                joined[pl + 1..pl + 1 + raw.len()].copy_from_slice(raw);
-                rule = lookup(&joined[..pl + 1 + raw.len()]);
-            }
+    // `{"patient": {"name": ...}}` is the key `patient.name`, which says
+    // more than `name` alone, so it is asked first.
+    let mut rule = None;
+    if let Some(f) = parent.filter(|f| f.key_len > 0) {
+        let pl = f.key_len as usize;
+        if pl + 1 + raw.len() <= MAX_KEY {
+            let mut joined = [0u8; MAX_KEY];
+            joined[..pl].copy_from_slice(&f.key[..pl]);
+            joined[pl] = b'.';
+            joined[pl + 1..pl + 1 + raw.len()].copy_from_slice(raw);
+            rule = lookup(&joined[..pl + 1 + raw.len()]);
         }
+    }
+    if rule.is_none() {
+        rule = lookup(raw);
     }
     let mut short = [0u8; PARENT_KEY];
     let sl = raw.len().min(PARENT_KEY);
@@ -262,7 +264,8 @@ fn is_key_byte(b: u8) -> bool {
 
 /// Finds `key=value`, `key: value`, `'key': 'value'`, `key = 'value'` and
 /// `key => value` pairs in free text. Reports pairs whose key names a rule,
-/// and every URL query parameter (which may hide encoded values).
+/// and every URL query parameter (which may hide encoded values); `out`
+/// says whether it took the value.
 ///
 /// With `eq_only`, only `=` separates (the line is JSON, whose own `"k": v`
 /// pairs the JSON walk has read; what is left are `k=v` pairs and query
@@ -271,7 +274,7 @@ pub fn scan_pairs(
     hay: &[u8],
     eq_only: bool,
     lookup: &dyn Fn(&[u8]) -> Option<u32>,
-    out: &mut dyn FnMut(Pair),
+    out: &mut dyn FnMut(Pair) -> bool,
 ) {
     let n = hay.len();
     let mut resume = 0;
@@ -380,8 +383,11 @@ pub fn scan_pairs(
             let e = bare_end(hay, v);
             (v, e, e)
         };
-        if ve > vs {
-            out(Pair {
+        // A value taken whole is skipped over; a value the caller refused (a
+        // message key whose text is not a message) is read on, for the pairs
+        // inside it (`body: first=Ana&last=Ruiz`).
+        let taken = ve > vs
+            && out(Pair {
                 rule,
                 start: vs,
                 end: ve,
@@ -389,8 +395,9 @@ pub fn scan_pairs(
                 query,
                 bare,
             });
+        if taken {
+            resume = after;
         }
-        resume = after;
     }
 }
 
@@ -775,7 +782,8 @@ mod tests {
     fn pairs(s: &str) -> Vec<(Option<u32>, String)> {
         let mut v = Vec::new();
         scan_pairs(s.as_bytes(), false, &lookup, &mut |p| {
-            v.push((p.rule, s[p.start..p.end].to_string()))
+            v.push((p.rule, s[p.start..p.end].to_string()));
+            true
         });
         v
     }

@@ -80,6 +80,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "hipaa/conditions.txt",
         include_str!("../../rules/hipaa/conditions.txt"),
     ),
+    (
+        "hipaa/clinical_terms.txt",
+        include_str!("../../rules/hipaa/clinical_terms.txt"),
+    ),
 ];
 
 /// Where a rule file came from, for resolving its dictionary paths.
@@ -338,13 +342,14 @@ fn check_rule(rule: &LoadedRule) -> Vec<RuleProblem> {
         d.numeric.is_some(),
         d.token.is_some(),
         d.names.is_some(),
+        d.prose.is_some(),
     ]
     .iter()
     .filter(|k| **k)
     .count();
     if kinds != 1 {
         out.push(rule.problem(
-            "detector must have exactly one of: regex, keywords/dictionary, keys, numeric, token, names",
+            "detector must have exactly one of: regex, keywords/dictionary, keys, numeric, token, names, prose",
         ));
     }
     if d.requires.is_some() && d.regex.is_none() {

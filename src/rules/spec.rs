@@ -81,6 +81,28 @@ pub struct DetectorSpec {
     /// Person names from dictionaries, capitalisation and context.
     #[serde(default)]
     pub names: Option<NamesSpec>,
+    /// Human messages about health: values of text keys and transcript
+    /// utterances that read as a person writing about symptoms or medicines.
+    #[serde(default)]
+    pub prose: Option<ProseSpec>,
+}
+
+/// The clinical-message detector.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProseSpec {
+    /// Files of health words and phrases (symptoms, medicines, clinical
+    /// shorthand), one per line, relative to the rule file.
+    pub terms: Vec<String>,
+    /// Keys whose value is read as a message (`text`, `body`, `message`):
+    /// redacted whole when it reads as a person's health message. Matched
+    /// whole or by the key's last word.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Read `[hh:mm:ss] Speaker: words` lines (chat exports, visit
+    /// transcripts) and redact each utterance that is more than a word.
+    #[serde(default)]
+    pub transcripts: bool,
 }
 
 /// A string or a list of strings.

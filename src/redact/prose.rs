@@ -1,0 +1,278 @@
+//! Human messages: patient texts, chat, visit transcripts and note text.
+//!
+//! A log's own messages are terse and impersonal (`request completed`,
+//! `refill request received`). A person's message is not: it says *I* and
+//! *you*, greets, asks, and talks about symptoms and medicines. The detector
+//! here reads a candidate span (the value of a text key such as `body`,
+//! `text` or `message`, or the words after a speaker in a transcript line)
+//! and counts two kinds of evidence:
+//!
+//! * health words from the rule's term lists (symptoms, medicines,
+//!   clinical shorthand), whole words or two-word phrases, case-insensitive;
+//! * marks of a person writing: first and second person, greetings,
+//!   apologies, a question.
+//!
+//! The span is clinical text when it has two health words, or one health
+//! word and one mark of a person, or three marks of a person. Counting costs
+//! one hash lookup per word and per word pair, and nothing is allocated.
+
+use std::collections::HashSet;
+
+use super::names::BuildFx;
+
+/// The longest word or phrase in the term lists.
+const MAX_TERM: usize = 32;
+
+#[derive(Debug)]
+pub struct Prose {
+    pub rule: u32,
+    terms: HashSet<Box<[u8]>, BuildFx>,
+    /// Whether `[hh:mm:ss] Speaker: words` lines are read as transcripts.
+    pub transcripts: bool,
+}
+
+/// Words that show a person writing or speaking.
+fn is_person_mark(w: &[u8]) -> bool {
+    matches!(
+        w,
+        b"i" | b"i'm"
+            | b"i've"
+            | b"i'd"
+            | b"i'll"
+            | b"im"
+            | b"ive"
+            | b"me"
+            | b"my"
+            | b"mine"
+            | b"myself"
+            | b"you"
+            | b"your"
+            | b"you've"
+            | b"you're"
+            | b"we"
+            | b"let's"
+            | b"hi"
+            | b"hello"
+            | b"hey"
+            | b"hola"
+            | b"thanks"
+            | b"thank"
+            | b"sorry"
+            | b"please"
+            | b"morning"
+            | b"doctor"
+            | b"doc"
+    )
+}
+
+impl Prose {
+    /// Builds the detector from term lists (one word or phrase per line,
+    /// `#` comments).
+    pub fn new(rule: u32, lists: &[&str], transcripts: bool) -> Prose {
+        let mut terms = HashSet::with_hasher(BuildFx);
+        for list in lists {
+            for line in list.lines() {
+                let t = line.split('#').next().unwrap_or("").trim();
+                if !t.is_empty() && t.len() <= MAX_TERM {
+                    terms.insert(t.to_ascii_lowercase().into_bytes().into_boxed_slice());
+                }
+            }
+        }
+        Prose {
+            rule,
+            terms,
+            transcripts,
+        }
+    }
+
+    /// Whether `text` reads as a person's message about their health (see
+    /// the module docs). Percent- and plus-encoding should be decoded first.
+    pub fn is_clinical(&self, text: &[u8]) -> bool {
+        let mut health = 0;
+        let mut person = 0;
+        let mut words = 0;
+        let mut prev: Option<(usize, usize)> = None;
+        let mut buf = [0u8; MAX_TERM];
+        let mut i = 0;
+        while i < text.len() {
+            let b = text[i];
+            if b == b'?' {
+                person += 1;
+            }
+            if !is_word_byte(b) {
+                i += 1;
+                continue;
+            }
+            let s = i;
+            while i < text.len()
+                && (is_word_byte(text[i])
+                    || (matches!(text[i], b'\'' | b'/' | b'-')
+                        && text.get(i + 1).is_some_and(|&c| is_word_byte(c))))
+            {
+                i += 1;
+            }
+            let w = &text[s..i];
+            words += 1;
+            if w.len() <= MAX_TERM {
+                let n = w.len();
+                for (d, c) in buf.iter_mut().zip(w) {
+                    *d = c.to_ascii_lowercase();
+                }
+                let lw = &buf[..n];
+                if is_person_mark(lw) {
+                    person += 1;
+                }
+                let mut hit = self.terms.contains(lw);
+                // A two-word phrase (`chest pain`, `blood sugar`).
+                if let Some((ps, pe)) = prev {
+                    let plen = pe - ps;
+                    if plen + 1 + n <= MAX_TERM {
+                        let mut pair = [0u8; MAX_TERM];
+                        for (d, c) in pair.iter_mut().zip(&text[ps..pe]) {
+                            *d = c.to_ascii_lowercase();
+                        }
+                        pair[plen] = b' ';
+                        pair[plen + 1..plen + 1 + n].copy_from_slice(lw);
+                        hit |= self.terms.contains(&pair[..plen + 1 + n]);
+                    }
+                }
+                if hit {
+                    health += 1;
+                }
+            }
+            prev = Some((s, i));
+        }
+        words >= 2 && (health >= 2 || (health >= 1 && person >= 1) || person >= 3)
+    }
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b >= 0x80
+}
+
+/// The span of the utterance in a transcript or chat line: after a clock
+/// time without a date (`[09:19:11]`, `00:21:15.713`) and a speaker label
+/// (`Dr. Fukuda:`, `PATIENT (Colm Mulligan):`, `Paul:`), the rest of the
+/// line. A log line's own time carries a date, so ordinary `Logger: message`
+/// lines are not taken.
+pub fn utterance(hay: &[u8]) -> Option<(usize, usize)> {
+    let mut p = 0;
+    while p < hay.len() && hay[p] == b' ' {
+        p += 1;
+    }
+    let bracket = hay.get(p) == Some(&b'[');
+    if bracket {
+        p += 1;
+    }
+    // hh:mm:ss, then optional .fff
+    let clock = |p: usize| -> Option<usize> {
+        let d = |i: usize| hay.get(i).is_some_and(u8::is_ascii_digit);
+        if d(p)
+            && d(p + 1)
+            && hay.get(p + 2) == Some(&b':')
+            && d(p + 3)
+            && d(p + 4)
+            && hay.get(p + 5) == Some(&b':')
+            && d(p + 6)
+            && d(p + 7)
+        {
+            let mut e = p + 8;
+            if hay.get(e) == Some(&b'.') {
+                e += 1;
+                while hay.get(e).is_some_and(u8::is_ascii_digit) {
+                    e += 1;
+                }
+            }
+            Some(e)
+        } else {
+            None
+        }
+    };
+    p = clock(p)?;
+    if bracket {
+        if hay.get(p) != Some(&b']') {
+            return None;
+        }
+        p += 1;
+    }
+    if hay.get(p) != Some(&b' ') {
+        return None;
+    }
+    p += 1;
+    // The speaker: up to 60 bytes of words, initials and a parenthesised
+    // name, ending in `: `.
+    let label_start = p;
+    let colon = hay[p..].iter().take(64).position(|&b| b == b':')? + p;
+    if hay.get(colon + 1) != Some(&b' ') || colon == label_start {
+        return None;
+    }
+    let label = &hay[label_start..colon];
+    if !label.iter().all(|&b| {
+        b.is_ascii_alphabetic()
+            || b >= 0x80
+            || matches!(b, b' ' | b'.' | b'(' | b')' | b'-' | b'\'')
+    }) {
+        return None;
+    }
+    let s = colon + 2;
+    (hay.len() > s).then_some((s, hay.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prose() -> Prose {
+        Prose::new(
+            0,
+            &["rash\nfever\nzoloft\nchest pain\nblood sugar\npills\npt\ndenies\n"],
+            true,
+        )
+    }
+
+    #[test]
+    fn messages_that_are_clinical() {
+        let p = prose();
+        for t in [
+            "hi, can you refill my Zoloft? I only have 5 pills left",
+            "how long have you had the rash?",
+            "Pt reports dysuria x7d. Denies n/v.",
+            "sorry to bother you but my blood sugar was 273",
+            "I have chest pain since Monday",
+            "camera not working, can you call me instead? same number as on file",
+        ] {
+            assert!(p.is_clinical(t.as_bytes()), "{t}");
+        }
+    }
+
+    #[test]
+    fn operational_messages_are_not() {
+        let p = prose();
+        for t in [
+            "request completed",
+            "refill request received",
+            "message flagged",
+            "profile updated",
+            "fever alert threshold changed",
+            "user not found",
+            "",
+        ] {
+            assert!(!p.is_clinical(t.as_bytes()), "{t}");
+        }
+    }
+
+    #[test]
+    fn transcript_utterances() {
+        let u = |s: &'static str| utterance(s.as_bytes()).map(|(a, b)| &s[a..b]);
+        assert_eq!(u("[17:09:47] Dr. Fukuda: how long?"), Some("how long?"));
+        assert_eq!(
+            u("00:21:15.713 PATIENT (Colm Mulligan): hola, a UTI again"),
+            Some("hola, a UTI again")
+        );
+        assert_eq!(u("[09:19:11] 結衣: Good morning"), Some("Good morning"));
+        // A log line's time has a date; a logger is not a speaker.
+        assert_eq!(u("2024-06-01 12:00:00 Kafka Consumer: rebalancing"), None);
+        assert_eq!(u("12:00:00 GET /x: 200"), None);
+        assert_eq!(u("12:00"), None);
+    }
+}
