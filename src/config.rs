@@ -375,7 +375,7 @@ pub fn build_rules(cfg: &RulesConfig) -> Result<RuleSet, crate::Error> {
     }
     if set.is_empty() {
         return Err(crate::Error::config(
-            "rules: no rule is in force (builtin is false and no files are given)",
+            "rules: no rule is in force: the built-in pack is off (rules.builtin: false, or --no-builtin) and no rule files are given",
         ));
     }
     Ok(set)
