@@ -162,7 +162,7 @@ fn a_bad_rule_file_exits_2_naming_file_line_and_rule() {
     assert_eq!(code, 2);
     assert!(out.is_empty(), "nothing may start");
     assert!(
-        err.contains("bad.yaml:5: rule 'broken': regex does not compile"),
+        err.contains("bad.yaml:7: rule 'broken': regex does not compile: unclosed group"),
         "{err}"
     );
 }
@@ -198,7 +198,10 @@ fn rules_test_reports_failures_like_a_test_runner() {
         "r.yaml",
         "rules:\n  - id: ticket\n    category: other_identifier\n    detector: {regex: 'TCK-\\d{4}', requires: ['tck-']}\n    examples:\n      redact: ['see TCK-1234', 'see TCK-12']\n      keep: ['see TCK-1']\n",
     );
-    let out = scrubs().args(["rules", "test", &path]).output().unwrap();
+    let out = scrubs()
+        .args(["rules", "test", "--no-builtin", &path])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
@@ -229,4 +232,97 @@ fn rules_list_prints_the_rules_in_force() {
     ] {
         assert!(text.contains(id), "{id} missing");
     }
+}
+
+/// A custom rule that finds badge numbers (not PHI the pack knows about).
+const BADGE_RULE: &str = "rules:\n  - id: acme.badge_number_of_the_visiting_clinician\n    category: other_identifier\n    detector: {regex: 'BDG-\\d{5}', requires: ['bdg-']}\n    examples: {redact: ['badge BDG-12345'], keep: ['badge ok']}\n";
+
+#[test]
+fn custom_rules_add_to_the_builtin_pack() {
+    let (_dir, path) = temp_file("badge.yaml", BADGE_RULE);
+    let input = b"patient Maria Gonzalez ssn 219-09-9999 badge BDG-12345\n";
+    let (out, err, code) = redact(&["--rules", &path], input);
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8(out).unwrap();
+    // The custom rule and the pack's name and SSN rules all apply.
+    assert!(!out.contains("BDG-12345"), "{out}");
+    assert!(!out.contains("219-09-9999"), "{out}");
+    assert!(!out.contains("Gonzalez"), "{out}");
+    assert!(!err.contains("pack is off"), "{err}");
+}
+
+#[test]
+fn no_builtin_turns_the_pack_off_and_says_so_on_stderr() {
+    let (_dir, path) = temp_file("badge.yaml", BADGE_RULE);
+    let input = b"patient Maria Gonzalez ssn 219-09-9999 badge BDG-12345\n";
+    let (out, err, code) = redact(&["--rules", &path, "--no-builtin"], input);
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(
+        out,
+        "patient Maria Gonzalez ssn 219-09-9999 badge [REDACTED:ID]\n"
+    );
+    assert!(
+        err.contains("warning: the built-in HIPAA pack is off (--no-builtin)"),
+        "{err}"
+    );
+    // Off with nothing else is refused: no rule would be in force.
+    let (out, err, code) = redact(&["--no-builtin"], input);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains("no rule is in force"), "{err}");
+}
+
+#[test]
+fn rules_list_columns_are_aligned() {
+    let (_dir, path) = temp_file("badge.yaml", BADGE_RULE);
+    let out = scrubs().args(["rules", "list", &path]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 50, "{text}");
+    // Where each column starts in the header: every row has a cell
+    // starting there, preceded by at least two spaces.
+    let header = lines[0];
+    let starts: Vec<usize> = ["CATEGORY", "DETECTOR", "ACTION", "SOURCE"]
+        .iter()
+        .map(|h| header.find(h).unwrap())
+        .collect();
+    for line in &lines[1..] {
+        for &s in &starts {
+            let b = line.as_bytes();
+            assert!(
+                b.len() > s && b[s] != b' ' && &b[s - 2..s] == b"  ",
+                "column at {s} not aligned in:\n{header}\n{line}"
+            );
+        }
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("acme.badge_number_of_the_visiting_clinician  ")),
+        "{text}"
+    );
+}
+
+#[test]
+fn rules_list_json_is_one_array_of_rules() {
+    let (_dir, path) = temp_file("badge.yaml", BADGE_RULE);
+    let out = scrubs()
+        .args(["rules", "list", "--format", "json", &path])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let rules: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(rules.len() > 50);
+    let badge = rules
+        .iter()
+        .find(|r| r["id"] == "acme.badge_number_of_the_visiting_clinician")
+        .expect("the custom rule is listed");
+    assert_eq!(badge["category"], "other_identifier");
+    assert_eq!(badge["detector"], "regex");
+    assert_eq!(badge["action"], "label");
+    assert_eq!(badge["line"], 2);
+    assert!(badge["file"].as_str().unwrap().ends_with("badge.yaml"));
+    assert!(rules.iter().any(|r| r["id"] == "ssn.formatted"));
 }
