@@ -100,7 +100,7 @@ pub(crate) struct LoadedRule {
     origin: Origin,
     /// The line of each field written in block style (`validator`,
     /// `detector.regex`), so that a problem points at the line to change.
-    fields: Vec<(String, usize)>,
+    fields: FieldLines,
 }
 
 impl LoadedRule {
@@ -571,6 +571,9 @@ fn rule_blocks(lines: &[&str]) -> Vec<Block> {
     blocks
 }
 
+/// The line (1-based) of each field of a rule, by path (`detector.regex`).
+type FieldLines = Vec<(String, usize)>;
+
 /// How many problems one rule may report before the rest of it is skipped
 /// (each unknown field is reported, then removed and the rule read again).
 const MAX_PROBLEMS_PER_RULE: usize = 16;
@@ -583,7 +586,7 @@ fn parse_block(
     lines: &[&str],
     block: &Block,
     problems: &mut Vec<RuleProblem>,
-) -> Option<(RuleSpec, usize, Vec<(String, usize)>)> {
+) -> Option<(RuleSpec, usize, FieldLines)> {
     // The rule's text at its own lines and columns: the lines before it are
     // left empty and the item's `-` becomes a space, so the rule reads as a
     // mapping indented like its first key, and every location serde_yaml
@@ -619,9 +622,7 @@ fn parse_block(
         // and the rule is read again for its other problems. One written
         // inline (`detector: {keys: [a], bogus: 1}`) cannot be cut out of
         // its line without parsing it, so the rule stops there.
-        let Some(l) = location.filter(|_| message.contains("unknown field")) else {
-            return None;
-        };
+        let l = location.filter(|_| message.contains("unknown field"))?;
         let row = l.line().checked_sub(1)?;
         let col = l.column().checked_sub(1)?;
         let starts_line = text.get(row).is_some_and(|t| {
@@ -647,8 +648,8 @@ fn parse_block(
 /// The line (1-based) of each field of a rule written on a line of its own:
 /// the rule's own keys (`validator`) and their children (`detector.regex`).
 /// `text` holds the rule at its lines in the file, from `start` on.
-fn field_lines(text: &[String], start: usize) -> Vec<(String, usize)> {
-    let mut out: Vec<(String, usize)> = Vec::new();
+fn field_lines(text: &[String], start: usize) -> FieldLines {
+    let mut out: FieldLines = Vec::new();
     let mut key_col = None;
     // The current top-level key and the column of its children.
     let mut parent: Option<(String, Option<usize>)> = None;
