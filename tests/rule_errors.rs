@@ -393,3 +393,39 @@ fn cli_builtin_pack_passes_rules_test_strict() {
         .unwrap_or_else(|| panic!("no summary line: {out}"));
     assert!(passed > 100, "{out}");
 }
+
+#[test]
+fn anchors_shared_between_rules_still_load() {
+    // A valid file is read whole, so YAML anchors across rules keep working;
+    // a problem is still located at its own line.
+    let p = problems(
+        "rules:\n  - id: a\n    category: ssn\n    context: &ctx {words: [member]}\n    detector: {keys: [a_no]}\n  - id: b\n    category: ssn\n    context: *ctx\n    detector: {keys: [b_no]}\n    validator: crc32\n",
+    );
+    assert_eq!(p, ["bad.yaml:10: rule 'b': unknown validator 'crc32' (expected one of: luhn, payment_card, ssn, npi, dea, mbi, aba_routing, vin, nanp, date, ipv4, public_ipv4, imei)"]);
+}
+
+#[test]
+fn truncated_and_mangled_rule_files_never_panic_the_loader() {
+    // Every prefix of a real rule file (cut at a character boundary), and
+    // the same with each line's first dash removed: the loader answers with
+    // problems naming the file, never a panic.
+    let text = include_str!("../rules/hipaa/contact.yaml");
+    let mangled: String = text
+        .lines()
+        .map(|l| l.replacen("- ", "  ", 1))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for source in [text, mangled.as_str()] {
+        for cut in (0..source.len())
+            .filter(|&c| source.is_char_boundary(c))
+            .step_by(7)
+        {
+            if let Err(e) = RuleSet::from_yaml("cut.yaml", &source[..cut]) {
+                assert!(
+                    e.rule_problems().iter().all(|p| p.file == "cut.yaml"),
+                    "{e}"
+                );
+            }
+        }
+    }
+}

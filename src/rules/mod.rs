@@ -297,43 +297,48 @@ impl RuleSet {
                 return;
             }
         };
-        // Each rule is read on its own, so that a problem in one rule (an
-        // unknown field, a value of the wrong type) does not hide the
-        // problems of the others. That needs the text of each rule, which a
-        // block-style list gives; a file in another layout (a flow-style
-        // list) is read whole, and its first such problem stops it.
+        // Rules are located by the layout of a block-style list (one item
+        // per rule), when it agrees with the YAML.
         let items = doc
             .get("rules")
             .and_then(serde_yaml::Value::as_sequence)
             .map(Vec::len);
         let only_rules = doc.as_mapping().is_some_and(|m| m.len() == 1);
-        if !only_rules || blocks.is_empty() || items != Some(blocks.len()) {
-            match serde_yaml::from_str::<RuleFileSpec>(text) {
-                Ok(parsed) => {
-                    for spec in parsed.rules {
-                        let line = rule_line(text, &spec.id).unwrap_or(1);
+        let laid_out = only_rules && !blocks.is_empty() && items == Some(blocks.len());
+        match serde_yaml::from_str::<RuleFileSpec>(text) {
+            Ok(parsed) => {
+                for (i, spec) in parsed.rules.into_iter().enumerate() {
+                    let (line, fields) = match blocks.get(i).filter(|_| laid_out) {
+                        Some(block) => block_lines(&lines, block),
+                        None => (rule_line(text, &spec.id).unwrap_or(1), Vec::new()),
+                    };
+                    self.rules.push(LoadedRule {
+                        spec,
+                        file: file.clone(),
+                        line,
+                        origin: origin.clone(),
+                        fields,
+                    });
+                }
+            }
+            // Each rule is then read on its own, so that a problem in one
+            // rule (an unknown field, a value of the wrong type) does not
+            // hide the problems of the others. That needs the text of each
+            // rule, which a block-style list gives; a file in another layout
+            // (a flow-style list) stops at its first such problem.
+            Err(e) if !laid_out => problems.push(yaml_problem(name, &lines, &blocks, &e)),
+            Err(_) => {
+                for block in &blocks {
+                    if let Some((spec, line, fields)) = parse_block(name, &lines, block, problems) {
                         self.rules.push(LoadedRule {
                             spec,
                             file: file.clone(),
                             line,
                             origin: origin.clone(),
-                            fields: Vec::new(),
+                            fields,
                         });
                     }
                 }
-                Err(e) => problems.push(yaml_problem(name, &lines, &blocks, &e)),
-            }
-            return;
-        }
-        for block in &blocks {
-            if let Some((spec, line, fields)) = parse_block(name, &lines, block, problems) {
-                self.rules.push(LoadedRule {
-                    spec,
-                    file: file.clone(),
-                    line,
-                    origin: origin.clone(),
-                    fields,
-                });
             }
         }
     }
@@ -587,23 +592,11 @@ fn parse_block(
     block: &Block,
     problems: &mut Vec<RuleProblem>,
 ) -> Option<(RuleSpec, usize, FieldLines)> {
-    // The rule's text at its own lines and columns: the lines before it are
-    // left empty and the item's `-` becomes a space, so the rule reads as a
-    // mapping indented like its first key, and every location serde_yaml
-    // reports is a location in the file.
-    let mut text: Vec<String> = vec![String::new(); block.start];
-    for (i, line) in lines[block.start..block.end].iter().enumerate() {
-        let mut line = line.to_string();
-        if i == 0 {
-            // The dash is ASCII at a byte offset counted over spaces.
-            line.replace_range(block.dash..block.dash + 1, " ");
-        }
-        text.push(line);
-    }
+    let mut text = block_text(lines, block);
     let fields = field_lines(&text, block.start);
-    let line_of = |name: &str| fields.iter().find(|(f, _)| f == name).map(|(_, l)| *l);
-    let id = line_of("id").and_then(|l| line_id(&text[l - 1]).map(str::to_string));
-    let line = line_of("id").unwrap_or(block.start + 1);
+    let id_line = fields.iter().find(|(f, _)| f == "id").map(|(_, l)| *l);
+    let id = id_line.and_then(|l| line_id(&text[l - 1]).map(str::to_string));
+    let line = id_line.unwrap_or(block.start + 1);
     for _ in 0..MAX_PROBLEMS_PER_RULE {
         let e = match serde_yaml::from_str::<RuleSpec>(&text.join("\n")) {
             Ok(spec) => return Some((spec, line, fields)),
@@ -643,6 +636,34 @@ fn parse_block(
         }
     }
     None
+}
+
+/// A rule's text at its own lines and columns: the lines before it are left
+/// empty and the item's `-` becomes a space, so the rule reads as a mapping
+/// indented like its first key, and every location serde_yaml reports is a
+/// location in the file.
+fn block_text(lines: &[&str], block: &Block) -> Vec<String> {
+    let mut text: Vec<String> = vec![String::new(); block.start];
+    for (i, line) in lines[block.start..block.end].iter().enumerate() {
+        let mut line = line.to_string();
+        if i == 0 {
+            // The dash is ASCII at a byte offset counted over spaces.
+            line.replace_range(block.dash..block.dash + 1, " ");
+        }
+        text.push(line);
+    }
+    text
+}
+
+/// The line of a rule (its `id:` line, else the item's first line) and the
+/// lines of its fields.
+fn block_lines(lines: &[&str], block: &Block) -> (usize, FieldLines) {
+    let fields = field_lines(&block_text(lines, block), block.start);
+    let line = fields
+        .iter()
+        .find(|(f, _)| f == "id")
+        .map_or(block.start + 1, |(_, l)| *l);
+    (line, fields)
 }
 
 /// The line (1-based) of each field of a rule written on a line of its own:
