@@ -490,6 +490,19 @@ impl Drop for Scrubs {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The log is kept, not printed, while the test passes; a failing
+        // test (a panic) shows it, through the harness's capture, below
+        // its own message.
+        if std::thread::panicking() {
+            for r in self.readers.drain(..) {
+                let _ = r.join();
+            }
+            eprintln!(
+                "---- stderr of scrubs (pid {}) ----\n{}---- end of scrubs' stderr ----",
+                self.child.id(),
+                self.log()
+            );
+        }
     }
 }
 
