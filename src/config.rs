@@ -227,8 +227,10 @@ fn section<T: DeserializeOwned>(
 
 impl Config {
     /// Reads and checks a config file: syntax, unknown keys, every
-    /// component's own checks, rules, the key file and the BAA flag of every
-    /// vendor. All problems are returned together.
+    /// component's own checks, the rules, the BAA flag of every vendor, and
+    /// everything it names outside itself (secrets, key and certificate
+    /// files, directories; see `config/environment.rs`). All problems are
+    /// returned together.
     pub fn load(path: &Path) -> Result<Config, Vec<String>> {
         Config::load_checked(path, true)
     }
