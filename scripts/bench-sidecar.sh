@@ -189,7 +189,9 @@ BIN=$W/bin/scrubs
 EX=$W/bin
 meta binary "target/release/scrubs built $(date -r "$TARGET_DIR/release/scrubs" -Is)"
 
-BROKERS=${SCRUBS_KAFKA_BOOTSTRAP:-127.0.0.1:19092}
+# The broker: SCRUBS_KAFKA_BOOTSTRAP, else this checkout's dev broker
+# (deploy/dev/kafka.sh; its port is known once it runs, below).
+BROKERS=${SCRUBS_KAFKA_BOOTSTRAP:-}
 BROKER_STARTED=0
 SCRUBS_PID="" VENDOR_PID="" SAMPLER_PID="" TOPIC=""
 
@@ -218,16 +220,21 @@ if ! deploy/dev/kafka.sh status >/dev/null 2>&1; then
     deploy/dev/kafka.sh start >/dev/null
     BROKER_STARTED=1
     if [ "$PIN" = 1 ]; then
-        taskset -a -p -c 0 "$(cat "${SCRUBS_KAFKA_STATE:-/tmp/scrubs-kafka}/kafka.pid")" >/dev/null || true
+        taskset -a -p -c 0 "$(deploy/dev/kafka.sh pid)" >/dev/null || true
         meta broker "started here, pinned to core 0"
     else
         meta broker "started here"
     fi
 else
-    bpid=$(cat "${SCRUBS_KAFKA_STATE:-/tmp/scrubs-kafka}/kafka.pid" 2>/dev/null || echo "")
+    bpid=$(deploy/dev/kafka.sh pid 2>/dev/null || echo "")
     bcpus=$(awk '/^Cpus_allowed_list/ {print $2}' "/proc/$bpid/status" 2>/dev/null || echo "?")
     meta broker "already running, not started here (not pinned or stopped by this script; its CPUs: ${bcpus:-?})"
 fi
+if [ -z "$BROKERS" ]; then
+    BROKERS=$(deploy/dev/kafka.sh bootstrap)
+    BROKERS=${BROKERS#bootstrap=}
+fi
+meta brokers "$BROKERS"
 TOPIC=scrubs-bench-$MODE-$$-$(date +%s)
 "$EX/bench_kafka" create "$BROKERS" "$TOPIC" 3
 meta topic "$TOPIC"

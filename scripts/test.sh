@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# Runs the whole test suite against a real Kafka broker: starts the dev
-# broker (deploy/dev/kafka.sh, official jars from Maven Central), runs
-# `cargo test`, and stops the broker whatever happens.
+# Runs the whole test suite against a real Kafka broker: starts this
+# checkout's dev broker (deploy/dev/kafka.sh, official jars from Maven
+# Central; its own state dir, and a free port unless SCRUBS_KAFKA_PORT is
+# set), runs `cargo test` with SCRUBS_KAFKA_BOOTSTRAP pointing at it, and
+# stops the broker whatever happens (if this script started it).
+#
+# With SCRUBS_KAFKA_BOOTSTRAP already set, that broker is used and none is
+# started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export SCRUBS_KAFKA_PORT="${SCRUBS_KAFKA_PORT:-19092}"
-export SCRUBS_KAFKA_BOOTSTRAP="${SCRUBS_KAFKA_BOOTSTRAP:-127.0.0.1:${SCRUBS_KAFKA_PORT}}"
-
 started=0
-if ! deploy/dev/kafka.sh status >/dev/null 2>&1; then
-    deploy/dev/kafka.sh start
-    started=1
+if [ -z "${SCRUBS_KAFKA_BOOTSTRAP:-}" ]; then
+    if ! deploy/dev/kafka.sh status >/dev/null 2>&1; then
+        started=1
+        deploy/dev/kafka.sh start >/dev/null
+    fi
+    SCRUBS_KAFKA_BOOTSTRAP="$(deploy/dev/kafka.sh bootstrap)"
+    SCRUBS_KAFKA_BOOTSTRAP="${SCRUBS_KAFKA_BOOTSTRAP#bootstrap=}"
 fi
+export SCRUBS_KAFKA_BOOTSTRAP
+echo "test.sh: Kafka broker at SCRUBS_KAFKA_BOOTSTRAP=$SCRUBS_KAFKA_BOOTSTRAP" >&2
 cleanup() {
     if [ "$started" = 1 ]; then
         deploy/dev/kafka.sh stop || true

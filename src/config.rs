@@ -5,6 +5,8 @@
 //! once, each with its path in the file (`vendors[1] (acme): ...`). Unknown
 //! keys are errors everywhere.
 
+mod environment;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -225,17 +227,39 @@ fn section<T: DeserializeOwned>(
 
 impl Config {
     /// Reads and checks a config file: syntax, unknown keys, every
-    /// component's own checks, rules, the key file and the BAA flag of every
-    /// vendor. All problems are returned together.
+    /// component's own checks, the rules, the BAA flag of every vendor, and
+    /// everything it names outside itself (secrets, key and certificate
+    /// files, directories; see `config/environment.rs`). All problems are
+    /// returned together.
     pub fn load(path: &Path) -> Result<Config, Vec<String>> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])?;
-        Config::parse(&text, path)
+        Config::load_checked(path, true)
     }
 
-    /// Parses config text; `path` is only used in messages and to resolve
-    /// nothing else.
+    /// As [`Config::load`]; with `environment` false, nothing outside the
+    /// file is looked at (secrets, key and certificate files, directories,
+    /// rule files): only the built-in pack is compiled. For linting a
+    /// configuration in CI, where the secrets and files of production are
+    /// not at hand.
+    pub fn load_checked(path: &Path, environment: bool) -> Result<Config, Vec<String>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])?;
+        Config::parse_checked(&text, path, environment)
+    }
+
+    /// Parses config text without looking at anything it names outside
+    /// itself (see [`Config::load_checked`]); `path` is only used in
+    /// messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<String>> {
+        Config::parse_checked(text, path, false)
+    }
+
+    /// Parses config text; with `environment`, also checks every secret,
+    /// file and directory it names.
+    pub fn parse_checked(
+        text: &str,
+        path: &Path,
+        environment: bool,
+    ) -> Result<Config, Vec<String>> {
         let file = path.display().to_string();
         let raw: RawConfig = serde_yaml::from_str(text)
             .map_err(|e| vec![format!("{file}: {}", withhold_values(&e.to_string()))])?;
@@ -316,14 +340,28 @@ impl Config {
             section("shutdown", v, &mut problems)
         });
 
-        if let Some(k) = &pseudonym_key_file {
-            if let Err(e) = PseudonymKey::from_file(k) {
-                problems.push(format!("pseudonym_key_file: {e}"));
-            }
+        if environment {
+            problems.extend(environment::check(&environment::Named {
+                data_dir: &data_dir,
+                pseudonym_key_file: pseudonym_key_file.as_deref(),
+                sources: &sources,
+                audit: audit.as_ref(),
+                vendors: &vendors,
+            }));
         }
-        if let Some(r) = &rules {
+        // Rule files are outside the file too: without the environment,
+        // only the built-in pack (when on) is compiled.
+        let rules_to_check = rules.as_ref().map(|r| RulesConfig {
+            builtin: r.builtin,
+            files: if environment {
+                r.files.clone()
+            } else {
+                Vec::new()
+            },
+        });
+        if let Some(r) = rules_to_check.filter(|r| environment || r.builtin) {
             if let Err(e) =
-                build_rules(r).and_then(|set| Engine::new(&set, PseudonymKey::ephemeral()))
+                build_rules(&r).and_then(|set| Engine::new(&set, PseudonymKey::ephemeral()))
             {
                 let found = e.rule_problems();
                 if found.is_empty() {
@@ -375,7 +413,7 @@ pub fn build_rules(cfg: &RulesConfig) -> Result<RuleSet, crate::Error> {
     }
     if set.is_empty() {
         return Err(crate::Error::config(
-            "rules: no rule is in force (builtin is false and no files are given)",
+            "rules: no rule is in force: the built-in pack is off (rules.builtin: false, or --no-builtin) and no rule files are given",
         ));
     }
     Ok(set)

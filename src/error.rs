@@ -34,6 +34,8 @@ pub struct RuleProblem {
     pub file: String,
     /// The 1-based line, when known.
     pub line: Option<usize>,
+    /// The 1-based column, when known (YAML errors).
+    pub column: Option<usize>,
     /// The rule id, when the problem belongs to a rule.
     pub rule: Option<String>,
     /// What is wrong, in a sentence without event content.
@@ -45,6 +47,9 @@ impl fmt::Display for RuleProblem {
         write!(f, "{}", self.file)?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
         }
         if let Some(rule) = &self.rule {
             write!(f, ": rule '{rule}'")?;

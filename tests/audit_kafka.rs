@@ -26,9 +26,9 @@ use scrubs::sinks::audit::{
 // Helpers
 // ---------------------------------------------------------------------------
 
-fn bootstrap() -> String {
-    std::env::var("SCRUBS_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:19092".into())
-}
+#[path = "support/bootstrap.rs"]
+mod bootstrap;
+use bootstrap::bootstrap;
 
 /// Fails (never skips) when no broker answers.
 async fn require_broker() -> String {
@@ -172,7 +172,11 @@ async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-// scrubs' own logs, captured to check they never carry record content.
+// scrubs' own logs, captured to check they never carry record content, and
+// shown only when a test fails: the expected warnings of the outage tests
+// (broker unreachable, spooling) would otherwise fill the terminal. They are
+// kept in memory rather than printed through the test harness's capture,
+// which only sees output from the test's own threads, not librdkafka's.
 static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
 
 struct LogBuf(Arc<Mutex<Vec<u8>>>);
@@ -180,7 +184,6 @@ struct LogBuf(Arc<Mutex<Vec<u8>>>);
 impl Write for LogBuf {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(b);
-        std::io::stderr().write_all(b)?;
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -189,14 +192,31 @@ impl Write for LogBuf {
 }
 
 fn init_logs() {
-    let buf = LOGS
-        .get_or_init(|| Arc::new(Mutex::new(Vec::new())))
-        .clone();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("scrubs=debug,info"))
-        .with_ansi(false)
-        .with_writer(move || LogBuf(buf.clone()))
-        .try_init();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("scrubs=debug,info"))
+            .with_ansi(false)
+            .with_writer(move || LogBuf(writer.clone()))
+            .try_init();
+        // A failing test (a panic) prints the logs so far after its own
+        // message; the tests of this binary run in parallel, so they are
+        // those of every test, in time order.
+        let logs = buf.clone();
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default_hook(info);
+            // try_lock: a panic while the buffer is held must not deadlock.
+            if let Ok(logs) = logs.try_lock() {
+                eprintln!(
+                    "---- scrubs' logs so far (all tests of this binary) ----\n{}---- end of scrubs' logs ----",
+                    String::from_utf8_lossy(&logs)
+                );
+            }
+        }));
+        buf
+    });
 }
 
 fn assert_logs_clean() {
@@ -665,16 +685,23 @@ impl PrivateBroker {
         format!("{}/deploy/dev/kafka.sh", env!("CARGO_MANIFEST_DIR"))
     }
 
-    fn command(state: &std::path::Path, port: u16, arg: &str) -> std::process::Command {
+    /// kafka.sh on the private state dir; with a port, that port and the
+    /// next (else kafka.sh chooses free ones at start and records them in
+    /// the state dir, where `stop` finds them).
+    fn command(state: &std::path::Path, port: Option<u16>, arg: &str) -> std::process::Command {
         let mut c = std::process::Command::new(Self::script());
         c.arg(arg)
             .env("SCRUBS_KAFKA_STATE", state)
-            .env("SCRUBS_KAFKA_PORT", port.to_string())
-            .env("SCRUBS_KAFKA_CONTROLLER_PORT", (port + 1).to_string());
+            .env_remove("SCRUBS_KAFKA_PORT")
+            .env_remove("SCRUBS_KAFKA_CONTROLLER_PORT");
+        if let Some(port) = port {
+            c.env("SCRUBS_KAFKA_PORT", port.to_string())
+                .env("SCRUBS_KAFKA_CONTROLLER_PORT", (port + 1).to_string());
+        }
         c
     }
 
-    fn start(port: u16) -> PrivateBroker {
+    fn start(port: Option<u16>) -> PrivateBroker {
         let state = tempfile::tempdir().unwrap();
         let out = Self::command(state.path(), port, "start").output().unwrap();
         assert!(
@@ -682,6 +709,10 @@ impl PrivateBroker {
             "private broker did not start: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let port = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("bootstrap=127.0.0.1:")?.parse().ok())
+            .expect("kafka.sh start prints bootstrap=HOST:PORT");
         let pid = std::fs::read_to_string(state.path().join("kafka.pid"))
             .unwrap()
             .trim()
@@ -705,7 +736,7 @@ impl Drop for PrivateBroker {
         let _ = std::process::Command::new("kill")
             .args(["-CONT", &self.pid.to_string()])
             .status();
-        let _ = Self::command(self.state.path(), self.port, "stop").output();
+        let _ = Self::command(self.state.path(), Some(self.port), "stop").output();
     }
 }
 
@@ -713,10 +744,11 @@ impl Drop for PrivateBroker {
 #[ignore = "starts a private Kafka broker and pauses it; run with --ignored"]
 async fn broker_stopped_under_traffic_loses_nothing() {
     init_logs();
-    let port: u16 = std::env::var("SCRUBS_AUDIT_PRIVATE_PORT")
+    // A port of its own when given (tests/faults/run.sh passes
+    // SCRUBS_AUDIT_PRIVATE_PORT through), else a free one.
+    let port: Option<u16> = std::env::var("SCRUBS_AUDIT_PRIVATE_PORT")
         .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(29192);
+        .and_then(|p| p.parse().ok());
     let pause = Duration::from_secs(
         std::env::var("SCRUBS_AUDIT_PAUSE_SECS")
             .ok()
@@ -724,7 +756,7 @@ async fn broker_stopped_under_traffic_loses_nothing() {
             .unwrap_or(10),
     );
     let broker = PrivateBroker::start(port);
-    let brokers = format!("127.0.0.1:{port}");
+    let brokers = format!("127.0.0.1:{}", broker.port);
     let topic = unique("pause");
     create_topic(&brokers, &topic, 3).await;
     let dir = tempfile::tempdir().unwrap();

@@ -8,15 +8,22 @@
 #   deploy/dev/kafka.sh start                       # fetch, format, launch, wait; prints bootstrap=HOST:PORT
 #   deploy/dev/kafka.sh status                      # exit 0 if running
 #   deploy/dev/kafka.sh topic-create NAME [PARTITIONS] [extra TopicCommand args...]
-#   deploy/dev/kafka.sh bootstrap                   # print bootstrap=HOST:PORT
+#   deploy/dev/kafka.sh bootstrap                   # print bootstrap=HOST:PORT of the running broker
+#   deploy/dev/kafka.sh pid                         # print the running broker's pid
 #   deploy/dev/kafka.sh stop                        # TERM (then KILL), remove the data dir
+#
+# Each checkout has its own broker: the state dir defaults to one per
+# checkout, and the ports, when not given, are chosen free at `start` and
+# recorded in the state dir, so that `bootstrap`, `status` and `stop` (and the
+# tests, through `bootstrap`) find them. Two checkouts running tests at once
+# never share, or stop, one broker.
 #
 # Environment (all optional):
 #   SCRUBS_KAFKA_VERSION          Kafka version                      (default: 4.3.1)
 #   SCRUBS_KAFKA_HOME             jar cache; jars go in $it/lib      (default: $HOME/.cache/scrubs-kafka)
-#   SCRUBS_KAFKA_STATE            pid/log/config dir                 (default: /tmp/scrubs-kafka)
-#   SCRUBS_KAFKA_PORT             PLAINTEXT listener, 127.0.0.1 only (default: 19092)
-#   SCRUBS_KAFKA_CONTROLLER_PORT  KRaft CONTROLLER listener          (default: 19093)
+#   SCRUBS_KAFKA_STATE            pid/log/config/ports dir           (default: ${TMPDIR:-/tmp}/scrubs-kafka-<checkout hash>)
+#   SCRUBS_KAFKA_PORT             PLAINTEXT listener, 127.0.0.1 only (default: a free port chosen at start)
+#   SCRUBS_KAFKA_CONTROLLER_PORT  KRaft CONTROLLER listener          (default: a free port chosen at start)
 #   SCRUBS_KAFKA_HEAP_OPTS        broker JVM heap                    (default: -Xmx512m -Xms128m)
 #   SCRUBS_KAFKA_START_TIMEOUT    seconds to wait for readiness      (default: 90)
 #   SCRUBS_KAFKA_STOP_TIMEOUT     seconds between TERM and KILL      (default: 30)
@@ -34,10 +41,19 @@ POM="$SCRIPT_DIR/kafka/pom.xml"
 KAFKA_VERSION="${SCRUBS_KAFKA_VERSION:-4.3.1}"
 KAFKA_HOME="${SCRUBS_KAFKA_HOME:-$HOME/.cache/scrubs-kafka}"
 LIB="$KAFKA_HOME/lib"
-STATE="${SCRUBS_KAFKA_STATE:-/tmp/scrubs-kafka}"
+REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+CHECKOUT_ID="$(printf '%s' "$REPO_ROOT" | cksum | cut -d' ' -f1)"
+STATE="${SCRUBS_KAFKA_STATE:-${TMPDIR:-/tmp}/scrubs-kafka-$CHECKOUT_ID}"
 HOST=127.0.0.1
-PORT="${SCRUBS_KAFKA_PORT:-19092}"
-CONTROLLER_PORT="${SCRUBS_KAFKA_CONTROLLER_PORT:-19093}"
+PORTS_FILE="$STATE/ports"
+# Given ports win; otherwise the ones the running broker's `start` recorded.
+PORT="${SCRUBS_KAFKA_PORT:-}"
+CONTROLLER_PORT="${SCRUBS_KAFKA_CONTROLLER_PORT:-}"
+if [[ -f "$PORTS_FILE" ]]; then
+  read -r RECORDED_PORT RECORDED_CONTROLLER_PORT <"$PORTS_FILE" || true
+  PORT="${PORT:-${RECORDED_PORT:-}}"
+  CONTROLLER_PORT="${CONTROLLER_PORT:-${RECORDED_CONTROLLER_PORT:-}}"
+fi
 HEAP_OPTS="${SCRUBS_KAFKA_HEAP_OPTS:--Xmx512m -Xms128m}"
 START_TIMEOUT="${SCRUBS_KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${SCRUBS_KAFKA_STOP_TIMEOUT:-30}"
@@ -91,6 +107,18 @@ check_java() {
 # True if something accepts TCP connections on 127.0.0.1:$1.
 port_open() {
   (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
+}
+
+# A port nobody listens on, below Linux's ephemeral range (32768-60999) so
+# that outgoing connections do not take it meanwhile; never $1.
+free_port() {
+  local p tries=0
+  while (( tries++ < 500 )); do
+    p=$(( 20000 + RANDOM % 12000 ))
+    [[ "$p" == "${1:-}" ]] && continue
+    port_open "$p" || { echo "$p"; return 0; }
+  done
+  die "found no free port between 20000 and 32000"
 }
 
 # True if $1 is a live process whose command line is our broker.
@@ -265,8 +293,14 @@ cmd_start() {
     return 0
   fi
   # Stale leftovers of a broker that died or was killed without `stop`.
-  rm -f "$PID_FILE"
+  rm -f "$PID_FILE" "$PORTS_FILE"
   remove_datadir
+
+  # Ports not given are chosen now (a recorded pair belonged to a broker
+  # that is gone) and recorded for `bootstrap`, `status` and `stop`.
+  [[ -n "${SCRUBS_KAFKA_PORT:-}" ]] || PORT="$(free_port)"
+  [[ -n "${SCRUBS_KAFKA_CONTROLLER_PORT:-}" ]] || CONTROLLER_PORT="$(free_port "$PORT")"
+  BOOTSTRAP="$HOST:$PORT"
 
   for p in "$PORT" "$CONTROLLER_PORT"; do
     if port_open "$p"; then
@@ -308,13 +342,14 @@ cmd_start() {
     </dev/null >>"$LOG_FILE" 2>&1 8>&- 9>&- &
   pid=$!
   echo "$pid" >"$PID_FILE"
+  echo "$PORT $CONTROLLER_PORT" >"$PORTS_FILE"
   log "broker starting (pid $pid, data $data, log $LOG_FILE)"
 
   local deadline=$((SECONDS + START_TIMEOUT))
   while :; do
     if ! kill -0 "$pid" 2>/dev/null; then
       tail_log
-      rm -f "$PID_FILE"
+      rm -f "$PID_FILE" "$PORTS_FILE"
       remove_datadir
       die "broker exited during startup"
     fi
@@ -351,7 +386,7 @@ cmd_stop_locked() {
   else
     log "not running"
   fi
-  rm -f "$PID_FILE"
+  rm -f "$PID_FILE" "$PORTS_FILE"
   remove_datadir
 }
 
@@ -393,7 +428,9 @@ main() {
     start)        cmd_start ;;
     stop)         cmd_stop ;;
     status)       cmd_status ;;
-    bootstrap)    echo "bootstrap=$BOOTSTRAP" ;;
+    bootstrap)    running_pid >/dev/null || die "broker not running (SCRUBS_KAFKA_STATE=$STATE; run: $0 start)"
+                  echo "bootstrap=$BOOTSTRAP" ;;
+    pid)          running_pid || die "broker not running (SCRUBS_KAFKA_STATE=$STATE)" ;;
     topic-create) cmd_topic_create "$@" ;;
     -h|--help|help) usage ;;
     *) log "unknown command: $cmd"; usage ;;

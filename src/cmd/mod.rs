@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use scrubs::config::RulesConfig;
 use scrubs::{Engine, PseudonymKey, RuleSet};
 
 /// Keeps patient data (PHI) out of operational telemetry.
@@ -35,13 +36,46 @@ enum Command {
     Audit(audit::AuditArgs),
 }
 
-/// Where rules come from; shared by every command that builds an engine.
+/// Which rules are in force; shared by every command that builds an engine.
 #[derive(Debug, Args, Clone)]
-pub struct RuleArgs {
-    /// A rule file or a directory of *.yaml rule files; repeatable. Without
-    /// it the built-in HIPAA Safe Harbor pack is used.
+pub struct RuleSource {
+    /// A rule file or a directory of *.yaml rule files, added to the
+    /// built-in HIPAA Safe Harbor pack; repeatable.
     #[arg(long = "rules", value_name = "PATH")]
     pub rules: Vec<PathBuf>,
+    /// Leave the built-in HIPAA Safe Harbor pack out: only the --rules files
+    /// are in force (said on stderr).
+    #[arg(long = "no-builtin")]
+    pub no_builtin: bool,
+}
+
+impl RuleSource {
+    /// The rule set: the pack unless `--no-builtin`, then the `--rules`
+    /// files. Custom rules add to the pack, so that a user adding one rule
+    /// does not lose the protection of all the others without a word.
+    pub fn rule_set(&self) -> Result<RuleSet, scrubs::Error> {
+        scrubs::config::build_rules(&RulesConfig {
+            builtin: !self.no_builtin,
+            files: self.rules.clone(),
+        })
+    }
+
+    /// Says on stderr that the pack is off, when it is.
+    pub fn warn_if_builtin_off(&self, set: &RuleSet) {
+        if self.no_builtin {
+            eprintln!(
+                "scrubs: warning: the built-in HIPAA pack is off (--no-builtin): only the {} rule(s) of the --rules files are in force",
+                set.len()
+            );
+        }
+    }
+}
+
+/// Where rules come from and the pseudonym key, for `redact`.
+#[derive(Debug, Args, Clone)]
+pub struct RuleArgs {
+    #[command(flatten)]
+    pub source: RuleSource,
     /// A file holding the pseudonym key (at least 32 bytes). Without it,
     /// pseudonyms use a random key for this process only.
     #[arg(long = "key-file", value_name = "PATH")]
@@ -49,20 +83,15 @@ pub struct RuleArgs {
 }
 
 impl RuleArgs {
-    pub fn rule_set(&self) -> Result<RuleSet, scrubs::Error> {
-        if self.rules.is_empty() {
-            RuleSet::builtin()
-        } else {
-            RuleSet::load(&self.rules)
-        }
-    }
-
     pub fn engine(&self) -> Result<Engine, scrubs::Error> {
         let key = match &self.key_file {
             Some(p) => PseudonymKey::from_file(p)?,
             None => PseudonymKey::ephemeral(),
         };
-        Engine::new(&self.rule_set()?, key)
+        let set = self.source.rule_set()?;
+        let engine = Engine::new(&set, key)?;
+        self.source.warn_if_builtin_off(&set);
+        Ok(engine)
     }
 }
 

@@ -38,10 +38,19 @@ pub struct ValidateArgs {
     /// The configuration file to check.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: PathBuf,
+    /// Check the file alone: skip the secrets, key and certificate files,
+    /// directories and rule files it names (for linting a configuration in
+    /// CI, away from the machine it runs on). The built-in pack is still
+    /// compiled.
+    #[arg(long)]
+    no_environment: bool,
 }
 
-fn load(path: &std::path::Path) -> Option<Config> {
-    match Config::load(path) {
+/// Loads and checks a configuration, printing every problem; `run` checks
+/// the environment as `validate` does, so both report the same problems the
+/// same way before anything starts.
+fn load(path: &std::path::Path, environment: bool) -> Option<Config> {
+    match Config::load_checked(path, environment) {
         Ok(c) => Some(c),
         Err(problems) => {
             eprintln!("scrubs: {} problem(s) in the configuration", problems.len());
@@ -54,14 +63,24 @@ fn load(path: &std::path::Path) -> Option<Config> {
 }
 
 pub fn validate(args: ValidateArgs) -> Result<ExitCode, CliError> {
-    match load(&args.config) {
+    match load(&args.config, !args.no_environment) {
         Some(cfg) => {
             println!(
-                "{}: ok ({} source(s), {} vendor(s), audit {})",
+                "{}: ok ({} source(s), {} vendor(s), audit {}{}{})",
                 args.config.display(),
                 cfg.sources.len(),
                 cfg.vendors.len(),
-                if cfg.audit.is_some() { "on" } else { "off" }
+                if cfg.audit.is_some() { "on" } else { "off" },
+                if cfg.rules.builtin {
+                    ""
+                } else {
+                    ", built-in HIPAA pack OFF"
+                },
+                if args.no_environment {
+                    "; secrets, files and directories not checked (--no-environment)"
+                } else {
+                    ""
+                }
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -72,7 +91,7 @@ pub fn validate(args: ValidateArgs) -> Result<ExitCode, CliError> {
 pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     limit_malloc_arenas();
     init_logging();
-    let Some(cfg) = load(&args.config) else {
+    let Some(cfg) = load(&args.config, true) else {
         return Ok(ExitCode::from(2));
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -159,6 +178,12 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
         warn!("no pseudonym_key_file: pseudonyms use a random key for this process only");
     }
     info!(rules = engine.rule_count(), "rules compiled");
+    if !cfg.rules.builtin {
+        warn!(
+            rules = engine.rule_count(),
+            "the built-in HIPAA pack is off (rules.builtin: false): only the rules of rules.files are in force"
+        );
+    }
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("data_dir {}: {e}", data_dir.display()))?;
 
@@ -166,7 +191,7 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
         Some(a) => Some(Arc::new(
             AuditSink::start(&a.kafka, metrics.clone())
                 .await
-                .map_err(|e| format!("audit: {e}"))?,
+                .map_err(|e| audit_start_error(&e.to_string(), &a.kafka))?,
         )),
         None => None,
     };
@@ -307,10 +332,17 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    // A task awaited here is taken out of its slot, so that the drain below
+    // does not await it a second time (a JoinHandle polled after it
+    // completed panics).
+    let mut line_tasks: Vec<Option<_>> = line_tasks.into_iter().map(Some).collect();
     let mut sources_done = Box::pin(async {
         if only_stdin {
-            for t in line_tasks.iter_mut() {
-                let _ = t.await;
+            for slot in line_tasks.iter_mut() {
+                if let Some(t) = slot.as_mut() {
+                    let _ = t.await;
+                }
+                *slot = None;
             }
         } else {
             std::future::pending::<()>().await;
@@ -335,7 +367,12 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + shutdown.drain_deadline;
     let _ = stop_tx.send(true);
     drop(sources_done);
-    for t in line_tasks.into_iter().chain(servers).chain(workers) {
+    for t in line_tasks
+        .into_iter()
+        .flatten()
+        .chain(servers)
+        .chain(workers)
+    {
         let _ = tokio::time::timeout_at(deadline, t).await;
     }
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -352,6 +389,34 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// The audit sink's start-up error, prefixed `audit:` once (most of its
+/// messages already name their setting, `audit.chain_key_file: ...`). A
+/// TLS file that the checks before start-up accepted can still be refused
+/// by librdkafka (a certificate it cannot use); its error names the
+/// librdkafka property, so the configured file is named too.
+fn audit_start_error(msg: &str, kafka: &scrubs::sinks::audit::AuditConfig) -> String {
+    let mut out = if msg.starts_with("audit") {
+        msg.to_string()
+    } else {
+        format!("audit: {msg}")
+    };
+    if let Some(s) = &kafka.security {
+        for (property, setting, file) in [
+            ("ssl.ca.location", "ca_file", &s.ca_file),
+            ("ssl.certificate.location", "cert_file", &s.cert_file),
+            ("ssl.key.location", "key_file", &s.key_file),
+        ] {
+            if let Some(f) = file.as_ref().filter(|_| msg.contains(property)) {
+                out.push_str(&format!(
+                    " (audit.kafka.security.{setting}: {})",
+                    f.display()
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// SIGHUP: recompile the rules; a bad rule set is rejected and the old one

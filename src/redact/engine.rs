@@ -637,6 +637,7 @@ impl Engine {
                     problems.push(RuleProblem {
                         file: "<all rules>".into(),
                         line: None,
+                        column: None,
                         rule: None,
                         message: format!("the union of all regex rules is too large: {e}"),
                     });

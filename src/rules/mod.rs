@@ -102,6 +102,9 @@ pub(crate) struct LoadedRule {
     pub file: Arc<str>,
     pub line: usize,
     origin: Origin,
+    /// The line of each field written in block style (`validator`,
+    /// `detector.regex`), so that a problem points at the line to change.
+    fields: FieldLines,
 }
 
 impl LoadedRule {
@@ -130,10 +133,42 @@ impl LoadedRule {
         RuleProblem {
             file: self.file.to_string(),
             line: Some(self.line),
+            column: None,
             rule: Some(self.spec.id.clone()),
             message: message.into(),
         }
     }
+
+    /// A problem located at one field of this rule (`validator`,
+    /// `detector.regex`): the field's own line when it is written on a line
+    /// of its own, else its parent's (`detector`), else the rule's.
+    pub fn problem_at(&self, field: &str, message: impl Into<String>) -> RuleProblem {
+        let mut path = field;
+        let line = loop {
+            if let Some((_, line)) = self.fields.iter().find(|(f, _)| f == path) {
+                break *line;
+            }
+            match path.rsplit_once('.') {
+                Some((parent, _)) => path = parent,
+                None => break self.line,
+            }
+        };
+        RuleProblem {
+            line: Some(line),
+            ..self.problem(message)
+        }
+    }
+}
+
+/// A rule without examples (see [`RuleSet::without_examples`]).
+#[derive(Debug, Clone)]
+pub struct UntestedRule {
+    /// The rule id.
+    pub id: String,
+    /// The file it is in.
+    pub file: String,
+    /// The line of its id.
+    pub line: usize,
 }
 
 /// A set of rule files, parsed and checked for structure, not yet compiled.
@@ -173,6 +208,7 @@ impl RuleSet {
                     problems.push(RuleProblem {
                         file: path.display().to_string(),
                         line: None,
+                        column: None,
                         rule: None,
                         message: e,
                     });
@@ -189,6 +225,7 @@ impl RuleSet {
                     Err(e) => problems.push(RuleProblem {
                         file: name,
                         line: None,
+                        column: None,
                         rule: None,
                         message: format!("cannot read: {e}"),
                     }),
@@ -218,6 +255,24 @@ impl RuleSet {
         }
     }
 
+    /// The rules that have no example to test them, in file and line order.
+    pub fn without_examples(&self) -> Vec<UntestedRule> {
+        self.rules
+            .iter()
+            .filter(|r| {
+                r.spec
+                    .examples
+                    .as_ref()
+                    .is_none_or(|e| e.redact.is_empty() && e.keep.is_empty())
+            })
+            .map(|r| UntestedRule {
+                id: r.spec.id.clone(),
+                file: r.file.to_string(),
+                line: r.line,
+            })
+            .collect()
+    }
+
     /// How many rules the set holds.
     pub fn len(&self) -> usize {
         self.rules.len()
@@ -236,27 +291,59 @@ impl RuleSet {
         problems: &mut Vec<RuleProblem>,
     ) {
         let file: Arc<str> = Arc::from(name);
-        let parsed: RuleFileSpec = match serde_yaml::from_str(text) {
-            Ok(p) => p,
+        let lines: Vec<&str> = text.lines().collect();
+        let blocks = rule_blocks(&lines);
+        // Syntax first: a file that is not YAML has no rules to look at.
+        let doc: serde_yaml::Value = match serde_yaml::from_str(text) {
+            Ok(v) => v,
             Err(e) => {
-                let line = e.location().map(|l| l.line());
-                problems.push(RuleProblem {
-                    file: name.to_string(),
-                    line,
-                    rule: line.and_then(|l| rule_id_before(text, l)),
-                    message: strip_location(&e.to_string()),
-                });
+                problems.push(yaml_problem(name, &lines, &blocks, &e));
                 return;
             }
         };
-        for spec in parsed.rules {
-            let line = rule_line(text, &spec.id).unwrap_or(1);
-            self.rules.push(LoadedRule {
-                spec,
-                file: file.clone(),
-                line,
-                origin: origin.clone(),
-            });
+        // Rules are located by the layout of a block-style list (one item
+        // per rule), when it agrees with the YAML.
+        let items = doc
+            .get("rules")
+            .and_then(serde_yaml::Value::as_sequence)
+            .map(Vec::len);
+        let only_rules = doc.as_mapping().is_some_and(|m| m.len() == 1);
+        let laid_out = only_rules && !blocks.is_empty() && items == Some(blocks.len());
+        match serde_yaml::from_str::<RuleFileSpec>(text) {
+            Ok(parsed) => {
+                for (i, spec) in parsed.rules.into_iter().enumerate() {
+                    let (line, fields) = match blocks.get(i).filter(|_| laid_out) {
+                        Some(block) => block_lines(&lines, block),
+                        None => (rule_line(text, &spec.id).unwrap_or(1), Vec::new()),
+                    };
+                    self.rules.push(LoadedRule {
+                        spec,
+                        file: file.clone(),
+                        line,
+                        origin: origin.clone(),
+                        fields,
+                    });
+                }
+            }
+            // Each rule is then read on its own, so that a problem in one
+            // rule (an unknown field, a value of the wrong type) does not
+            // hide the problems of the others. That needs the text of each
+            // rule, which a block-style list gives; a file in another layout
+            // (a flow-style list) stops at its first such problem.
+            Err(e) if !laid_out => problems.push(yaml_problem(name, &lines, &blocks, &e)),
+            Err(_) => {
+                for block in &blocks {
+                    if let Some((spec, line, fields)) = parse_block(name, &lines, block, problems) {
+                        self.rules.push(LoadedRule {
+                            spec,
+                            file: file.clone(),
+                            line,
+                            origin: origin.clone(),
+                            fields,
+                        });
+                    }
+                }
+            }
         }
     }
 
@@ -322,17 +409,21 @@ fn check_rule(rule: &LoadedRule) -> Vec<RuleProblem> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     {
-        out.push(
-            rule.problem("id must be non-empty and use only letters, digits, '.', '_' and '-'"),
-        );
+        out.push(rule.problem_at(
+            "id",
+            "id must be non-empty and use only letters, digits, '.', '_' and '-'",
+        ));
     }
     if Category::parse(&spec.category).is_none() {
         let all: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
-        out.push(rule.problem(format!(
-            "unknown category '{}' (expected one of: {})",
-            spec.category,
-            all.join(", ")
-        )));
+        out.push(rule.problem_at(
+            "category",
+            format!(
+                "unknown category '{}' (expected one of: {})",
+                spec.category,
+                all.join(", ")
+            ),
+        ));
     }
     let d = &spec.detector;
     let kinds = [
@@ -348,47 +439,76 @@ fn check_rule(rule: &LoadedRule) -> Vec<RuleProblem> {
     .filter(|k| **k)
     .count();
     if kinds != 1 {
-        out.push(rule.problem(
+        out.push(rule.problem_at(
+            "detector",
             "detector must have exactly one of: regex, keywords/dictionary, keys, numeric, token, names, prose",
         ));
     }
     if d.requires.is_some() && d.regex.is_none() {
-        out.push(rule.problem("detector.requires only applies to regex detectors"));
+        out.push(rule.problem_at(
+            "detector.requires",
+            "detector.requires only applies to regex detectors",
+        ));
     }
     // An empty literal would match everywhere with zero length, which the
     // literal pass does not expect (found by fuzz/rules_yaml).
     if d.requires.iter().flatten().any(|l| l.is_empty()) {
-        out.push(rule.problem("detector.requires must not hold an empty string"));
+        out.push(rule.problem_at(
+            "detector.requires",
+            "detector.requires must not hold an empty string",
+        ));
     }
     if let Some(v) = &spec.validator {
         if crate::redact::Validator::parse(v).is_none() {
-            out.push(rule.problem(format!(
-                "unknown validator '{v}' (expected one of: {})",
-                crate::redact::Validator::NAMES.join(", ")
-            )));
+            out.push(rule.problem_at(
+                "validator",
+                format!(
+                    "unknown validator '{v}' (expected one of: {})",
+                    crate::redact::Validator::NAMES.join(", ")
+                ),
+            ));
+        }
+    }
+    // A pattern that does not parse is reported here, with the other
+    // problems of the file; the engine reports what only compiling shows
+    // (a pattern too large, one that matches the empty string).
+    if let Some(re) = &d.regex {
+        for pattern in re.to_vec() {
+            if let Some(p) = regex_syntax_problem(&pattern) {
+                out.push(rule.problem_at("detector.regex", p));
+            }
+        }
+    }
+    if let Some(t) = &d.token {
+        if let Some(p) = regex_syntax_problem(&t.pattern) {
+            out.push(rule.problem_at("detector.token", p));
         }
     }
     if let Some(n) = &d.numeric {
         if n.shapes.is_empty() && n.digits.is_none() {
-            out.push(rule.problem("numeric detector needs shapes or digits"));
+            out.push(rule.problem_at(
+                "detector.numeric",
+                "numeric detector needs shapes or digits",
+            ));
         }
         if let Some([lo, hi]) = n.digits {
             if lo == 0 || lo > hi || hi > 32 {
-                out.push(
-                    rule.problem("numeric.digits must be [min, max] with 1 <= min <= max <= 32"),
-                );
+                out.push(rule.problem_at(
+                    "detector.numeric",
+                    "numeric.digits must be [min, max] with 1 <= min <= max <= 32",
+                ));
             }
         }
     }
     if let Some(c) = &spec.context {
         if c.words.is_empty() {
-            out.push(rule.problem("context.words must not be empty"));
+            out.push(rule.problem_at("context", "context.words must not be empty"));
         }
         if c.words.iter().any(|w| w.is_empty()) {
-            out.push(rule.problem("context.words must not hold an empty string"));
+            out.push(rule.problem_at("context", "context.words must not hold an empty string"));
         }
         if c.window == 0 || c.window > 4096 {
-            out.push(rule.problem("context.window must be between 1 and 4096 bytes"));
+            out.push(rule.problem_at("context", "context.window must be between 1 and 4096 bytes"));
         }
     }
     out
@@ -401,25 +521,287 @@ fn rule_line(text: &str, id: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-/// The id of the rule whose `id:` line comes last at or before `line`.
-fn rule_id_before(text: &str, line: usize) -> Option<String> {
-    text.lines()
-        .take(line)
-        .filter_map(line_id)
-        .last()
-        .map(str::to_string)
-}
-
 fn line_id(line: &str) -> Option<&str> {
     let t = line.trim_start().trim_start_matches("- ").trim_start();
     let rest = t.strip_prefix("id:")?.trim();
     Some(rest.trim_matches(|c| c == '"' || c == '\''))
 }
 
-/// serde_yaml appends "at line L column C"; the problem carries the line itself.
-fn strip_location(msg: &str) -> String {
-    match msg.find(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
+/// One item of the block-style `rules:` list: lines `start..end` (0-based),
+/// with the item's `-` at column `dash` of line `start`.
+#[derive(Debug)]
+struct Block {
+    start: usize,
+    end: usize,
+    dash: usize,
+}
+
+/// The items of a block-style `rules:` list at the top of the file, found
+/// from the layout alone, so that it works on text that is not valid YAML
+/// (to name the rule a syntax error is in). Empty when the list is not in
+/// block style.
+fn rule_blocks(lines: &[&str]) -> Vec<Block> {
+    let mut blocks: Vec<Block> = Vec::new();
+    let Some(top) = lines.iter().position(|l| l.starts_with("rules:")) else {
+        return blocks;
+    };
+    let rest = lines[top]["rules:".len()..].trim();
+    if !(rest.is_empty() || rest.starts_with('#')) {
+        return blocks;
     }
+    let mut dash = None;
+    for (i, line) in lines.iter().enumerate().skip(top + 1) {
+        let t = line.trim_start_matches(' ');
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let col = line.len() - t.len();
+        let item = t == "-" || t.starts_with("- ") || t.starts_with("-\t");
+        match dash {
+            None if item => dash = Some(col),
+            Some(d) if item && col == d => {}
+            Some(d) if col > d => continue,
+            // Another top-level key, or not a block list at all.
+            _ => {
+                if let Some(last) = blocks.last_mut() {
+                    last.end = i;
+                }
+                break;
+            }
+        }
+        if let Some(last) = blocks.last_mut() {
+            last.end = i;
+        }
+        blocks.push(Block {
+            start: i,
+            end: lines.len(),
+            dash: col,
+        });
+    }
+    blocks
+}
+
+/// The line (1-based) of each field of a rule, by path (`detector.regex`).
+type FieldLines = Vec<(String, usize)>;
+
+/// How many problems one rule may report before the rest of it is skipped
+/// (each unknown field is reported, then removed and the rule read again).
+const MAX_PROBLEMS_PER_RULE: usize = 16;
+
+/// Reads one rule of a block-style list: its spec, the line of its id and
+/// the lines of its fields. Every unknown field is reported (and skipped);
+/// any other problem ends the rule with that problem.
+fn parse_block(
+    file: &str,
+    lines: &[&str],
+    block: &Block,
+    problems: &mut Vec<RuleProblem>,
+) -> Option<(RuleSpec, usize, FieldLines)> {
+    let mut text = block_text(lines, block);
+    let fields = field_lines(&text, block.start);
+    let id_line = fields.iter().find(|(f, _)| f == "id").map(|(_, l)| *l);
+    let id = id_line.and_then(|l| line_id(&text[l - 1]).map(str::to_string));
+    let line = id_line.unwrap_or(block.start + 1);
+    for _ in 0..MAX_PROBLEMS_PER_RULE {
+        let e = match serde_yaml::from_str::<RuleSpec>(&text.join("\n")) {
+            Ok(spec) => return Some((spec, line, fields)),
+            Err(e) => e,
+        };
+        let message = strip_location(&e.to_string());
+        let location = e.location();
+        problems.push(RuleProblem {
+            file: file.to_string(),
+            line: Some(location.as_ref().map_or(line, |l| l.line())),
+            column: location.as_ref().map(|l| l.column()),
+            rule: id.clone(),
+            message: message.clone(),
+        });
+        // An unknown field that starts its line is removed with its value,
+        // and the rule is read again for its other problems. One written
+        // inline (`detector: {keys: [a], bogus: 1}`) cannot be cut out of
+        // its line without parsing it, so the rule stops there.
+        let l = location.filter(|_| message.contains("unknown field"))?;
+        let row = l.line().checked_sub(1)?;
+        let col = l.column().checked_sub(1)?;
+        let starts_line = text.get(row).is_some_and(|t| {
+            t.len() > col
+                && t.as_bytes()[..col].iter().all(|b| *b == b' ')
+                && t.as_bytes()[col] != b' '
+        });
+        if !starts_line {
+            return None;
+        }
+        text[row].clear();
+        for t in text.iter_mut().skip(row + 1) {
+            let body = t.trim_start_matches(' ');
+            if !body.is_empty() && !body.starts_with('#') && t.len() - body.len() <= col {
+                break;
+            }
+            t.clear();
+        }
+    }
+    None
+}
+
+/// A rule's text at its own lines and columns: the lines before it are left
+/// empty and the item's `-` becomes a space, so the rule reads as a mapping
+/// indented like its first key, and every location serde_yaml reports is a
+/// location in the file.
+fn block_text(lines: &[&str], block: &Block) -> Vec<String> {
+    let mut text: Vec<String> = vec![String::new(); block.start];
+    for (i, line) in lines[block.start..block.end].iter().enumerate() {
+        let mut line = line.to_string();
+        if i == 0 {
+            // The dash is ASCII at a byte offset counted over spaces.
+            line.replace_range(block.dash..block.dash + 1, " ");
+        }
+        text.push(line);
+    }
+    text
+}
+
+/// The line of a rule (its `id:` line, else the item's first line) and the
+/// lines of its fields.
+fn block_lines(lines: &[&str], block: &Block) -> (usize, FieldLines) {
+    let fields = field_lines(&block_text(lines, block), block.start);
+    let line = fields
+        .iter()
+        .find(|(f, _)| f == "id")
+        .map_or(block.start + 1, |(_, l)| *l);
+    (line, fields)
+}
+
+/// The line (1-based) of each field of a rule written on a line of its own:
+/// the rule's own keys (`validator`) and their children (`detector.regex`).
+/// `text` holds the rule at its lines in the file, from `start` on.
+fn field_lines(text: &[String], start: usize) -> FieldLines {
+    let mut out: FieldLines = Vec::new();
+    let mut key_col = None;
+    // The current top-level key and the column of its children.
+    let mut parent: Option<(String, Option<usize>)> = None;
+    for (i, line) in text.iter().enumerate().skip(start) {
+        let t = line.trim_start_matches(' ');
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let col = line.len() - t.len();
+        let Some(key) = key_of(t) else { continue };
+        let key_col = *key_col.get_or_insert(col);
+        if col == key_col {
+            out.push((key.to_string(), i + 1));
+            parent = Some((key.to_string(), None));
+        } else if col > key_col {
+            if let Some((p, child_col)) = &mut parent {
+                if *child_col.get_or_insert(col) == col {
+                    out.push((format!("{p}.{key}"), i + 1));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The key a `key: value` (or `key:`) line starts with.
+fn key_of(t: &str) -> Option<&str> {
+    let end = t.find(':')?;
+    let key = &t[..end];
+    let after = &t[end + 1..];
+    let is_key = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    (is_key && (after.is_empty() || after.starts_with([' ', '\t']))).then_some(key)
+}
+
+/// A problem for a YAML error in a whole file: its line and column, and the
+/// rule it is in. libyaml reports some errors where it noticed them (the
+/// next rule, or the end of the file) and says where the broken part began
+/// (`while scanning a quoted scalar at line 6 column 15`); the rule that
+/// holds the beginning is the one to name.
+fn yaml_problem(
+    file: &str,
+    lines: &[&str],
+    blocks: &[Block],
+    e: &serde_yaml::Error,
+) -> RuleProblem {
+    let message = e.to_string();
+    let location = e.location();
+    let origin = began_at(&message).or(location.as_ref().map(|l| l.line()));
+    let rule = origin.and_then(|line| {
+        let row = line.checked_sub(1)?;
+        let b = blocks.iter().find(|b| (b.start..b.end).contains(&row))?;
+        lines[b.start..b.end]
+            .iter()
+            .find_map(|l| line_id(l))
+            .map(str::to_string)
+    });
+    RuleProblem {
+        file: file.to_string(),
+        line: location.as_ref().map(|l| l.line()),
+        column: location.as_ref().map(|l| l.column()),
+        rule,
+        message: strip_location(&message),
+    }
+}
+
+/// The line in libyaml's `, while parsing X at line L column C`.
+fn began_at(message: &str) -> Option<usize> {
+    let (_, context) = message.split_once(", while ")?;
+    let (_, at) = context.split_once(" at line ")?;
+    at.split(' ').next()?.parse().ok()
+}
+
+/// serde_yaml says where an error is with "at line L column C"; the problem
+/// carries the line and column itself. The location of the part where the
+/// error began (", while parsing a flow mapping at line 4 column 15") stays.
+fn strip_location(msg: &str) -> String {
+    let Some(i) = msg.find(" at line ") else {
+        return msg.to_string();
+    };
+    let rest = &msg[i + " at line ".len()..];
+    let mut words = rest.splitn(4, ' ');
+    let (line, col_word, col) = (words.next(), words.next(), words.next());
+    let is_location = line.is_some_and(|w| w.parse::<usize>().is_ok())
+        && col_word == Some("column")
+        && col.is_some_and(|w| w.trim_end_matches(',').parse::<usize>().is_ok());
+    if !is_location {
+        return msg.to_string();
+    }
+    let tail = words.next().map_or(String::new(), |t| format!(" {t}"));
+    let comma = if col.is_some_and(|w| w.ends_with(',')) {
+        ","
+    } else {
+        ""
+    };
+    format!("{}{comma}{tail}", &msg[..i])
+}
+
+/// A regex syntax error in a sentence: what is wrong and where in the
+/// pattern (`unclosed group, at character 1 of the pattern`).
+fn describe_regex_error(e: &regex_syntax::Error) -> String {
+    let (kind, span) = match e {
+        regex_syntax::Error::Parse(e) => (e.kind().to_string(), *e.span()),
+        regex_syntax::Error::Translate(e) => (e.kind().to_string(), *e.span()),
+        _ => return "the pattern is not a valid regex".into(),
+    };
+    let at = span.start;
+    if at.line > 1 {
+        format!(
+            "{kind}, at line {} character {} of the pattern",
+            at.line, at.column
+        )
+    } else {
+        format!("{kind}, at character {} of the pattern", at.column)
+    }
+}
+
+/// Parses a pattern as the engine compiles it (bytes, ASCII classes), so
+/// that a syntax error is reported with the loader's other problems.
+fn regex_syntax_problem(pattern: &str) -> Option<String> {
+    let config = regex_automata::util::syntax::Config::new()
+        .unicode(false)
+        .utf8(false);
+    regex_automata::util::syntax::parse_with(pattern, &config)
+        .err()
+        .map(|e| format!("regex does not compile: {}", describe_regex_error(&e)))
 }

@@ -12,8 +12,10 @@
 # (tests/audit_kafka.rs) and clean own logs (tests/log_hygiene.rs).
 #
 # This script runs what takes minutes:
-#   3.  the Kafka broker stopped under audit traffic (a private broker on
-#       port 29192): 10 s in CI, 60 s in full;
+#   3.  the Kafka broker stopped under audit traffic (a private broker with
+#       its own state dir, on SCRUBS_AUDIT_PRIVATE_PORT and the next port when
+#       set, else on free ports chosen by deploy/dev/kafka.sh): 10 s in CI,
+#       60 s in full;
 #   11. overload: twice the offered maximum into the file source, with the
 #       real broker and a fake vendor (scripts/bench-sidecar.sh overload):
 #       20 s at 2 x 20,000 lines/s in CI; 300 s at 2 x the calibrated maximum

@@ -8,6 +8,9 @@
 //! binary that does not need them.
 #![allow(dead_code)]
 
+#[path = "bootstrap.rs"]
+mod bootstrap;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::{Read, Write};
@@ -116,10 +119,7 @@ impl Ports {
     }
 }
 
-/// The dev broker (`deploy/dev/kafka.sh start`), or `SCRUBS_KAFKA_BOOTSTRAP`.
-pub fn bootstrap() -> String {
-    std::env::var("SCRUBS_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:19092".into())
-}
+pub use self::bootstrap::bootstrap;
 
 /// Creates a topic of `partitions` partitions on the dev broker; panics
 /// with what to do when the broker cannot be reached.
@@ -490,6 +490,19 @@ impl Drop for Scrubs {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The log is kept, not printed, while the test passes; a failing
+        // test (a panic) shows it, through the harness's capture, below
+        // its own message.
+        if std::thread::panicking() {
+            for r in self.readers.drain(..) {
+                let _ = r.join();
+            }
+            eprintln!(
+                "---- stderr of scrubs (pid {}) ----\n{}---- end of scrubs' stderr ----",
+                self.child.id(),
+                self.log()
+            );
+        }
     }
 }
 
