@@ -360,9 +360,11 @@ fn inject_template(template: &mut Mapping, args: &InjectArgs) -> Result<usize, S
             if path.trim_end_matches('/') == log_dir {
                 if let Some(v) = name_of(m) {
                     match &log_volume {
-                        Some(seen) if seen != v => return Err(format!(
+                        Some(seen) if seen != v => {
+                            return Err(format!(
                             "app containers mount different volumes ('{seen}', '{v}') at {log_dir}"
-                        )),
+                        ))
+                        }
                         _ => log_volume = Some(v.to_string()),
                     }
                 }
