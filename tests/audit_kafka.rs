@@ -483,6 +483,10 @@ async fn outage_spools_applies_backpressure_and_replays_in_order() {
     assert_eq!(spooled, accepted[0] + accepted[1]);
     assert!(metrics.value("scrubs_audit_spool_bytes", &[]).unwrap() > 900_000);
     assert_eq!(
+        metrics.value("scrubs_audit_spool_limit_bytes", &[]),
+        Some(1 << 20)
+    );
+    assert_eq!(
         sink.send(big("a", 9999)).await,
         Err(AuditError::Backpressure)
     );

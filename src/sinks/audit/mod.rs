@@ -50,7 +50,8 @@
 //!
 //! - `scrubs_audit_events_total{result="delivered|spooled|refused|failed"}`
 //! - `scrubs_audit_replayed_total`
-//! - `scrubs_audit_spool_bytes`, `scrubs_audit_spool_full` (0/1),
+//! - `scrubs_audit_spool_bytes`, `scrubs_audit_spool_limit_bytes`,
+//!   `scrubs_audit_spool_full` (0/1),
 //!   `scrubs_audit_spooling` (0/1) gauges
 //! - `scrubs_audit_delivery_latency_seconds_bucket{le="..."}` (cumulative),
 //!   `scrubs_audit_delivery_latency_seconds_count` and
@@ -719,6 +720,15 @@ impl AuditSink {
         });
         m.spool_bytes.store(spool_len, Ordering::Relaxed);
         m.spool_full.store(u64::from(full), Ordering::Relaxed);
+        // The limit as a gauge, so that an alert can say "filling" as a
+        // fraction of it whatever the configuration.
+        metrics
+            .gauge(
+                "scrubs_audit_spool_limit_bytes",
+                "audit.kafka.spool_max_bytes: the spool size at which audit events are refused.",
+                &[],
+            )
+            .store(cfg.spool_max_bytes, Ordering::Relaxed);
         m.spooling.store(u64::from(spooling), Ordering::Relaxed);
         let spool_key_id = cipher.as_ref().map(SpoolCipher::key_id);
         let reader = SpoolReader::open(&dir, cipher)
