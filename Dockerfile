@@ -31,4 +31,4 @@ ENV LD_LIBRARY_PATH=/usr/local/lib/scrubs \
 USER 65532:65532
 EXPOSE 9600
 ENTRYPOINT ["/usr/local/bin/scrubs"]
-CMD ["run", "--config", "/etc/scrubs/scrubs.yaml"]
+CMD ["run", "--config", "/etc/scrubs/config/scrubs.yaml"]

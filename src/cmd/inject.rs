@@ -56,9 +56,11 @@ const RULES_VOLUME: &str = "scrubs-rules";
 const SECRETS_VOLUME: &str = "scrubs-secrets";
 const DATA_VOLUME: &str = "scrubs-data";
 const LOGS_VOLUME: &str = "scrubs-app-logs";
-/// Where the sidecar sees things; the example configuration
-/// (deploy/scrubs.yaml and the Helm chart's ConfigMap) uses these paths.
-const CONFIG_DIR: &str = "/etc/scrubs";
+/// Where the sidecar sees things; the Helm chart uses the same paths.
+/// Sibling directories, not mounts nested in the ConfigMap's: the kubelet
+/// rewrites a ConfigMap volume on every update, and a mount point inside
+/// it is not its to keep.
+const CONFIG_DIR: &str = "/etc/scrubs/config";
 const RULES_DIR: &str = "/etc/scrubs/rules";
 const SECRETS_DIR: &str = "/etc/scrubs/secrets";
 const DATA_DIR: &str = "/var/lib/scrubs";
