@@ -18,6 +18,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 
+# No VCS stamping of the small tools built from this checkout (a CI clone
+# may have no usable git metadata for go to read).
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 HELM_VERSION=v4.3.2
 PROMETHEUS_VERSION=v0.316.0
 bin="${SCRUBS_DEPLOY_CACHE:-$HOME/.cache/scrubs-deploy/bin}"
