@@ -7,7 +7,9 @@
 // (and each item of a List) is checked; every problem is printed as
 // FILE: document N (Kind name): problem, and the exit code is 1 if there
 // was any. It needs no cluster: it is the decoding step of the API server
-// with unknown fields rejected, not admission or defaulting.
+// with unknown fields rejected, plus the pod-spec rules of the API
+// server's validation that a sidecar injection can break (see checkPod),
+// not all of its validation, admission or defaulting.
 package main
 
 import (
@@ -30,6 +32,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
@@ -98,7 +101,104 @@ func CheckDocument(doc []byte) (string, []string) {
 	if err := yaml.UnmarshalStrict(doc, obj); err != nil {
 		return what, []string{err.Error()}
 	}
-	return what, nil
+	return what, checkObject(obj)
+}
+
+// checkObject applies checkPod to the pod template of a workload.
+func checkObject(obj runtime.Object) []string {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return checkPod(&o.Spec.Template.Spec, nil)
+	case *appsv1.StatefulSet:
+		claims := map[string]bool{}
+		for _, c := range o.Spec.VolumeClaimTemplates {
+			claims[c.Name] = true
+		}
+		return checkPod(&o.Spec.Template.Spec, claims)
+	case *appsv1.DaemonSet:
+		return checkPod(&o.Spec.Template.Spec, nil)
+	case *batchv1.Job:
+		return checkPod(&o.Spec.Template.Spec, nil)
+	case *batchv1.CronJob:
+		return checkPod(&o.Spec.JobTemplate.Spec.Template.Spec, nil)
+	case *corev1.Pod:
+		return checkPod(&o.Spec, nil)
+	}
+	return nil
+}
+
+// checkPod applies the rules of the API server's pod validation
+// (k8s.io/kubernetes pkg/apis/core/validation) that adding a sidecar, its
+// volumes, mounts, ports and probes can break, and that decoding alone
+// does not catch.
+func checkPod(spec *corev1.PodSpec, claims map[string]bool) []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	volumes := map[string]bool{}
+	for _, v := range spec.Volumes {
+		for _, msg := range validation.IsDNS1123Label(v.Name) {
+			add("volume %q: %s", v.Name, msg)
+		}
+		if volumes[v.Name] {
+			add("volume %q is defined twice", v.Name)
+		}
+		volumes[v.Name] = true
+	}
+	if len(spec.Containers) == 0 {
+		add("a pod needs at least one container")
+	}
+	names := map[string]bool{}
+	check := func(kind string, c *corev1.Container, init bool) {
+		for _, msg := range validation.IsDNS1123Label(c.Name) {
+			add("%s %q: %s", kind, c.Name, msg)
+		}
+		if names[c.Name] {
+			add("container name %q is used twice", c.Name)
+		}
+		names[c.Name] = true
+		sidecar := init && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+		if c.RestartPolicy != nil && !sidecar {
+			add("%s %q: restartPolicy is allowed only on init containers, and only Always", kind, c.Name)
+		}
+		if init && !sidecar && (c.ReadinessProbe != nil || c.LivenessProbe != nil || c.StartupProbe != nil) {
+			add("%s %q: probes need restartPolicy: Always on an init container", kind, c.Name)
+		}
+		ports := map[string]bool{}
+		for _, p := range c.Ports {
+			if p.Name == "" {
+				continue
+			}
+			for _, msg := range validation.IsValidPortName(p.Name) {
+				add("%s %q: port %q: %s", kind, c.Name, p.Name, msg)
+			}
+			ports[p.Name] = true
+		}
+		for _, probe := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe, c.StartupProbe} {
+			if probe == nil || probe.HTTPGet == nil {
+				continue
+			}
+			if port := probe.HTTPGet.Port; port.StrVal != "" && !ports[port.StrVal] {
+				add("%s %q: a probe names port %q, which the container does not declare", kind, c.Name, port.StrVal)
+			}
+		}
+		paths := map[string]bool{}
+		for _, m := range c.VolumeMounts {
+			if !volumes[m.Name] && !claims[m.Name] {
+				add("%s %q: volumeMount %q names no volume of the pod", kind, c.Name, m.Name)
+			}
+			if paths[m.MountPath] {
+				add("%s %q: two volumeMounts at %s", kind, c.Name, m.MountPath)
+			}
+			paths[m.MountPath] = true
+		}
+	}
+	for i := range spec.InitContainers {
+		check("init container", &spec.InitContainers[i], true)
+	}
+	for i := range spec.Containers {
+		check("container", &spec.Containers[i], false)
+	}
+	return problems
 }
 
 // CheckStream checks every document of a YAML stream.

@@ -87,3 +87,21 @@ func TestStreamsAndListsAreCheckedItemByItem(t *testing.T) {
 		t.Fatalf("want items[1] rejected, got %v", p)
 	}
 }
+
+// The pod rules a sidecar injection can break, each alone.
+func TestPodRulesTheDecoderDoesNotCatch(t *testing.T) {
+	for want, doc := range map[string]string{
+		"names no volume":           strings.Replace(deployment, "      volumes:\n", "          volumeMounts: [{name: logs, mountPath: /l}]\n      volumes:\n", 1),
+		"used twice":                strings.Replace(deployment, "- name: web", "- name: scrubs", 1),
+		"does not declare":          strings.Replace(deployment, "port: 9600}", "port: admin}", 1),
+		"probes need restartPolicy": strings.Replace(deployment, "          restartPolicy: Always\n", "", 1),
+		"only on init containers":   strings.Replace(deployment, "          image: nginx", "          image: nginx\n          restartPolicy: Always", 1),
+		"must be no more than 15":   strings.Replace(deployment, "          readinessProbe:", "          ports: [{name: scrubs-admin-port, containerPort: 9600}]\n          readinessProbe:", 1),
+		"defined twice":             strings.Replace(deployment, "      volumes:\n", "      volumes:\n        - {name: secrets, emptyDir: {}}\n", 1),
+	} {
+		p := check(t, doc)
+		if len(p) != 1 || !strings.Contains(p[0], want) {
+			t.Errorf("want one problem with %q, got %v", want, p)
+		}
+	}
+}
