@@ -26,7 +26,7 @@ PROMETHEUS_VERSION=v0.316.0
 bin="${SCRUBS_DEPLOY_CACHE:-$HOME/.cache/scrubs-deploy/bin}"
 mkdir -p "$bin"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+trap '[[ -n "${SCRUBS_DEPLOY_KEEP:-}" ]] && echo "kept $work" || rm -rf "$work"' EXIT
 step() { echo; echo "== check-deploy: $*"; }
 
 # go install PKG@VERSION into $bin, unless that version is there already.
@@ -89,7 +89,8 @@ mkdir -p "$work/secrets"
 for f in pseudonym.key spool.key chain.key kafka-password acme-api-key; do
     head -c 48 /dev/urandom | base64 > "$work/secrets/$f"
 done
-touch "$work/secrets/kafka-ca.pem"
+# Any PEM bundle will do for the CA file librdkafka loads at start-up.
+cp /etc/ssl/certs/ca-certificates.crt "$work/secrets/kafka-ca.pem"
 for rendered in default statefulset; do
     "$helm" template visit-api "$chart" --show-only templates/configmap.yaml \
         $( [[ $rendered == statefulset ]] && echo --set-string scrubs.rules.custom\\.yaml=x ) \
@@ -101,6 +102,53 @@ mkdir -p "$work/rules"
 printf 'rules:\n  - id: local.badge\n    category: other_identifier\n    detector: {token: {pattern: "BDG[0-9]{6}"}}\n' > "$work/rules/custom.yaml"
 scrubs validate --config "$work/scrubs-default.yaml"
 scrubs validate --config "$work/scrubs-statefulset.yaml"
+
+step "rehearsal: the image's binary runs the chart's scrubs.yaml as in a pod, with Kafka and the vendor down"
+# The pod's paths moved under $work, the admin and OTLP ports to free
+# loopback ports, Kafka and the vendor to a closed loopback port: probes
+# and metrics answer, the log is JSON, an audit line is spooled encrypted,
+# and SIGTERM ends the process, exit 0, within the pod's grace period.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+admin_port="$(free_port)"
+grace="$(grep -m1 -o 'terminationGracePeriodSeconds: [0-9]*' "$work/default.yaml" | grep -o '[0-9]*$')"
+mkdir -p "$work/pod/logs" "$work/pod/data"
+sed "s#$work/data#$work/pod/data#g; s#/var/log/app#$work/pod/logs#g; s#0.0.0.0:9600#127.0.0.1:$admin_port#;
+     s#127.0.0.1:4318#127.0.0.1:$(free_port)#; s#127.0.0.1:4317#127.0.0.1:$(free_port)#;
+     s#brokers: .*#brokers: 127.0.0.1:1#; s#endpoint: .*#endpoint: http://127.0.0.1:1#" \
+    "$work/scrubs-default.yaml" > "$work/pod/scrubs.yaml"
+echo '{"level":"info","msg":"chart opened","audit":"true","patient_id":"p-1","patient_name":"Maria Gonzalez"}' > "$work/pod/logs/app.log"
+LD_LIBRARY_PATH="$work/image/lib" "$work/image/bin/scrubs" run --config "$work/pod/scrubs.yaml" 2> "$work/pod/stderr" &
+pod_pid=$!
+for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$admin_port/healthz" >/dev/null && break
+    sleep 0.2
+done
+curl -sf "http://127.0.0.1:$admin_port/healthz" >/dev/null
+curl -sf "http://127.0.0.1:$admin_port/metrics" > "$work/pod/metrics"
+grep -q '^scrubs_config_last_reload_successful 1$' "$work/pod/metrics"
+grep -q '^scrubs_audit_spool_limit_bytes 268435456$' "$work/pod/metrics"
+sleep 2
+start=$(date +%s)
+kill -TERM "$pod_pid"
+rc=0
+wait "$pod_pid" || rc=$?
+took=$(( $(date +%s) - start ))
+echo "SIGTERM to exit: ${took} s (exit $rc; grace period ${grace} s)"
+python3 -c 'import json, sys; [json.loads(l) for l in open(sys.argv[1]) if l.strip()]' "$work/pod/stderr"
+if (( rc != 0 || took >= grace )); then
+    echo "scrubs did not exit 0 within the grace period" >&2
+    tail -20 "$work/pod/stderr" >&2
+    exit 1
+fi
+spool="$work/pod/data/audit/audit.spool"
+if [[ ! -s "$spool" ]] || grep -q 'Maria Gonzalez' "$spool"; then
+    echo "the audit line is not in the spool, or is readable there" >&2
+    exit 1
+fi
+if grep -q 'Maria Gonzalez' "$work/pod/stderr"; then
+    echo "PHI in scrubs' log" >&2
+    exit 1
+fi
 
 step "scrubs inject: the test manifests and their injected form decode strictly; a second pass changes nothing"
 "$kubecheck" tests/data/k8s/*.yaml
