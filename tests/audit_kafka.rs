@@ -641,7 +641,7 @@ async fn encrypted_spool_applies_backpressure_and_replays_in_order() {
     let metrics = Metrics::new();
     let sink = AuditSink::start(&cfg, metrics.clone()).await.unwrap();
     let big = |n: u64| {
-        let stream = if n % 2 == 0 { "a" } else { "b" };
+        let stream = if n.is_multiple_of(2) { "a" } else { "b" };
         let mut e = event(stream, n / 2, Some(format!("patient-{n}")));
         e.record["pad"] = serde_json::Value::String("x".repeat(2000));
         e
