@@ -37,6 +37,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lines;
+pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 mod redact;

@@ -503,6 +503,10 @@ async fn outage_spools_applies_backpressure_and_replays_in_order() {
     assert_eq!(spooled, accepted[0] + accepted[1]);
     assert!(metrics.value("scrubs_audit_spool_bytes", &[]).unwrap() > 900_000);
     assert_eq!(
+        metrics.value("scrubs_audit_spool_limit_bytes", &[]),
+        Some(1 << 20)
+    );
+    assert_eq!(
         sink.send(big("a", 9999)).await,
         Err(AuditError::Backpressure)
     );
@@ -541,6 +545,164 @@ async fn outage_spools_applies_backpressure_and_replays_in_order() {
     let by = seqs_by_stream(&msgs);
     assert_complete_in_order("a", &by["a"], accepted[0] + 5);
     assert_complete_in_order("b", &by["b"], accepted[1] + 5);
+    let report = verify(&msgs, None);
+    assert!(report.is_clean(), "{:?}", report.problems);
+    fwd.abort();
+    assert_logs_clean();
+}
+
+/// The spool encrypted at rest (`spool_encryption_key_file`): events
+/// spooled while Kafka is down are unreadable on disk, survive a restart,
+/// are refused without their key, and are all replayed, in order and with
+/// valid chains, once Kafka is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_spool_holds_no_plaintext_and_replays_everything_after_an_outage() {
+    let (brokers, topic, dir) = fresh_topic("encrypted-spool", 1).await;
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("spool.key");
+    std::fs::write(&key, b"0123456789abcdef0123456789abcdef-spool\n").unwrap();
+    let port = closed_port();
+    let mut cfg = config(&format!("127.0.0.1:{port}"), &topic, dir.path());
+    cfg.delivery_timeout = Duration::from_secs(1);
+    cfg.spool_encryption_key_file = Some(key);
+    let metrics = Metrics::new();
+    let sink = AuditSink::start(&cfg, metrics.clone()).await.unwrap();
+    for batch in 0..5u64 {
+        let evs = (batch * 20..batch * 20 + 20)
+            .map(|n| {
+                let stream = if n % 2 == 0 { "a" } else { "b" };
+                event(stream, n / 2, Some(format!("patient-{n}")))
+            })
+            .collect();
+        sink.send_batch(evs).await.expect("spooled");
+    }
+    assert_eq!(
+        metrics.value("scrubs_audit_events_total", &[("result", "spooled")]),
+        Some(100)
+    );
+    sink.shutdown(Duration::from_secs(2)).await;
+
+    // At rest: frames, no record, stream or key in the clear.
+    let raw = std::fs::read(dir.path().join("audit.spool")).unwrap();
+    assert!(
+        raw.len() > 100 * 150,
+        "100 events spooled: {} bytes",
+        raw.len()
+    );
+    let readable = |needle: &str| raw.windows(needle.len()).any(|w| w == needle.as_bytes());
+    for needle in [
+        "PHI-a-",
+        "PHI-b-",
+        "Dr. Smith",
+        "patient-",
+        "\"line\"",
+        "prev_hash",
+    ] {
+        assert!(!readable(needle), "{needle} readable in the spool file");
+    }
+
+    // Without the key the sink does not start, and says which key it needs.
+    let mut no_key = cfg.clone();
+    no_key.spool_encryption_key_file = None;
+    let err = match AuditSink::start(&no_key, Metrics::new()).await {
+        Ok(_) => panic!("started without the spool's key"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("key id"), "{err}");
+
+    // Kafka is back: a restarted sink replays everything.
+    let fwd = forward(port, brokers.clone()).await;
+    let metrics = Metrics::new();
+    let sink = AuditSink::start(&cfg, metrics.clone()).await.unwrap();
+    let s = sink.clone();
+    wait_for(
+        "the encrypted spool to be replayed",
+        Duration::from_secs(30),
+        move || !s.spooling(),
+    )
+    .await;
+    assert_eq!(metrics.value("scrubs_audit_replayed_total", &[]), Some(100));
+    assert_eq!(metrics.value("scrubs_audit_spool_bytes", &[]), Some(0));
+    sink.shutdown(Duration::from_secs(5)).await;
+
+    let msgs = read_all(&brokers, &topic).await;
+    let by = seqs_by_stream(&msgs);
+    assert_complete_in_order("a", &by["a"], 50);
+    assert_complete_in_order("b", &by["b"], 50);
+    let report = verify(&msgs, None);
+    assert!(report.is_clean(), "{:?}", report.problems);
+    // The topic (inside the boundary) gets the records as they were.
+    let lines: usize = msgs
+        .iter()
+        .filter(|m| {
+            let p = m.payload.as_ref().unwrap();
+            p.windows(9).any(|w| w == b"Dr. Smith")
+        })
+        .count();
+    assert_eq!(lines, 100);
+    fwd.abort();
+    assert_logs_clean();
+}
+
+/// The outage scenario above with the spool encrypted: the limit is reached
+/// (frames are larger by key id, nonce and tag), backpressure applies, and
+/// the replay task reads the encrypted frames back while the process runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_spool_applies_backpressure_and_replays_in_order() {
+    let (brokers, topic, dir) = fresh_topic("encrypted-outage", 1).await;
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("spool.key");
+    std::fs::write(&key, [0x42u8; 32]).unwrap();
+    let port = closed_port();
+    let mut cfg = config(&format!("127.0.0.1:{port}"), &topic, dir.path());
+    cfg.delivery_timeout = Duration::from_secs(1);
+    cfg.spool_max_bytes = 1 << 20;
+    cfg.spool_encryption_key_file = Some(key);
+    let metrics = Metrics::new();
+    let sink = AuditSink::start(&cfg, metrics.clone()).await.unwrap();
+    let big = |n: u64| {
+        let stream = if n.is_multiple_of(2) { "a" } else { "b" };
+        let mut e = event(stream, n / 2, Some(format!("patient-{n}")));
+        e.record["pad"] = serde_json::Value::String("x".repeat(2000));
+        e
+    };
+    let mut accepted = 0u64;
+    loop {
+        let evs: Vec<_> = (accepted..accepted + 20).map(big).collect();
+        match sink.send_batch(evs).await {
+            Ok(()) => accepted += 20,
+            Err(AuditError::Backpressure) => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(accepted < 5000, "the 1 MiB spool never filled");
+    }
+    assert!(sink.backpressure());
+    assert_eq!(metrics.value("scrubs_audit_spool_full", &[]), Some(1));
+    let raw = std::fs::read(dir.path().join("audit.spool")).unwrap();
+    assert!(raw.len() > 900_000);
+    assert!(
+        !raw.windows(7).any(|w| w == b"Dr. Smi"),
+        "plaintext in the spool"
+    );
+
+    let fwd = forward(port, brokers.clone()).await;
+    let s = sink.clone();
+    wait_for(
+        "the spool to be replayed",
+        Duration::from_secs(30),
+        move || !s.spooling(),
+    )
+    .await;
+    assert!(!sink.backpressure());
+    assert_eq!(
+        metrics.value("scrubs_audit_replayed_total", &[]),
+        Some(accepted)
+    );
+    sink.shutdown(Duration::from_secs(5)).await;
+    let msgs = read_all(&brokers, &topic).await;
+    let by = seqs_by_stream(&msgs);
+    assert_complete_in_order("a", &by["a"], accepted / 2);
+    assert_complete_in_order("b", &by["b"], accepted / 2);
     let report = verify(&msgs, None);
     assert!(report.is_clean(), "{:?}", report.problems);
     fwd.abort();

@@ -1,6 +1,7 @@
 //! Command-line parsing and the subcommands.
 
 mod audit;
+mod inject;
 mod redact;
 mod rules;
 mod run;
@@ -34,6 +35,8 @@ enum Command {
     Validate(run::ValidateArgs),
     /// Audit topic tools (verify the hash chains).
     Audit(audit::AuditArgs),
+    /// Add the scrubs sidecar to Kubernetes workloads (YAML in, YAML out).
+    Inject(inject::InjectArgs),
 }
 
 /// Which rules are in force; shared by every command that builds an engine.
@@ -172,5 +175,6 @@ pub fn try_main() -> Result<ExitCode, CliError> {
         Command::Run(args) => run::run(args),
         Command::Validate(args) => run::validate(args),
         Command::Audit(args) => audit::run(args),
+        Command::Inject(args) => inject::run(args),
     }
 }

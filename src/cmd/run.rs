@@ -2,19 +2,21 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use scrubs::admin::{self, Ready};
-use scrubs::config::{Config, SourceConfig};
-use scrubs::metrics::Metrics;
+use scrubs::config::{build_rules, Config, SourceConfig};
+use scrubs::metrics::{Handle, Metrics};
 use scrubs::pipeline::classify::Selector;
 use scrubs::pipeline::router::{AuditOut, Handler, Pipeline, RouterConfig, VendorOut};
 use scrubs::pipeline::LineBatch;
 use scrubs::sinks::audit::AuditSink;
 use scrubs::sinks::otlp::VendorSink;
 use scrubs::sources::{file, otlp, stdin};
+use scrubs::{Engine, PseudonymKey};
 use tokio::sync::{mpsc, watch, Mutex};
 use tracing::{error, info, warn, Instrument};
 
@@ -90,7 +92,7 @@ pub fn validate(args: ValidateArgs) -> Result<ExitCode, CliError> {
 
 pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     limit_malloc_arenas();
-    init_logging();
+    scrubs::logging::init();
     let Some(cfg) = load(&args.config, true) else {
         return Ok(ExitCode::from(2));
     };
@@ -145,16 +147,6 @@ fn limit_malloc_arenas() {
     eprintln!("scrubs: could not re-execute with {VAR}=2 ({err}); continuing");
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SCRUBS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
-}
-
 async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
     let Config {
         data_dir,
@@ -173,7 +165,12 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
     let admin_addr = admin::spawn(admin_cfg.address, metrics.clone(), ready.clone())?;
     info!(address = %admin_addr, "admin endpoint listening");
 
-    let engine = cfg.engine().map_err(|e| e.to_string())?;
+    // Without a key file, pseudonyms use a random key made once here and
+    // kept for the life of the process, SIGHUP reloads included: a token
+    // that changed on reload would stop correlating one patient's records.
+    let ephemeral_key = PseudonymKey::ephemeral();
+    let engine = engine(&cfg, &ephemeral_key).map_err(|e| e.to_string())?;
+    let reloads = Reloads::new(&metrics);
     if engine.key_is_ephemeral() {
         warn!("no pseudonym_key_file: pseudonyms use a random key for this process only");
     }
@@ -353,7 +350,7 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
             _ = term.recv() => { info!("SIGTERM: draining"); break; }
             _ = int.recv() => { info!("SIGINT: draining"); break; }
             _ = &mut sources_done => { info!("input ended: draining"); break; }
-            _ = hup.recv() => reload(&config_path, &pipeline),
+            _ = hup.recv() => reload(&config_path, &pipeline, &ephemeral_key, &reloads),
         }
     }
 
@@ -419,20 +416,82 @@ fn audit_start_error(msg: &str, kafka: &scrubs::sinks::audit::AuditConfig) -> St
     out
 }
 
+/// The engine for a configuration: its key file's key, or the process's
+/// ephemeral key when it names none.
+fn engine(cfg: &Config, ephemeral_key: &PseudonymKey) -> Result<Engine, scrubs::Error> {
+    let key = match &cfg.pseudonym_key_file {
+        Some(p) => PseudonymKey::from_file(p)?,
+        None => ephemeral_key.clone(),
+    };
+    Engine::new(&build_rules(&cfg.rules)?, key)
+}
+
+/// `scrubs_config_reloads_total{result}` and
+/// `scrubs_config_last_reload_successful`, created at start-up so that the
+/// first rejected reload is an increase an alert can see.
+struct Reloads {
+    applied: Handle,
+    rejected: Handle,
+    last_ok: Handle,
+}
+
+impl Reloads {
+    fn new(m: &Metrics) -> Reloads {
+        const HELP: &str = "SIGHUP reloads, by result (applied, rejected).";
+        let last_ok = m.gauge(
+            "scrubs_config_last_reload_successful",
+            "1 when the last SIGHUP reload was applied (or none was tried), 0 when it was rejected.",
+            &[],
+        );
+        last_ok.store(1, Ordering::Relaxed);
+        Reloads {
+            applied: m.counter(
+                "scrubs_config_reloads_total",
+                HELP,
+                &[("result", "applied")],
+            ),
+            rejected: m.counter(
+                "scrubs_config_reloads_total",
+                HELP,
+                &[("result", "rejected")],
+            ),
+            last_ok,
+        }
+    }
+
+    fn record(&self, applied: bool) {
+        let counter = if applied {
+            &self.applied
+        } else {
+            &self.rejected
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.last_ok.store(u64::from(applied), Ordering::Relaxed);
+    }
+}
+
 /// SIGHUP: recompile the rules; a bad rule set is rejected and the old one
 /// stays in force.
-fn reload(config_path: &std::path::Path, pipeline: &Pipeline) {
+fn reload(
+    config_path: &std::path::Path,
+    pipeline: &Pipeline,
+    ephemeral_key: &PseudonymKey,
+    reloads: &Reloads,
+) {
     match Config::load(config_path) {
-        Ok(cfg) => match cfg.engine() {
+        Ok(cfg) => match engine(&cfg, ephemeral_key) {
             Ok(engine) => {
                 info!(rules = engine.rule_count(), "SIGHUP: rules reloaded");
                 pipeline.reload(engine);
+                reloads.record(true);
             }
             Err(e) => {
+                reloads.record(false);
                 error!(error = %e, "SIGHUP: new rules rejected; the previous rules stay in force")
             }
         },
         Err(problems) => {
+            reloads.record(false);
             for p in &problems {
                 error!(problem = %p, "SIGHUP: configuration rejected; the previous rules stay in force");
             }

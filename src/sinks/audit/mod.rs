@@ -50,7 +50,8 @@
 //!
 //! - `scrubs_audit_events_total{result="delivered|spooled|refused|failed"}`
 //! - `scrubs_audit_replayed_total`
-//! - `scrubs_audit_spool_bytes`, `scrubs_audit_spool_full` (0/1),
+//! - `scrubs_audit_spool_bytes`, `scrubs_audit_spool_limit_bytes`,
+//!   `scrubs_audit_spool_full` (0/1),
 //!   `scrubs_audit_spooling` (0/1) gauges
 //! - `scrubs_audit_delivery_latency_seconds_bucket{le="..."}` (cumulative),
 //!   `scrubs_audit_delivery_latency_seconds_count` and
@@ -91,7 +92,7 @@ pub use verify::{
 };
 
 use payload::{payload_overhead, ChainHead};
-use spool::{encode_frame, frame_len, Journal, SpoolFile, SpoolReader};
+use spool::{encode_frame, frame_len, Journal, SpoolCipher, SpoolFile, SpoolReader};
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -107,6 +108,7 @@ use spool::{encode_frame, frame_len, Journal, SpoolFile, SpoolReader};
 ///   spool_max_bytes: 268435456           # 256 MiB; then backpressure
 ///   delivery_timeout: 10s
 ///   chain_key_file: /etc/scrubs/audit-chain.key
+///   spool_encryption_key_file: /etc/scrubs/secrets/spool.key
 ///   security:
 ///     protocol: sasl_ssl
 ///     sasl_mechanism: SCRAM-SHA-512
@@ -162,6 +164,16 @@ pub struct AuditConfig {
     /// outside the audit topic's trust domain; `scrubs audit verify` needs it.
     #[serde(default)]
     pub chain_key_file: Option<PathBuf>,
+    /// A file holding at least 32 secret bytes (a Kubernetes Secret mounted
+    /// as a file) with which the spool is encrypted at rest
+    /// (XChaCha20-Poly1305; see `spool.rs`): the spool holds unredacted
+    /// events, and with the key kept off the spool's volume a copy of that
+    /// volume reveals frame sizes only. Events spooled under one key are
+    /// replayed only with that key: change it when `scrubs_audit_spool_bytes`
+    /// is 0. Without it the spool is written in plain text and a warning is
+    /// logged at start-up.
+    #[serde(default)]
+    pub spool_encryption_key_file: Option<PathBuf>,
     /// Check the topic's retention, replication and durability settings at
     /// start-up and log a warning for each that is weaker than recommended.
     /// Default true.
@@ -250,6 +262,7 @@ impl AuditConfig {
             delivery_timeout: default_delivery_timeout(),
             max_message_bytes: default_max_message_bytes(),
             chain_key_file: None,
+            spool_encryption_key_file: None,
             check_topic_config: true,
         }
     }
@@ -332,6 +345,13 @@ impl AuditConfig {
             if k.as_os_str().is_empty() {
                 p.push(format!(
                     "{prefix}.chain_key_file: must not be empty when set"
+                ));
+            }
+        }
+        if let Some(k) = &self.spool_encryption_key_file {
+            if k.as_os_str().is_empty() {
+                p.push(format!(
+                    "{prefix}.spool_encryption_key_file: must not be empty when set"
                 ));
             }
         }
@@ -648,17 +668,25 @@ impl AuditSink {
             ),
             None => None,
         };
+        let cipher =
+            match &cfg.spool_encryption_key_file {
+                Some(p) => Some(SpoolCipher::from_file(p).map_err(|e| {
+                    start_error(format!("audit.kafka.spool_encryption_key_file: {e}"))
+                })?),
+                None => None,
+            };
         let dir = cfg.spool_dir.clone();
         let (instance, journal, spool, recovered) = {
             let dir = dir.clone();
+            let cipher = cipher.clone();
             tokio::task::spawn_blocking(move || -> Result<_, crate::Error> {
                 spool::ensure_dir(&dir).map_err(|e| io_error(&dir, e))?;
                 let instance = spool::instance_id(&dir)
                     .map_err(|e| io_error(&dir.join(spool::INSTANCE_FILE), e))?;
                 let journal =
                     Journal::open(&dir).map_err(|e| io_error(&dir.join(spool::JOURNAL_FILE), e))?;
-                let (mut spool, rec) =
-                    SpoolFile::open(&dir).map_err(|e| io_error(&dir.join(spool::SPOOL_FILE), e))?;
+                let (mut spool, rec) = SpoolFile::open(&dir, cipher)
+                    .map_err(|e| io_error(&dir.join(spool::SPOOL_FILE), e))?;
                 if rec.pending_frames == 0 && spool.len() > 0 {
                     spool
                         .truncate()
@@ -692,9 +720,19 @@ impl AuditSink {
         });
         m.spool_bytes.store(spool_len, Ordering::Relaxed);
         m.spool_full.store(u64::from(full), Ordering::Relaxed);
+        // The limit as a gauge, so that an alert can say "filling" as a
+        // fraction of it whatever the configuration.
+        metrics
+            .gauge(
+                "scrubs_audit_spool_limit_bytes",
+                "audit.kafka.spool_max_bytes: the spool size at which audit events are refused.",
+                &[],
+            )
+            .store(cfg.spool_max_bytes, Ordering::Relaxed);
         m.spooling.store(u64::from(spooling), Ordering::Relaxed);
-        let reader =
-            SpoolReader::open(&dir).map_err(|e| io_error(&dir.join(spool::SPOOL_FILE), e))?;
+        let spool_key_id = cipher.as_ref().map(SpoolCipher::key_id);
+        let reader = SpoolReader::open(&dir, cipher)
+            .map_err(|e| io_error(&dir.join(spool::SPOOL_FILE), e))?;
         let topic: Arc<str> = Arc::from(cfg.topic.as_str());
         let (tx, rx) = mpsc::channel(1024);
         let (replay_tx, replay_rx) = mpsc::channel(4);
@@ -751,8 +789,16 @@ impl AuditSink {
             instance = %instance,
             streams,
             keyed_chain = cfg.chain_key_file.is_some(),
+            spool_encrypted = spool_key_id.is_some(),
+            spool_key_id = spool_key_id.as_deref(),
             "audit sink started"
         );
+        if spool_key_id.is_none() {
+            tracing::warn!(
+                spool_dir = %dir.display(),
+                "audit.kafka.spool_encryption_key_file is not set: events spooled during a Kafka outage are unredacted plain text on disk"
+            );
+        }
         if cfg.check_topic_config {
             let cfg = cfg.clone();
             tokio::spawn(async move {

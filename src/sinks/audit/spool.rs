@@ -5,11 +5,22 @@
 //!
 //! - `audit.spool`: sealed events that Kafka has not acknowledged yet, as
 //!   frames appended in sealing order and fsynced before `send` resolves.
-//!   A frame is `u32 LE body length | body | first 4 bytes of SHA-256(body)`
-//!   with body `u64 LE seq | u16 LE stream length | stream | u32 LE key length
-//!   | key | payload`. A torn tail (crash during an append) is cut off at
-//!   start-up; bytes after a damaged frame are moved aside to
-//!   `audit.spool.damaged-<unix seconds>`, never silently deleted.
+//!   A frame's body is `u64 LE seq | u16 LE stream length | stream | u32 LE
+//!   key length | key | payload`. Without an encryption key a frame is
+//!   `u32 LE body length | body | first 4 bytes of SHA-256(body)`. With
+//!   `spool_encryption_key_file` (see [`SpoolCipher`]) it is `u32 LE
+//!   (0x8000_0000 | sealed length) | key id (4 bytes) | nonce (24 bytes) |
+//!   XChaCha20-Poly1305 ciphertext of the body | tag (16 bytes)`, the first
+//!   8 bytes authenticated as associated data: a copied volume shows frame
+//!   sizes and nothing else, not even which stream or patient key a frame
+//!   belongs to. Both kinds can follow each other in one file (a spool
+//!   written before the key was configured is still replayed). A torn tail
+//!   (crash during an append) is cut off at start-up; bytes after a damaged
+//!   frame (a checksum or tag that does not match) are moved aside to
+//!   `audit.spool.damaged-<unix seconds>`, never silently deleted. A frame
+//!   sealed under another key, or sealed when no key is configured, stops
+//!   the sink from starting with an error naming both key ids: it is not
+//!   damage, and the operator has the key it needs.
 //! - `audit.spool.cursor`: the byte offset up to which the spool has been
 //!   replayed to Kafka (decimal). The spool is truncated to zero once it has
 //!   been replayed completely.
@@ -22,11 +33,15 @@
 //!   one line per stream when it grows past 1 MiB.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::payload::{hex, parse_hex, stated_hash, ChainHead, SealedEvent};
@@ -37,6 +52,120 @@ pub(crate) const JOURNAL_FILE: &str = "chain.journal";
 pub(crate) const INSTANCE_FILE: &str = "chain.id";
 const JOURNAL_COMPACT_BYTES: u64 = 1 << 20;
 const FRAME_OVERHEAD: usize = 4 + 8 + 2 + 4 + 4;
+/// The high bit of a frame's length word marks an encrypted frame.
+const SEALED_FLAG: u32 = 0x8000_0000;
+const KEY_ID_BYTES: usize = 4;
+const NONCE_BYTES: usize = 24;
+const TAG_BYTES: usize = 16;
+/// What encryption adds to a body: key id, nonce and tag (the plain
+/// frame's 4-byte checksum is not written).
+const SEALED_EXTRA: usize = KEY_ID_BYTES + NONCE_BYTES + TAG_BYTES;
+/// The shortest body: seq, stream length and key length.
+const MIN_BODY: usize = 8 + 2 + 4;
+
+/// The key that encrypts the spool at rest.
+///
+/// The key file holds at least 32 secret bytes (trailing newlines are not
+/// part of it), for example `head -c 32 /dev/urandom`; a Kubernetes Secret
+/// mounted as a file. Two keys are derived from it with HMAC-SHA256: the
+/// XChaCha20-Poly1305 key, and a 4-byte key id written in every frame so
+/// that a spool written under another key is recognised as such (and the
+/// id, which reveals nothing about the key, can be logged to tell keys
+/// apart). Every frame gets a random 192-bit nonce, so no counter has to
+/// survive restarts and nonces never repeat in practice.
+#[derive(Clone)]
+pub(crate) struct SpoolCipher {
+    aead: XChaCha20Poly1305,
+    id: [u8; KEY_ID_BYTES],
+}
+
+impl fmt::Debug for SpoolCipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpoolCipher(key id {})", self.key_id())
+    }
+}
+
+impl SpoolCipher {
+    /// The shortest key file accepted, in bytes.
+    pub(crate) const MIN_KEY_BYTES: usize = 32;
+
+    /// Reads a key file. The error names the file, never its content.
+    pub(crate) fn from_file(path: &Path) -> Result<SpoolCipher, String> {
+        let mut key = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        while key.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            key.pop();
+        }
+        SpoolCipher::from_bytes(&key).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// A cipher from key bytes, refused when shorter than
+    /// [`SpoolCipher::MIN_KEY_BYTES`].
+    pub(crate) fn from_bytes(key: &[u8]) -> Result<SpoolCipher, String> {
+        if key.len() < Self::MIN_KEY_BYTES {
+            return Err(format!(
+                "key is {} bytes; at least {} are required",
+                key.len(),
+                Self::MIN_KEY_BYTES
+            ));
+        }
+        let derive = |label: &[u8]| -> [u8; 32] {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+                .expect("HMAC accepts keys of any length");
+            mac.update(label);
+            mac.finalize().into_bytes().into()
+        };
+        let enc = derive(b"scrubs audit spool encryption key v1");
+        let id = derive(b"scrubs audit spool key id v1");
+        let aead = XChaCha20Poly1305::new_from_slice(&enc).expect("the key is 32 bytes");
+        Ok(SpoolCipher {
+            aead,
+            id: [id[0], id[1], id[2], id[3]],
+        })
+    }
+
+    /// The key id as 8 hex digits (safe to log).
+    pub(crate) fn key_id(&self) -> String {
+        hex_bytes(&self.id)
+    }
+
+    /// Appends the encrypted frame of one plain body.
+    fn seal(&self, body: &[u8], out: &mut Vec<u8>) {
+        let sealed_len = (SEALED_EXTRA + body.len()) as u32;
+        let start = out.len();
+        out.extend_from_slice(&(SEALED_FLAG | sealed_len).to_le_bytes());
+        out.extend_from_slice(&self.id);
+        let nonce: [u8; NONCE_BYTES] = rand::random();
+        out.extend_from_slice(&nonce);
+        let aad = out[start..start + 4 + KEY_ID_BYTES].to_vec();
+        let ciphertext = self
+            .aead
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: body,
+                    aad: &aad,
+                },
+            )
+            .expect("XChaCha20-Poly1305 encrypts any length the spool writes");
+        out.extend_from_slice(&ciphertext);
+    }
+
+    /// The plain body of an encrypted frame (`frame` is the whole frame,
+    /// length word included), or `None` when the tag does not match.
+    fn open(&self, frame: &[u8]) -> Option<Vec<u8>> {
+        let header = 4 + KEY_ID_BYTES;
+        let nonce: [u8; NONCE_BYTES] = frame[header..header + NONCE_BYTES].try_into().ok()?;
+        self.aead
+            .decrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: &frame[header + NONCE_BYTES..],
+                    aad: &frame[..header],
+                },
+            )
+            .ok()
+    }
+}
 
 /// Creates the spool directory (mode 0700) if needed; warns when an
 /// existing one is open to other users (it holds unredacted records).
@@ -133,8 +262,15 @@ pub(crate) fn encode_frame(ev: &SealedEvent, out: &mut Vec<u8>) {
     out.extend_from_slice(&sum[..4]);
 }
 
-/// The size of an event's frame.
+/// The size of an event's frame on disk: exact for a plain frame, an upper
+/// bound (by 40 bytes) when frames are encrypted, which is what the spool's
+/// size limit needs.
 pub(crate) fn frame_len(ev: &SealedEvent) -> usize {
+    plain_frame_len(ev) + SEALED_EXTRA - 4
+}
+
+/// The size of an event's plain frame, as [`encode_frame`] writes it.
+fn plain_frame_len(ev: &SealedEvent) -> usize {
     FRAME_OVERHEAD + ev.stream.len().min(u16::MAX as usize) + ev.key.len() + ev.payload.len()
 }
 
@@ -148,46 +284,87 @@ pub(crate) struct Frame {
     pub end: u64,
 }
 
+/// Lower-case hex of a few bytes (key ids).
+fn hex_bytes(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why [`decode_frames`] stopped before the end of its buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// At the end of the buffer or of the frames asked for, or before an
+    /// incomplete frame (a torn tail, or more to read).
+    End,
+    /// At a frame whose checksum or tag does not match, or whose length or
+    /// fields are impossible.
+    Damaged,
+    /// At an encrypted frame this process cannot open: written under
+    /// another key, or no key is configured. The message names the key ids.
+    Locked(String),
+}
+
 /// Decodes the frames in `buf`, which starts at file offset `base`. Returns
-/// the frames and how many bytes they cover; stops at the first incomplete
-/// or damaged frame (`damaged` says which).
-pub(crate) fn decode_frames(buf: &[u8], base: u64, max: usize) -> (Vec<Frame>, usize, bool) {
+/// the frames, how many bytes they cover, and why it stopped.
+pub(crate) fn decode_frames(
+    buf: &[u8],
+    base: u64,
+    max: usize,
+    cipher: Option<&SpoolCipher>,
+) -> (Vec<Frame>, usize, Stop) {
     let mut frames = Vec::new();
     let mut pos = 0usize;
     while frames.len() < max {
         let rest = &buf[pos..];
         if rest.len() < 4 {
-            return (frames, pos, false);
+            return (frames, pos, Stop::End);
         }
-        let body_len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
-        if body_len < 14 {
-            return (frames, pos, true);
-        }
-        if rest.len() < 4 + body_len + 4 {
-            return (frames, pos, false);
-        }
-        let body = &rest[4..4 + body_len];
-        let sum = &rest[4 + body_len..4 + body_len + 4];
-        if &Sha256::digest(body)[..4] != sum {
-            return (frames, pos, true);
-        }
-        let seq = u64::from_le_bytes(body[..8].try_into().unwrap());
-        let slen = u16::from_le_bytes(body[8..10].try_into().unwrap()) as usize;
-        if 10 + slen + 4 > body.len() {
-            return (frames, pos, true);
-        }
-        let stream = match std::str::from_utf8(&body[10..10 + slen]) {
-            Ok(s) => s.to_string(),
-            Err(_) => return (frames, pos, true),
+        let word = u32::from_le_bytes(rest[..4].try_into().unwrap());
+        let opened;
+        let (body, frame_len) = if word & SEALED_FLAG != 0 {
+            let sealed_len = (word & !SEALED_FLAG) as usize;
+            if sealed_len < SEALED_EXTRA + MIN_BODY {
+                return (frames, pos, Stop::Damaged);
+            }
+            if rest.len() < 4 + sealed_len {
+                return (frames, pos, Stop::End);
+            }
+            let frame = &rest[..4 + sealed_len];
+            let id = &frame[4..4 + KEY_ID_BYTES];
+            let Some(cipher) = cipher.filter(|c| c.id == id) else {
+                let have = cipher.map_or("none configured".to_string(), |c| {
+                    format!("the configured key has id {}", c.key_id())
+                });
+                let msg = format!(
+                    "the audit spool holds events encrypted with key id {} at offset {} ({have}); configure audit.kafka.spool_encryption_key_file with the key they were written with",
+                    hex_bytes(id),
+                    base + pos as u64
+                );
+                return (frames, pos, Stop::Locked(msg));
+            };
+            match cipher.open(frame) {
+                Some(b) => opened = b,
+                None => return (frames, pos, Stop::Damaged),
+            }
+            (&opened[..], 4 + sealed_len)
+        } else {
+            let body_len = word as usize;
+            if body_len < MIN_BODY {
+                return (frames, pos, Stop::Damaged);
+            }
+            if rest.len() < 4 + body_len + 4 {
+                return (frames, pos, Stop::End);
+            }
+            let body = &rest[4..4 + body_len];
+            let sum = &rest[4 + body_len..4 + body_len + 4];
+            if &Sha256::digest(body)[..4] != sum {
+                return (frames, pos, Stop::Damaged);
+            }
+            (body, 4 + body_len + 4)
         };
-        let k = 10 + slen;
-        let klen = u32::from_le_bytes(body[k..k + 4].try_into().unwrap()) as usize;
-        if k + 4 + klen > body.len() {
-            return (frames, pos, true);
-        }
-        let key = body[k + 4..k + 4 + klen].to_vec();
-        let payload = body[k + 4 + klen..].to_vec();
-        pos += 4 + body_len + 4;
+        let Some((seq, stream, key, payload)) = split_body(body) else {
+            return (frames, pos, Stop::Damaged);
+        };
+        pos += frame_len;
         frames.push(Frame {
             stream,
             seq,
@@ -196,7 +373,35 @@ pub(crate) fn decode_frames(buf: &[u8], base: u64, max: usize) -> (Vec<Frame>, u
             end: base + pos as u64,
         });
     }
-    (frames, pos, false)
+    (frames, pos, Stop::End)
+}
+
+/// The fields of a frame body: seq, stream, key, payload.
+fn split_body(body: &[u8]) -> Option<(u64, String, Vec<u8>, Vec<u8>)> {
+    let seq = u64::from_le_bytes(body.get(..8)?.try_into().ok()?);
+    let slen = u16::from_le_bytes(body.get(8..10)?.try_into().ok()?) as usize;
+    let stream = std::str::from_utf8(body.get(10..10 + slen)?)
+        .ok()?
+        .to_string();
+    let k = 10 + slen;
+    let klen = u32::from_le_bytes(body.get(k..k + 4)?.try_into().ok()?) as usize;
+    let key = body.get(k + 4..k + 4 + klen)?.to_vec();
+    let payload = body.get(k + 4 + klen..)?.to_vec();
+    Some((seq, stream, key, payload))
+}
+
+/// Re-frames plain frames (as [`encode_frame`] wrote them) as encrypted
+/// frames.
+fn seal_frames(plain: &[u8], cipher: &SpoolCipher) -> Vec<u8> {
+    let mut out = Vec::with_capacity(plain.len() + plain.len() / 8 + 64);
+    let mut pos = 0;
+    while pos + 4 <= plain.len() {
+        let body_len = u32::from_le_bytes(plain[pos..pos + 4].try_into().unwrap()) as usize;
+        let end = (pos + 4 + body_len).min(plain.len());
+        cipher.seal(&plain[pos + 4..end], &mut out);
+        pos = end + 4;
+    }
+    out
 }
 
 /// The append side of the spool, owned by the sink's writer task.
@@ -204,6 +409,7 @@ pub(crate) struct SpoolFile {
     dir: PathBuf,
     file: File,
     len: u64,
+    cipher: Option<SpoolCipher>,
 }
 
 /// What start-up found in the spool.
@@ -218,15 +424,25 @@ pub(crate) struct Recovered {
 
 impl SpoolFile {
     /// Opens (or creates) the spool, cuts off a torn tail and reads the
-    /// chain heads and the replay cursor.
-    pub(crate) fn open(dir: &Path) -> io::Result<(SpoolFile, Recovered)> {
+    /// chain heads and the replay cursor. New frames are encrypted with
+    /// `cipher` when there is one; frames already there are read whether
+    /// plain or encrypted with `cipher`'s key, and one encrypted with another
+    /// key (or with no key configured) is an error of kind `PermissionDenied`
+    /// that names the key ids.
+    pub(crate) fn open(
+        dir: &Path,
+        cipher: Option<SpoolCipher>,
+    ) -> io::Result<(SpoolFile, Recovered)> {
         let path = dir.join(SPOOL_FILE);
         let mut file = open_rw(&path, true)?;
         let mut buf = Vec::new();
         file.read_to_end(&mut buf)?;
-        let (frames, good, damaged) = decode_frames(&buf, 0, usize::MAX);
+        let (frames, good, stop) = decode_frames(&buf, 0, usize::MAX, cipher.as_ref());
+        if let Stop::Locked(msg) = stop {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, msg));
+        }
         if good < buf.len() {
-            if damaged {
+            if stop == Stop::Damaged {
                 let secs = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
@@ -275,6 +491,7 @@ impl SpoolFile {
             dir: dir.to_path_buf(),
             file,
             len: good as u64,
+            cipher,
         };
         Ok((
             spool,
@@ -291,11 +508,20 @@ impl SpoolFile {
         self.len
     }
 
-    /// Appends frames and fsyncs.
+    /// Appends frames (plain, as [`encode_frame`] wrote them; encrypted here
+    /// when the spool has a key) and fsyncs.
     pub(crate) fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         if bytes.is_empty() {
             return Ok(());
         }
+        let sealed;
+        let bytes = match &self.cipher {
+            Some(c) => {
+                sealed = seal_frames(bytes, c);
+                &sealed[..]
+            }
+            None => bytes,
+        };
         if let Err(e) = self
             .file
             .write_all(bytes)
@@ -322,12 +548,15 @@ impl SpoolFile {
 /// The read side of the spool, owned by the replay task.
 pub(crate) struct SpoolReader {
     file: File,
+    cipher: Option<SpoolCipher>,
 }
 
 impl SpoolReader {
-    pub(crate) fn open(dir: &Path) -> io::Result<SpoolReader> {
+    /// Opens the spool for replay; `cipher` as in [`SpoolFile::open`].
+    pub(crate) fn open(dir: &Path, cipher: Option<SpoolCipher>) -> io::Result<SpoolReader> {
         Ok(SpoolReader {
             file: File::open(dir.join(SPOOL_FILE))?,
+            cipher,
         })
     }
 
@@ -347,13 +576,21 @@ impl SpoolReader {
         loop {
             let mut buf = vec![0u8; want as usize];
             self.file.read_exact_at(&mut buf, from)?;
-            let (frames, _, damaged) = decode_frames(&buf, from, max_frames);
+            let (frames, _, stop) = decode_frames(&buf, from, max_frames, self.cipher.as_ref());
             if !frames.is_empty() {
                 return Ok(frames);
             }
+            if let Stop::Locked(msg) = stop {
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, msg));
+            }
             // The first frame is larger than what was read: read it whole.
-            let first = 8 + u64::from(u32::from_le_bytes(buf[..4].try_into().unwrap_or([0; 4])));
-            if damaged || first <= want || from + first > end {
+            let word = u32::from_le_bytes(buf[..4].try_into().unwrap_or([0; 4]));
+            let first = if word & SEALED_FLAG != 0 {
+                4 + u64::from(word & !SEALED_FLAG)
+            } else {
+                8 + u64::from(word)
+            };
+            if stop == Stop::Damaged || first <= want || from + first > end {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("damaged audit spool frame at offset {from}"),
@@ -511,21 +748,21 @@ mod tests {
         for e in &evs {
             encode_frame(e, &mut buf);
         }
-        assert_eq!(buf.len(), evs.iter().map(frame_len).sum::<usize>());
+        assert_eq!(buf.len(), evs.iter().map(plain_frame_len).sum::<usize>());
         {
-            let (mut sp, rec) = SpoolFile::open(dir.path()).unwrap();
+            let (mut sp, rec) = SpoolFile::open(dir.path(), None).unwrap();
             assert_eq!(rec.pending_frames, 0);
             sp.append(&buf).unwrap();
             // A torn write.
             sp.append(&buf[..10]).unwrap();
         }
-        let (sp, rec) = SpoolFile::open(dir.path()).unwrap();
+        let (sp, rec) = SpoolFile::open(dir.path(), None).unwrap();
         assert_eq!(sp.len(), buf.len() as u64);
         assert_eq!(rec.pending_frames, 5);
         assert_eq!(rec.heads["a"].seq, 2);
         assert_eq!(rec.heads["b"].seq, 1);
         assert_eq!(rec.heads["b"].hash, evs[3].hash);
-        let r = SpoolReader::open(dir.path()).unwrap();
+        let r = SpoolReader::open(dir.path(), None).unwrap();
         let frames = r.read(0, sp.len(), 3, 1 << 20).unwrap();
         assert_eq!(frames.len(), 3);
         assert_eq!(frames[2].payload, evs[2].payload);
@@ -534,7 +771,7 @@ mod tests {
         assert_eq!(rest[1].end, sp.len());
         write_cursor(dir.path(), frames[2].end).unwrap();
         drop(sp);
-        let (_, rec) = SpoolFile::open(dir.path()).unwrap();
+        let (_, rec) = SpoolFile::open(dir.path(), None).unwrap();
         assert_eq!(rec.pending_frames, 2);
         assert_eq!(rec.cursor, frames[2].end);
     }
@@ -547,10 +784,10 @@ mod tests {
         for n in 0..3 {
             encode_frame(&sealed(&mut s, "a", n), &mut buf);
         }
-        let second = frame_len(&sealed(&mut Sealer::new(None, "i", HashMap::new()), "a", 0));
+        let second = plain_frame_len(&sealed(&mut Sealer::new(None, "i", HashMap::new()), "a", 0));
         buf[second + 20] ^= 0xff;
         fs::write(dir.path().join(SPOOL_FILE), &buf).unwrap();
-        let (sp, rec) = SpoolFile::open(dir.path()).unwrap();
+        let (sp, rec) = SpoolFile::open(dir.path(), None).unwrap();
         assert_eq!(rec.pending_frames, 1);
         assert_eq!(sp.len(), second as u64);
         let aside: Vec<_> = fs::read_dir(dir.path())
@@ -611,5 +848,179 @@ mod tests {
         );
         let len = fs::metadata(dir.path().join(JOURNAL_FILE)).unwrap().len();
         assert!(len < 1000, "compacted: {len}");
+    }
+
+    /// An event whose record, stream and key are all recognisable PHI.
+    fn phi_event(s: &mut Sealer, n: u64) -> SealedEvent {
+        s.seal(&AuditEvent {
+            source: "app".into(),
+            stream: "/var/log/pods/clinic_maria-gonzalez/app/0.log".into(),
+            key: Some("patient-219-09-9999".into()),
+            time_unix_nano: n,
+            record: serde_json::json!({"line": format!("Maria Gonzalez SSN 219-09-9999 visit {n}")}),
+        })
+    }
+
+    fn contains(hay: &[u8], needle: &str) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+    }
+
+    #[test]
+    fn encrypted_frames_hold_no_plaintext_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let cipher = SpoolCipher::from_bytes(&[7u8; 32]).unwrap();
+        let mut s = Sealer::new(None, "i", HashMap::new());
+        let evs: Vec<_> = (0..4).map(|n| phi_event(&mut s, n)).collect();
+        let mut buf = Vec::new();
+        for e in &evs {
+            encode_frame(e, &mut buf);
+        }
+        {
+            let (mut sp, _) = SpoolFile::open(dir.path(), Some(cipher.clone())).unwrap();
+            sp.append(&buf).unwrap();
+            let on_disk = sp.len() as usize;
+            assert!(on_disk <= evs.iter().map(frame_len).sum::<usize>());
+            assert!(on_disk > buf.len(), "frames carry key id, nonce and tag");
+        }
+        let raw = fs::read(dir.path().join(SPOOL_FILE)).unwrap();
+        for needle in [
+            "Maria Gonzalez",
+            "219-09-9999",
+            "maria-gonzalez",
+            "visit",
+            "\"line\"",
+            "prev_hash",
+        ] {
+            assert!(
+                !contains(&raw, needle),
+                "{needle} readable in the spool file"
+            );
+        }
+        let (sp, rec) = SpoolFile::open(dir.path(), Some(cipher.clone())).unwrap();
+        assert_eq!(rec.pending_frames, 4);
+        assert_eq!(rec.heads[&evs[3].stream].hash, evs[3].hash);
+        let r = SpoolReader::open(dir.path(), Some(cipher)).unwrap();
+        let frames = r.read(0, sp.len(), 1, 1 << 20).unwrap();
+        assert_eq!(frames.len(), 1);
+        let rest = r.read(frames[0].end, sp.len(), 100, 1 << 20).unwrap();
+        let all: Vec<_> = frames.iter().chain(&rest).collect();
+        assert_eq!(all.len(), 4);
+        for (f, e) in all.iter().zip(&evs) {
+            assert_eq!(f.payload, e.payload);
+            assert_eq!(f.key, e.key);
+            assert_eq!(f.stream, e.stream);
+            assert_eq!(f.seq, e.seq);
+        }
+        assert_eq!(all[3].end, sp.len());
+    }
+
+    #[test]
+    fn another_key_or_no_key_is_refused_not_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let right = SpoolCipher::from_bytes(&[1u8; 40]).unwrap();
+        let wrong = SpoolCipher::from_bytes(&[2u8; 40]).unwrap();
+        assert_ne!(right.key_id(), wrong.key_id());
+        let mut s = Sealer::new(None, "i", HashMap::new());
+        let mut buf = Vec::new();
+        encode_frame(&phi_event(&mut s, 0), &mut buf);
+        {
+            let (mut sp, _) = SpoolFile::open(dir.path(), Some(right.clone())).unwrap();
+            sp.append(&buf).unwrap();
+        }
+        let len = fs::metadata(dir.path().join(SPOOL_FILE)).unwrap().len();
+        for (cipher, says) in [
+            (Some(wrong.clone()), format!("has id {}", wrong.key_id())),
+            (None, "none configured".to_string()),
+        ] {
+            let err = SpoolFile::open(dir.path(), cipher).err().expect("refused");
+            assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&right.key_id()) && msg.contains(&says),
+                "{msg}"
+            );
+        }
+        // Nothing was cut off or moved aside; the right key still reads it.
+        assert_eq!(
+            fs::metadata(dir.path().join(SPOOL_FILE)).unwrap().len(),
+            len
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        let (_, rec) = SpoolFile::open(dir.path(), Some(right)).unwrap();
+        assert_eq!(rec.pending_frames, 1);
+    }
+
+    #[test]
+    fn a_tampered_encrypted_frame_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let cipher = SpoolCipher::from_bytes(&[3u8; 32]).unwrap();
+        let mut s = Sealer::new(None, "i", HashMap::new());
+        let mut buf = Vec::new();
+        for n in 0..3 {
+            encode_frame(&phi_event(&mut s, n), &mut buf);
+        }
+        {
+            let (mut sp, _) = SpoolFile::open(dir.path(), Some(cipher.clone())).unwrap();
+            sp.append(&buf).unwrap();
+        }
+        let path = dir.path().join(SPOOL_FILE);
+        let mut raw = fs::read(&path).unwrap();
+        let first = 4 + (u32::from_le_bytes(raw[..4].try_into().unwrap()) & !SEALED_FLAG) as usize;
+        // One bit of the second frame's ciphertext.
+        raw[first + 40] ^= 1;
+        fs::write(&path, &raw).unwrap();
+        let (sp, rec) = SpoolFile::open(dir.path(), Some(cipher)).unwrap();
+        assert_eq!(rec.pending_frames, 1);
+        assert_eq!(sp.len(), first as u64);
+        let aside = fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("damaged"))
+            .count();
+        assert_eq!(aside, 1);
+    }
+
+    #[test]
+    fn a_plain_spool_from_before_the_key_is_still_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cipher = SpoolCipher::from_bytes(&[4u8; 32]).unwrap();
+        let mut s = Sealer::new(None, "i", HashMap::new());
+        let evs: Vec<_> = (0..4).map(|n| phi_event(&mut s, n)).collect();
+        let (mut plain, mut sealed) = (Vec::new(), Vec::new());
+        encode_frame(&evs[0], &mut plain);
+        encode_frame(&evs[1], &mut plain);
+        encode_frame(&evs[2], &mut sealed);
+        encode_frame(&evs[3], &mut sealed);
+        {
+            let (mut sp, _) = SpoolFile::open(dir.path(), None).unwrap();
+            sp.append(&plain).unwrap();
+        }
+        let (mut sp, rec) = SpoolFile::open(dir.path(), Some(cipher.clone())).unwrap();
+        assert_eq!(rec.pending_frames, 2);
+        sp.append(&sealed).unwrap();
+        let r = SpoolReader::open(dir.path(), Some(cipher)).unwrap();
+        let frames = r.read(0, sp.len(), 100, 1 << 20).unwrap();
+        let payloads: Vec<_> = frames.iter().map(|f| f.payload.clone()).collect();
+        let want: Vec<_> = evs.iter().map(|e| e.payload.clone()).collect();
+        assert_eq!(payloads, want);
+    }
+
+    #[test]
+    fn spool_keys_are_checked_and_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("short.key");
+        fs::write(&short, b"too short\n").unwrap();
+        let err = SpoolCipher::from_file(&short).unwrap_err();
+        assert!(err.contains("short.key") && err.contains("32"), "{err}");
+        assert!(!err.contains("too short"), "{err}");
+        let good = dir.path().join("good.key");
+        fs::write(&good, "k3y-material-that-is-long-enough-0123456789\n").unwrap();
+        let c = SpoolCipher::from_file(&good).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("k3y-material"), "{shown}");
+        assert!(shown.contains(&c.key_id()), "{shown}");
+        // The trailing newline is not part of the key.
+        let same = SpoolCipher::from_bytes(b"k3y-material-that-is-long-enough-0123456789").unwrap();
+        assert_eq!(same.key_id(), c.key_id());
     }
 }
