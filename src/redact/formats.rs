@@ -276,7 +276,7 @@ fn segment(hay: &[u8], s: usize, lookup: Lookup<'_>, out: &mut dyn FnMut(Pair)) 
                 if !person_segment(seg) || field.is_empty() {
                     None
                 } else {
-                    shape_of(field, i, last_name_field)
+                    shape_of(seg, field, i, last_name_field)
                 }
             })
         };
@@ -312,7 +312,7 @@ fn fits(kind: Field, field: &[u8]) -> bool {
 }
 
 /// Reads a field in a person segment that the table does not map.
-fn shape_of(field: &[u8], i: usize, last_name_field: usize) -> Option<Field> {
+fn shape_of(seg: &[u8], field: &[u8], i: usize, last_name_field: usize) -> Option<Field> {
     let mut parts = field.split(|&b| b == b'^');
     let c1 = parts.next().unwrap_or(b"");
     let c2 = parts.next().unwrap_or(b"");
@@ -332,6 +332,21 @@ fn shape_of(field: &[u8], i: usize, last_name_field: usize) -> Option<Field> {
     // `SEL^Self`) is not a name.
     if is_name_part(c1) && is_name_part(c2) && !(is_code(c1) && !all_caps(c2)) {
         return Some(Field::Name);
+    }
+    // An identifier: the segment's own kind of number (a plan's member id,
+    // a patient's record number), unless it is a date.
+    let id_like = c2.is_empty()
+        && (6..=20).contains(&c1.len())
+        && c1.iter().filter(|b| b.is_ascii_digit()).count() >= 5
+        && c1.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        && !(c1.len() == 8 && plausible_date(c1));
+    if id_like && !(last_name_field > 0 && i <= last_name_field + 2) {
+        let k = match seg {
+            b"IN1" | b"IN2" => key::MEMBER,
+            b"GT1" => key::ACCOUNT,
+            _ => key::MRN,
+        };
+        return Some(Field::Id(k));
     }
     // A date a field or two after the name: the person's birth date.
     if c2.is_empty()
@@ -683,6 +698,11 @@ fn cell(v: &[u8], names: &Names) -> Cell {
         }
         if (v.len() == 5 && digits == 5) || (v.len() == 10 && digits == 9 && v[5] == b'-') {
             return Cell::Zip;
+        }
+        // A long number that is none of those: a member or record number
+        // (`457642072-01`).
+        if digits >= 8 && v.iter().all(|b| b.is_ascii_digit() || *b == b'-') {
+            return Cell::Id;
         }
         return Cell::Skip;
     }
