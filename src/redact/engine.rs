@@ -75,6 +75,8 @@ struct Rule {
     value_regex: Option<(meta::Regex, usize)>,
     /// Ids of the literals that gate this regex rule.
     triggers: Vec<u32>,
+    /// Normalised keys whose values are never this rule's (`exclude_keys`).
+    exclude: Vec<Box<[u8]>>,
     detector: &'static str,
     file: Arc<str>,
     line: usize,
@@ -176,6 +178,8 @@ pub struct Scratch {
     sub: State,
     stack: Vec<Frame>,
     decoded: Vec<u8>,
+    /// A second decoding buffer, for encoded values inside a decoded one.
+    inner: Vec<u8>,
     out: Vec<u8>,
     norm: Vec<u8>,
     num: NumToken,
@@ -301,9 +305,6 @@ pub struct Engine {
     /// that rule.
     weak_keys: HashMap<Box<[u8]>, u32, BuildFx>,
     prose: Option<Prose>,
-    /// Keys whose values name things, never people (the names rule's
-    /// `exclude_keys`), lower case.
-    thing_keys: std::collections::HashSet<Box<[u8]>, BuildFx>,
     regex: Option<meta::Regex>,
     /// The rules of each pattern of `regex`. Rules with the same pattern
     /// (a context rule and a validator rule over one shape) share it, and a
@@ -349,8 +350,6 @@ impl Engine {
         let mut names = None;
         let mut weak_keys: HashMap<Box<[u8]>, u32, BuildFx> = HashMap::with_hasher(BuildFx);
         let mut prose = None;
-        let mut thing_keys: std::collections::HashSet<Box<[u8]>, BuildFx> =
-            std::collections::HashSet::with_hasher(BuildFx);
         let mut regex_patterns: Vec<String> = Vec::new();
         let mut regex_rules: Vec<Vec<u32>> = Vec::new();
         let mut regex_always = false;
@@ -541,18 +540,6 @@ impl Engine {
                         ))),
                     }
                 }
-                for k in &ns.exclude_keys {
-                    if k.is_empty()
-                        || k.len() > MAX_KEY
-                        || !k.bytes().all(|b| b.is_ascii_alphanumeric())
-                    {
-                        problems.push(lr.problem(format!(
-                            "names.exclude_keys: '{k}' must be 1 to {MAX_KEY} letters or digits"
-                        )));
-                    } else {
-                        thing_keys.insert(k.to_ascii_lowercase().into_bytes().into_boxed_slice());
-                    }
-                }
                 if names.is_some() {
                     problems.push(lr.problem("only one names rule may be in force"));
                 } else if let (Ok(first), Ok(last)) = (first, last) {
@@ -596,8 +583,19 @@ impl Engine {
                 unreachable!("checked at load: exactly one detector");
             }
 
+            let mut exclude = Vec::new();
+            for k in &spec.exclude_keys {
+                let mut buf = [0u8; MAX_KEY];
+                match normalise_key(k.as_bytes(), &mut buf) {
+                    Some(n) => exclude.push(buf[..n].into()),
+                    None => problems.push(lr.problem(format!(
+                        "exclude_keys: '{k}' is empty or longer than {MAX_KEY} characters after normalisation"
+                    ))),
+                }
+            }
             rules.push(Rule {
                 id: spec.id.clone(),
+                exclude,
                 description: spec.description.clone(),
                 category,
                 action,
@@ -677,7 +675,6 @@ impl Engine {
             names,
             weak_keys,
             prose,
-            thing_keys,
             regex,
             regex_rules,
             regex_always,
@@ -692,6 +689,7 @@ impl Engine {
             sub: State::default(),
             stack: Vec::with_capacity(structure::MAX_DEPTH),
             decoded: Vec::new(),
+            inner: Vec::new(),
             out: Vec::new(),
             norm: Vec::new(),
             num: NumToken::new(),
@@ -824,12 +822,12 @@ impl Engine {
             .copied()
     }
 
-    /// Whether the text at `s` starts the value of a key that names a thing
-    /// (`component="Austin Edge"`, `service: Carter Lock`), whose words are
-    /// never a person's name: one of the names rule's `exclude_keys`,
-    /// matched by the key's last word.
-    fn under_thing_key(&self, hay: &[u8], s: usize) -> bool {
-        if self.thing_keys.is_empty() {
+    /// Whether the text at `s` lies at the start of the value of one of
+    /// rule `rule`'s `exclude_keys` (`component="Austin Edge"`,
+    /// `trace_id=4695404946591239701`).
+    fn excluded(&self, rule: u32, hay: &[u8], s: usize) -> bool {
+        let ex = &self.rules[rule as usize].exclude;
+        if ex.is_empty() {
             return false;
         }
         let mut p = s;
@@ -844,18 +842,17 @@ impl Engine {
             p -= 1;
         }
         let end = p;
-        while p > 0 && hay[p - 1].is_ascii_alphanumeric() {
+        while p > 0
+            && (hay[p - 1].is_ascii_alphanumeric() || matches!(hay[p - 1], b'_' | b'.' | b'-'))
+            && end - p < MAX_KEY
+        {
             p -= 1;
         }
-        if p == end || end - p > MAX_KEY {
-            return false;
-        }
         let mut buf = [0u8; MAX_KEY];
-        let n = end - p;
-        for (d, b) in buf.iter_mut().zip(&hay[p..end]) {
-            *d = b.to_ascii_lowercase();
-        }
-        self.thing_keys.contains(&buf[..n])
+        let Some(n) = normalise_key(&hay[p..end], &mut buf) else {
+            return false;
+        };
+        ex.iter().any(|k| buf[..n].ends_with(k))
     }
 
     /// Whether a value found under key rule `rule` stands: under a person
@@ -880,7 +877,9 @@ impl Engine {
         };
         match (names, prose) {
             (Some(nm), _) => nm.looks_like_name(value),
-            (_, Some(p)) => p.is_clinical(value),
+            // A form body or a record (`first=Ana&dob=...`, `{...}`) is data,
+            // read by its own keys, not a message.
+            (_, Some(p)) => !value.iter().any(|&b| b == b'=' || b == b'{') && p.is_clinical(value),
             _ => true,
         }
     }
@@ -1006,6 +1005,7 @@ impl Engine {
             sub,
             stack,
             decoded,
+            inner,
             num,
             regex_cache,
             keys,
@@ -1089,6 +1089,20 @@ impl Engine {
                 if structure::is_own_token(&hay[p.start..p.end]) {
                     return true;
                 }
+                // A bare message under a text key runs on over its commas.
+                let p = match p.rule {
+                    Some(r)
+                        if p.bare
+                            && !p.query
+                            && self.prose.as_ref().is_some_and(|x| x.rule == r) =>
+                    {
+                        Pair {
+                            end: structure::text_value_end(hay, p.start).max(p.end),
+                            ..p
+                        }
+                    }
+                    _ => p,
+                };
                 let rule = p
                     .rule
                     .filter(|&r| self.keyed_value_ok(r, &hay[p.start..p.end], p.query, decoded));
@@ -1117,9 +1131,13 @@ impl Engine {
                     });
                     true
                 } else {
-                    if p.query
-                        && nq < query_values.len()
-                        && hay[p.start..p.end].iter().any(|b| *b == b'%' || *b == b'+')
+                    let v = &hay[p.start..p.end];
+                    // A query value, or a value encoded whole (a URL in a
+                    // parameter, `%3F` for its `?`); a path with a literal
+                    // query string has its own pairs.
+                    if nq < query_values.len()
+                        && ((p.query && v.iter().any(|b| *b == b'%' || *b == b'+'))
+                            || (v.contains(&b'%') && !v.contains(&b'?') && !v.contains(&b'&')))
                     {
                         query_values[nq] = (p.start, p.end);
                         nq += 1;
@@ -1137,6 +1155,29 @@ impl Engine {
                 structure::url_decode(&hay[vs..ve], decoded);
                 sub.findings.clear();
                 self.literal_pass(decoded, sub);
+                // A decoded value can hold pairs of its own (a URL with a
+                // query string); their values may be encoded once more.
+                {
+                    let text = &decoded[..];
+                    let inner = &mut *inner;
+                    let findings = &mut sub.findings;
+                    structure::scan_pairs(text, false, &lookup, &mut |p: Pair| {
+                        let v = &text[p.start..p.end];
+                        if let Some(rule) =
+                            p.rule.filter(|&r| self.keyed_value_ok(r, v, true, inner))
+                        {
+                            findings.push(Finding {
+                                start: p.start,
+                                end: p.end,
+                                rule,
+                                strength: STRENGTH_KEY,
+                                quote: false,
+                            });
+                            return true;
+                        }
+                        p.rule.is_none()
+                    });
+                }
                 self.value_pass(decoded, sub, num, regex_cache);
                 if let Some(best) = sub
                     .findings
@@ -1155,6 +1196,10 @@ impl Engine {
         }
         self.value_pass(hay, main, num, regex_cache);
         if !main.findings.is_empty() {
+            // A value under a key its rule excludes is not that rule's
+            // (findings of key rules stand: the key itself said so).
+            main.findings
+                .retain(|f| f.strength == STRENGTH_KEY || !self.excluded(f.rule, hay, f.start));
             drop_inside_own_tokens(hay, &mut main.findings);
             keep_off_escapes(hay, &mut main.findings);
             if pairs_done {
@@ -1372,7 +1417,7 @@ impl Engine {
                 if names::is_capitalised(&hay[i..we]) {
                     if let Some((s, e)) = nm
                         .phrase(hay, i, we, prev_word)
-                        .filter(|&(s, _)| !self.under_thing_key(hay, s))
+                        .filter(|&(s, _)| !self.excluded(nm.rule, hay, s))
                     {
                         st.findings.push(Finding {
                             start: s,
@@ -1642,11 +1687,11 @@ fn nothing_between(hay: &[u8], h: &Hit, s: usize, e: usize) -> bool {
     {
         return false;
     }
-    // A key of its own: letters then `=` inside the gap.
-    match gap.iter().position(|&b| b == b'=') {
-        Some(i) => !gap[..i].iter().any(u8::is_ascii_alphabetic),
-        None => true,
-    }
+    // A key of its own: letters then `=` inside the gap (the `=` right
+    // after the context word is its own).
+    !gap.iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'=' && gap[..i].iter().any(u8::is_ascii_alphabetic))
 }
 
 /// Removes findings that touch a replacement token scrubs wrote earlier, so

@@ -13,7 +13,8 @@
 //!   apologies, a question.
 //!
 //! The span is clinical text when it has two health words, or one health
-//! word and one mark of a person, or three marks of a person. Counting costs
+//! word and one mark of a person, or one health word in a sentence of six
+//! words or more, or three marks of a person. Counting costs
 //! one hash lookup per word and per word pair, and nothing is allocated.
 
 use std::collections::HashSet;
@@ -91,7 +92,9 @@ impl Prose {
         let mut health = 0;
         let mut person = 0;
         let mut words = 0;
+        // The two words before this one, for phrases of two and three words.
         let mut prev: Option<(usize, usize)> = None;
+        let mut prev2: Option<(usize, usize)> = None;
         let mut buf = [0u8; MAX_TERM];
         let mut i = 0;
         while i < text.len() {
@@ -123,26 +126,50 @@ impl Prose {
                     person += 1;
                 }
                 let mut hit = self.terms.contains(lw);
-                // A two-word phrase (`chest pain`, `blood sugar`).
-                if let Some((ps, pe)) = prev {
-                    let plen = pe - ps;
-                    if plen + 1 + n <= MAX_TERM {
-                        let mut pair = [0u8; MAX_TERM];
-                        for (d, c) in pair.iter_mut().zip(&text[ps..pe]) {
-                            *d = c.to_ascii_lowercase();
-                        }
-                        pair[plen] = b' ';
-                        pair[plen + 1..plen + 1 + n].copy_from_slice(lw);
-                        hit |= self.terms.contains(&pair[..plen + 1 + n]);
-                    }
+                // Phrases of two and three words (`chest pain`, `shortness
+                // of breath`), joined by one space whatever separated them.
+                for first in [prev, prev2].into_iter().flatten() {
+                    hit |= self.phrase(text, first, (s, i));
                 }
                 if hit {
                     health += 1;
                 }
             }
+            prev2 = prev;
             prev = Some((s, i));
         }
-        words >= 2 && (health >= 2 || (health >= 1 && person >= 1) || person >= 3)
+        words >= 2 && (health >= 2 || (health >= 1 && (person >= 1 || words >= 6)) || person >= 3)
+    }
+
+    /// Whether the words from `first` to `last` (two or three of them) are a
+    /// term, lower-cased and joined by single spaces.
+    fn phrase(&self, text: &[u8], first: (usize, usize), last: (usize, usize)) -> bool {
+        let mut buf = [0u8; MAX_TERM];
+        let mut n = 0;
+        let mut p = first.0;
+        let mut space = false;
+        while p < last.1 {
+            let b = text[p];
+            if is_word_byte(b) || (matches!(b, b'\'' | b'/' | b'-') && p > first.0) {
+                if space {
+                    if n == MAX_TERM {
+                        return false;
+                    }
+                    buf[n] = b' ';
+                    n += 1;
+                    space = false;
+                }
+                if n == MAX_TERM {
+                    return false;
+                }
+                buf[n] = b.to_ascii_lowercase();
+                n += 1;
+            } else {
+                space = n > 0;
+            }
+            p += 1;
+        }
+        self.terms.contains(&buf[..n])
     }
 }
 
@@ -207,6 +234,12 @@ pub fn utterance(hay: &[u8]) -> Option<(usize, usize)> {
         return None;
     }
     let label = &hay[label_start..colon];
+    // A speaker is a name or a role (`Dr. Fukuda`, `PATIENT (...)`, `結衣`),
+    // so it has a capital or a letter outside ASCII; `waiting room:` is a
+    // log's own label.
+    if !label.iter().any(|&b| b.is_ascii_uppercase() || b >= 0x80) {
+        return None;
+    }
     if !label.iter().all(|&b| {
         b.is_ascii_alphabetic()
             || b >= 0x80
@@ -274,5 +307,6 @@ mod tests {
         assert_eq!(u("2024-06-01 12:00:00 Kafka Consumer: rebalancing"), None);
         assert_eq!(u("12:00:00 GET /x: 200"), None);
         assert_eq!(u("12:00"), None);
+        assert_eq!(u("06:31:07 waiting room: Ana is waiting"), None);
     }
 }

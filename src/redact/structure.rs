@@ -319,9 +319,15 @@ pub fn scan_pairs(
         if key_start == key_end {
             continue;
         }
-        // `fax-gateway:2.37.23`, `api-svc:8080`: a service, host or image
-        // name and its tag or port, not a key and its value.
-        if sep == b':' && quote == 0 && next != b' ' && hay[key_start..key_end].contains(&b'-') {
+        // `fax-gateway:2.37.23`, `api-svc:8080`, `api.example.org:443`: a
+        // service, host or image name and its tag or port, not a key and its
+        // value.
+        if sep == b':'
+            && quote == 0
+            && next != b' '
+            && (hay[key_start..key_end].contains(&b'-')
+                || (hay[key_start..key_end].contains(&b'.') && next.is_ascii_digit()))
+        {
             continue;
         }
         if quote != 0 {
@@ -340,7 +346,10 @@ pub fn scan_pairs(
         };
         let query = sep == b'=' && (before == b'?' || before == b'&');
         let rule = lookup(&hay[key_start..key_end]);
-        if rule.is_none() && !query {
+        // An unkeyed value is still reported when it is percent-encoded
+        // (`redirect_uri=https%3A%2F%2F...%3Ffirst%3DAna`): what it hides is
+        // only seen decoded.
+        if rule.is_none() && !query && !encoded_after(hay, p + 1) {
             continue;
         }
         // The value.
@@ -399,6 +408,18 @@ pub fn scan_pairs(
             resume = after;
         }
     }
+}
+
+/// Whether the value starting at or just after `v` begins with text that
+/// holds a percent escape (`%3A`) before the next white space.
+fn encoded_after(hay: &[u8], v: usize) -> bool {
+    let end = hay[v.min(hay.len())..]
+        .iter()
+        .position(|&b| matches!(b, b' ' | b'\t' | b'&'))
+        .map_or(hay.len(), |i| v + i);
+    hay[v.min(end)..end]
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
 }
 
 /// Whether the end of `text` lies inside a `q`-quoted string: an odd number
@@ -694,6 +715,34 @@ fn bare_end(hay: &[u8], v: usize) -> usize {
                 // Two spaces or a space before punctuation ends the value.
                 return p;
             }
+        }
+        p += 1;
+    }
+    n
+}
+
+/// The end of a bare free-text value starting at `v`: a message runs over
+/// commas and spaces to the end of the line, a closing quote or brace, a
+/// `|` field separator, or the next `key=` / `key:`.
+pub fn text_value_end(hay: &[u8], v: usize) -> usize {
+    let n = hay.len();
+    let mut p = v;
+    while p < n {
+        match hay[p] {
+            b'"' | b'|' | b'}' | b'\t' | b'&' => return p,
+            b' ' => {
+                let mut q = p + 1;
+                while q < n && is_key_byte(hay[q]) {
+                    q += 1;
+                }
+                if q > p + 1
+                    && q < n
+                    && (hay[q] == b'=' || (hay[q] == b':' && hay.get(q + 1) == Some(&b' ')))
+                {
+                    return p;
+                }
+            }
+            _ => {}
         }
         p += 1;
     }

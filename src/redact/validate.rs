@@ -484,7 +484,12 @@ fn trim_brackets(v: &[u8]) -> &[u8] {
 
 /// See [`Validator::Email`].
 fn email(raw: &[u8]) -> bool {
-    let Some(at) = raw.iter().position(|&b| b == b'@') else {
+    // `%40` is an encoded `@`.
+    let at = raw
+        .iter()
+        .position(|&b| b == b'@')
+        .or_else(|| raw.windows(3).position(|w| w == b"%40"));
+    let Some(at) = at else {
         return false;
     };
     let local = &raw[..at];

@@ -33,6 +33,13 @@ pub struct RuleSpec {
     /// Words that must appear near a candidate for it to count.
     #[serde(default)]
     pub context: Option<ContextSpec>,
+    /// Keys whose values are never this rule's finding: the value of
+    /// `trace_id` is not a card number, the value of `component` is not a
+    /// person. A key matches when its normalised form ends with one of
+    /// these (`dd.trace_id` ends with `traceid`). Findings made by a key
+    /// rule are not affected.
+    #[serde(default)]
+    pub exclude_keys: Vec<String>,
     /// What replaces a match. Defaults to a category label.
     #[serde(default)]
     pub action: Option<ActionSpec>,
@@ -179,11 +186,6 @@ pub struct NamesSpec {
     /// or by its last word (`patient.first`, `display_name`).
     #[serde(default)]
     pub keys: Vec<String>,
-    /// Keys whose values name things, never people (`component`,
-    /// `service`, `logger`): capitalised words there are not a name. A key
-    /// matches by its last run of letters and digits (`app.component`).
-    #[serde(default)]
-    pub exclude_keys: Vec<String>,
 }
 
 /// Context words and how far from the candidate they may be.
