@@ -11,6 +11,7 @@ use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::util::syntax;
 use regex_automata::Input;
 
+use super::address::Streets;
 use super::class;
 use super::formats;
 use super::literals::LiteralMatcher;
@@ -305,6 +306,7 @@ pub struct Engine {
     /// that rule.
     weak_keys: HashMap<Box<[u8]>, u32, BuildFx>,
     prose: Option<Prose>,
+    streets: Option<Streets>,
     regex: Option<meta::Regex>,
     /// The rules of each pattern of `regex`. Rules with the same pattern
     /// (a context rule and a validator rule over one shape) share it, and a
@@ -350,6 +352,7 @@ impl Engine {
         let mut names = None;
         let mut weak_keys: HashMap<Box<[u8]>, u32, BuildFx> = HashMap::with_hasher(BuildFx);
         let mut prose = None;
+        let mut streets = None;
         let mut regex_patterns: Vec<String> = Vec::new();
         let mut regex_rules: Vec<Vec<u32>> = Vec::new();
         let mut regex_always = false;
@@ -553,6 +556,13 @@ impl Engine {
                         scripts,
                     ));
                 }
+            } else if let Some(a) = &d.address {
+                detector = "address";
+                match lr.read_relative(&a.suffixes) {
+                    Ok(text) if streets.is_none() => streets = Some(Streets::new(idx, &text)),
+                    Ok(_) => problems.push(lr.problem("only one address rule may be in force")),
+                    Err(e) => problems.push(lr.problem(format!("address.suffixes: {e}"))),
+                }
             } else if let Some(ps) = &d.prose {
                 detector = "prose";
                 let mut lists = Vec::new();
@@ -675,6 +685,7 @@ impl Engine {
             names,
             weak_keys,
             prose,
+            streets,
             regex,
             regex_rules,
             regex_always,
@@ -1350,6 +1361,23 @@ impl Engine {
                 }
                 i += 1;
                 continue;
+            }
+            if c & class::DIGIT != 0 {
+                // A house number starts a street address.
+                if let Some(sa) = &self.streets {
+                    if let Some((s, e)) = sa.address(hay, i) {
+                        st.findings.push(Finding {
+                            start: s,
+                            end: e,
+                            rule: sa.rule,
+                            strength: STRENGTH_CONTEXT,
+                            quote: false,
+                        });
+                        i = e;
+                        prev_word = None;
+                        continue;
+                    }
+                }
             }
             if c & class::DIGIT != 0 && !self.numeric.is_empty() && numeric::scan(hay, i, num) {
                 self.numeric_candidates(hay, num, st);

@@ -15,6 +15,7 @@
 //! gate literals occurred. A clean line is returned as the input slice: no
 //! copy and no allocation, with scratch space reused from [`Scratch`].
 
+mod address;
 mod class;
 mod engine;
 mod fold_table;

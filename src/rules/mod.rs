@@ -84,6 +84,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "hipaa/clinical_terms.txt",
         include_str!("../../rules/hipaa/clinical_terms.txt"),
     ),
+    (
+        "hipaa/street_suffixes.txt",
+        include_str!("../../rules/hipaa/street_suffixes.txt"),
+    ),
 ];
 
 /// Where a rule file came from, for resolving its dictionary paths.
@@ -434,6 +438,7 @@ fn check_rule(rule: &LoadedRule) -> Vec<RuleProblem> {
         d.token.is_some(),
         d.names.is_some(),
         d.prose.is_some(),
+        d.address.is_some(),
     ]
     .iter()
     .filter(|k| **k)
@@ -441,7 +446,7 @@ fn check_rule(rule: &LoadedRule) -> Vec<RuleProblem> {
     if kinds != 1 {
         out.push(rule.problem_at(
             "detector",
-            "detector must have exactly one of: regex, keywords/dictionary, keys, numeric, token, names, prose",
+            "detector must have exactly one of: regex, keywords/dictionary, keys, numeric, token, names, prose, address",
         ));
     }
     if d.requires.is_some() && d.regex.is_none() {

@@ -88,10 +88,23 @@ pub struct DetectorSpec {
     /// Person names from dictionaries, capitalisation and context.
     #[serde(default)]
     pub names: Option<NamesSpec>,
+    /// Street addresses in free text: a house number, words and a street
+    /// suffix from a list, then a unit, city, state and ZIP.
+    #[serde(default)]
+    pub address: Option<AddressSpec>,
     /// Human messages about health: values of text keys and transcript
     /// utterances that read as a person writing about symptoms or medicines.
     #[serde(default)]
     pub prose: Option<ProseSpec>,
+}
+
+/// The street-address detector.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressSpec {
+    /// A file of street suffixes (`STREET`, `ST`, `CROSSING`), one per line,
+    /// relative to the rule file.
+    pub suffixes: String,
 }
 
 /// The clinical-message detector.
