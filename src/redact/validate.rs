@@ -47,6 +47,8 @@ pub enum Validator {
     /// An email address whose local part is not a machine id (a UUID or a
     /// long hex string, as in a `Message-ID`).
     Email,
+    /// An IBAN: country code, check digits and account, ISO 13616 mod 97.
+    Iban,
 }
 
 impl Validator {
@@ -68,6 +70,7 @@ impl Validator {
         "imei",
         "public_ip",
         "email",
+        "iban",
     ];
 
     /// Parses a rule-file validator name.
@@ -89,6 +92,7 @@ impl Validator {
             "imei" => Validator::Imei,
             "public_ip" => Validator::PublicIp,
             "email" => Validator::Email,
+            "iban" => Validator::Iban,
             _ => return None,
         })
     }
@@ -114,6 +118,7 @@ impl Validator {
             Validator::Imei => digits.len() == 15 && luhn(digits),
             Validator::PublicIp => public_ip(raw),
             Validator::Email => email(raw),
+            Validator::Iban => iban(raw),
         }
     }
 }
@@ -480,6 +485,33 @@ fn trim_brackets(v: &[u8]) -> &[u8] {
         .rposition(|b| !matches!(b, b' ' | b'"' | b'\''))
         .map_or(s, |e| e + 1);
     &v[s..e]
+}
+
+/// See [`Validator::Iban`]: move the first four characters to the end,
+/// letters become 10..35, and the number mod 97 is 1.
+fn iban(raw: &[u8]) -> bool {
+    let v: Vec<u8> = raw.iter().copied().filter(|b| *b != b' ').collect();
+    if !(15..=34).contains(&v.len())
+        || !v[..2].iter().all(u8::is_ascii_uppercase)
+        || !v[2..4].iter().all(u8::is_ascii_digit)
+        || !v.iter().all(u8::is_ascii_alphanumeric)
+    {
+        return false;
+    }
+    let mut rem = 0u32;
+    for &b in v[4..].iter().chain(&v[..4]) {
+        let d = if b.is_ascii_digit() {
+            u32::from(b - b'0')
+        } else {
+            u32::from(b.to_ascii_uppercase() - b'A') + 10
+        };
+        rem = if d >= 10 {
+            (rem * 100 + d) % 97
+        } else {
+            (rem * 10 + d) % 97
+        };
+    }
+    rem == 1
 }
 
 /// See [`Validator::Email`].
