@@ -20,7 +20,7 @@ use super::numeric::{self, NumToken, NumericMatcher};
 use super::prose::{self, Prose};
 use super::pseudonym::PseudonymKey;
 use super::structure::{self, normalise_key, Frame, Pair, MAX_KEY};
-use super::validate::Validator;
+use super::validate::{self, Validator};
 use crate::error::{Error, RuleProblem};
 use crate::rules::{
     ActionSpec, Category, ContextSide, ExampleSpec, ExamplesSpec, RuleSet, SimpleAction,
@@ -307,6 +307,8 @@ pub struct Engine {
     weak_keys: HashMap<Box<[u8]>, u32, BuildFx>,
     prose: Option<Prose>,
     streets: Option<Streets>,
+    /// The IPv6 rule, found by the tokenizer.
+    ipv6: Option<u32>,
     regex: Option<meta::Regex>,
     /// The rules of each pattern of `regex`. Rules with the same pattern
     /// (a context rule and a validator rule over one shape) share it, and a
@@ -353,6 +355,7 @@ impl Engine {
         let mut weak_keys: HashMap<Box<[u8]>, u32, BuildFx> = HashMap::with_hasher(BuildFx);
         let mut prose = None;
         let mut streets = None;
+        let mut ipv6 = None;
         let mut regex_patterns: Vec<String> = Vec::new();
         let mut regex_rules: Vec<Vec<u32>> = Vec::new();
         let mut regex_always = false;
@@ -563,6 +566,11 @@ impl Engine {
                     Ok(_) => problems.push(lr.problem("only one address rule may be in force")),
                     Err(e) => problems.push(lr.problem(format!("address.suffixes: {e}"))),
                 }
+            } else if d.ipv6.is_some() {
+                detector = "ipv6";
+                if ipv6.replace(idx).is_some() {
+                    problems.push(lr.problem("only one ipv6 rule may be in force"));
+                }
             } else if let Some(ps) = &d.prose {
                 detector = "prose";
                 let mut lists = Vec::new();
@@ -686,6 +694,7 @@ impl Engine {
             weak_keys,
             prose,
             streets,
+            ipv6,
             regex,
             regex_rules,
             regex_always,
@@ -1361,6 +1370,25 @@ impl Engine {
                 }
                 i += 1;
                 continue;
+            }
+            // An IPv6 address: hex digits then a colon within five bytes.
+            if let Some(rule) = self.ipv6 {
+                if class::is(b, class::DIGIT | class::ALPHA) {
+                    if let Some(e) = validate::ipv6_at(hay, i) {
+                        if let Some(strength) = self.accept(rule, hay, i, e, &st.hits) {
+                            st.findings.push(Finding {
+                                start: i,
+                                end: e,
+                                rule,
+                                strength,
+                                quote: false,
+                            });
+                        }
+                        i = e;
+                        prev_word = None;
+                        continue;
+                    }
+                }
             }
             if c & class::DIGIT != 0 {
                 // A house number starts a street address.

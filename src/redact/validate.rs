@@ -442,6 +442,29 @@ fn date(raw: &[u8]) -> bool {
 
 /// See [`Validator::PublicIp`].
 fn public_ip(raw: &[u8]) -> bool {
+    // `%3A` is an encoded `:` (a query value).
+    let mut buf = [0u8; 64];
+    let raw = if raw.windows(3).any(|w| w.eq_ignore_ascii_case(b"%3a")) && raw.len() <= 192 {
+        let mut n = 0;
+        let mut k = 0;
+        while k < raw.len() && n < buf.len() {
+            if raw[k] == b'%'
+                && raw
+                    .get(k + 1..k + 3)
+                    .is_some_and(|h| h.eq_ignore_ascii_case(b"3a"))
+            {
+                buf[n] = b':';
+                k += 3;
+            } else {
+                buf[n] = raw[k];
+                k += 1;
+            }
+            n += 1;
+        }
+        &buf[..n]
+    } else {
+        raw
+    };
     let v = trim_brackets(raw);
     // The first address of a list (`X-Forwarded-For: a, b`).
     let v = v
@@ -473,6 +496,57 @@ fn public_ip(raw: &[u8]) -> bool {
         }
         None => false,
     }
+}
+
+/// The end of an IPv6 address that starts at `i`, if one does: a run of hex
+/// digits, `:` and `.` (an embedded IPv4 tail) that parses as an address
+/// and has at least three groups, at a word boundary. Times (`12:30:45`)
+/// and MAC addresses (six groups) do not parse.
+pub fn ipv6_at(hay: &[u8], i: usize) -> Option<usize> {
+    if i > 0 && (hay[i - 1].is_ascii_alphanumeric() || matches!(hay[i - 1], b':' | b'_' | b'.')) {
+        return None;
+    }
+    // A colon within the first five bytes, after hex digits.
+    let head = hay.get(i..(i + 5).min(hay.len()))?;
+    let colon = head.iter().position(|&b| b == b':')?;
+    if colon == 0 || !head[..colon].iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut e = i;
+    while e < hay.len()
+        && (hay[e].is_ascii_hexdigit() || hay[e] == b':' || hay[e] == b'.')
+        && e - i < 46
+    {
+        e += 1;
+    }
+    // Not part of a longer word, and no trailing punctuation.
+    while e > i && matches!(hay[e - 1], b':' | b'.') {
+        if e >= i + 2 && hay[e - 1] == b':' && hay[e - 2] == b':' {
+            break;
+        }
+        e -= 1;
+    }
+    if hay
+        .get(e)
+        .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    {
+        return None;
+    }
+    let text = &hay[i..e];
+    let groups = text.split(|&b| b == b':').filter(|g| !g.is_empty()).count();
+    if groups < 3 {
+        return None;
+    }
+    // Bytes written in hex pairs (`06:C1:37:0D:BB:0B:1C:CB`, a certificate
+    // serial or a fingerprint) are not an address.
+    if !text.contains(&b'.') && text.split(|&b| b == b':').all(|g| g.len() == 2) {
+        return None;
+    }
+    std::str::from_utf8(text)
+        .ok()?
+        .parse::<std::net::Ipv6Addr>()
+        .ok()?;
+    Some(e)
 }
 
 fn trim_brackets(v: &[u8]) -> &[u8] {

@@ -439,6 +439,7 @@ fn check_rule(rule: &LoadedRule) -> Vec<RuleProblem> {
         d.names.is_some(),
         d.prose.is_some(),
         d.address.is_some(),
+        d.ipv6.is_some(),
     ]
     .iter()
     .filter(|k| **k)
@@ -446,7 +447,7 @@ fn check_rule(rule: &LoadedRule) -> Vec<RuleProblem> {
     if kinds != 1 {
         out.push(rule.problem_at(
             "detector",
-            "detector must have exactly one of: regex, keywords/dictionary, keys, numeric, token, names, prose, address",
+            "detector must have exactly one of: regex, keywords/dictionary, keys, numeric, token, names, prose, address, ipv6",
         ));
     }
     if d.requires.is_some() && d.regex.is_none() {

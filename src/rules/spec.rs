@@ -92,11 +92,20 @@ pub struct DetectorSpec {
     /// suffix from a list, then a unit, city, state and ZIP.
     #[serde(default)]
     pub address: Option<AddressSpec>,
+    /// IPv6 addresses, full (eight groups) or compressed (`::`), anywhere
+    /// in the line; `ipv6: {}`. A validator (`public_ip`) decides which.
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Spec>,
     /// Human messages about health: values of text keys and transcript
     /// utterances that read as a person writing about symptoms or medicines.
     #[serde(default)]
     pub prose: Option<ProseSpec>,
 }
+
+/// The IPv6 detector has no settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ipv6Spec {}
 
 /// The street-address detector.
 #[derive(Debug, Deserialize)]
