@@ -556,6 +556,7 @@ impl Engine {
                         read(&ns.ambiguous).as_deref(),
                         read(&ns.english).as_deref(),
                         &ns.titles,
+                        &ns.cues,
                         scripts,
                     ));
                 }

@@ -38,6 +38,9 @@ pub struct Names {
     pub rule: u32,
     words: WordMap,
     titles: Vec<Box<[u8]>>,
+    /// Words after which one dictionary name alone is a name (`for`, `by`,
+    /// `with`, `called`), folded.
+    cues: Vec<Box<[u8]>>,
     /// Scripts whose words are names wherever they occur.
     pub scripts: Scripts,
 }
@@ -202,6 +205,7 @@ impl Names {
         ambiguous: Option<&str>,
         english: Option<&str>,
         titles: &[String],
+        cues: &[String],
         scripts: Scripts,
     ) -> Names {
         // Sized once from the line counts (an upper bound on the words), so
@@ -239,10 +243,19 @@ impl Names {
                 Some(buf[..n].into())
             })
             .collect();
+        let cues = cues
+            .iter()
+            .filter_map(|t| {
+                let mut buf = [0u8; MAX_WORD];
+                let n = fold(t.trim_end_matches('.').as_bytes(), &mut buf)?;
+                Some(buf[..n].into())
+            })
+            .collect();
         Names {
             rule,
             words,
             titles,
+            cues,
             scripts,
         }
     }
@@ -351,6 +364,14 @@ impl Names {
         }
     }
 
+    fn is_cue(&self, word: &[u8]) -> bool {
+        let mut buf = [0u8; MAX_WORD];
+        match fold(word, &mut buf) {
+            Some(n) => self.cues.iter().any(|t| **t == buf[..n]),
+            None => false,
+        }
+    }
+
     /// Looks for a name phrase starting at the capitalised word `[start, end)`.
     /// `prev` is the word before it, if any, with the bytes between. Returns
     /// the span of the name and the offset where scanning should resume.
@@ -365,13 +386,12 @@ impl Names {
         if !name_shaped(&hay[start..end], true) {
             return None;
         }
-        let titled = prev.is_some_and(|(ps, pe)| {
+        let near = |(ps, pe): (usize, usize)| {
             let gap = &hay[pe..start];
-            !gap.is_empty()
-                && gap.len() <= 3
-                && gap.iter().all(|b| b" .:=,'\"\t".contains(b))
-                && self.is_title(&hay[ps..pe])
-        });
+            !gap.is_empty() && gap.len() <= 3 && gap.iter().all(|b| b" .:=,'\"\t".contains(b))
+        };
+        let titled = prev.is_some_and(|p| near(p) && self.is_title(&hay[p.0..p.1]));
+        let cued = prev.is_some_and(|p| near(p) && self.is_cue(&hay[p.0..p.1]));
         let mut words = [Word {
             start: 0,
             end: 0,
@@ -418,17 +438,21 @@ impl Names {
             return None;
         }
 
-        // Last, First.
-        if n == 1 && words[0].flags & LAST != 0 {
-            if let Some((fs, fe)) = comma_first(hay, words[0].end, caps) {
-                let (fflags, fclass) = self.classify(&hay[fs..fe]);
-                let both_ambiguous =
-                    words[0].class == Class::Ambiguous && fclass == Class::Ambiguous;
-                if fflags & FIRST != 0 && !both_ambiguous {
-                    return Some((words[0].start, fe));
-                }
+        // Last, First: the surname part (one or more words, none an ordinary
+        // English word) then a given name, one of the two in the dictionary.
+        if let Some((fs, fe)) = comma_first(hay, words[n - 1].end, caps) {
+            let (fflags, fclass) = self.classify(&hay[fs..fe]);
+            let surname_ok = words
+                .iter()
+                .all(|w| w.class != Class::English || w.end - w.start == 1);
+            let dictionary = words.iter().any(|w| w.class == Class::Name)
+                || fclass == Class::Name
+                || (words[n - 1].flags & LAST != 0 && fflags & FIRST != 0);
+            let both_ambiguous =
+                words.iter().all(|w| w.class == Class::Ambiguous) && fclass == Class::Ambiguous;
+            if surname_ok && fclass != Class::English && dictionary && !both_ambiguous {
+                return Some((words[0].start, fe));
             }
-            return None;
         }
 
         // Adjacent pairs, skipping initials ("John A. Smith"): find the first
@@ -455,6 +479,30 @@ impl Names {
                 }
             }
             prev = Some(i);
+        }
+        // After a cue (`for`, `by`, `with`), or with an initial after it
+        // (`Charlotte A.`), a given name from the dictionary is a name alone.
+        if words[0].class == Class::Name && words[0].flags & FIRST != 0 {
+            let initial = n >= 2
+                && words[1].end - words[1].start == 1
+                && hay.get(words[1].end) == Some(&b'.');
+            let lower_initial = hay.get(words[0].end) == Some(&b' ')
+                && hay
+                    .get(words[0].end + 1)
+                    .is_some_and(u8::is_ascii_lowercase)
+                && hay.get(words[0].end + 2) == Some(&b'.')
+                && !hay
+                    .get(words[0].end + 3)
+                    .is_some_and(u8::is_ascii_alphanumeric);
+            if initial {
+                return Some((words[0].start, words[1].end));
+            }
+            if lower_initial {
+                return Some((words[0].start, words[0].end + 2));
+            }
+            if cued && n == 1 {
+                return Some((words[0].start, words[0].end));
+            }
         }
         None
     }
@@ -639,6 +687,13 @@ fn is_particle(w: &[u8]) -> bool {
         w,
         b"van"
             | b"von"
+            | b"dela"
+            | b"du"
+            | b"des"
+            | b"ibn"
+            | b"bint"
+            | b"abu"
+            | b"zu"
             | b"de"
             | b"del"
             | b"della"
@@ -750,6 +805,7 @@ mod tests {
             Some("WILL\nMAY\nHOPE\nLONG\nGRANT\n"),
             Some("consumer\nportal\naccess\n"),
             &["patient".into(), "dr".into(), "mrs".into(), "name".into()],
+            &["for".into(), "by".into()],
             Scripts::default(),
         )
     }

@@ -586,7 +586,9 @@ fn scan_key_detail(hay: &[u8], lookup: &dyn Fn(&[u8]) -> Option<u32>, out: &mut 
 }
 
 /// The end of a bare value under a name key that goes on after a comma:
-/// `Riddle,Elizabeth` and `PENA, WILLIAM` are one name (`Last, First`).
+/// `Riddle,Elizabeth` and `PENA, WILLIAM` are one name (`Last, First`). The
+/// words after the comma are taken while they are words of letters in the
+/// style of the first (`Johnston,Jeffrey NPI ...` stops before `NPI`).
 pub fn name_value_end(hay: &[u8], end: usize) -> usize {
     if hay.get(end) != Some(&b',') {
         return end;
@@ -595,20 +597,42 @@ pub fn name_value_end(hay: &[u8], end: usize) -> usize {
     if hay.get(p) == Some(&b' ') {
         p += 1;
     }
-    match hay.get(p) {
-        Some(b) if b.is_ascii_uppercase() || *b >= 0x80 => {}
-        _ => return end,
-    }
-    let e = bare_end(hay, p);
-    // Only words of letters: `Smith, 42 visits` is not a name.
-    if hay[p..e]
-        .iter()
-        .all(|&b| b.is_ascii_alphabetic() || b >= 0x80 || matches!(b, b' ' | b'\'' | b'-' | b'.'))
-    {
+    let is_letter = |b: u8| b.is_ascii_alphabetic() || b >= 0x80 || b == b'\'' || b == b'-';
+    let word_at = |s: usize| {
+        let mut e = s;
+        while e < hay.len() && is_letter(hay[e]) {
+            e += 1;
+        }
         e
-    } else {
-        end
+    };
+    let first_end = word_at(p);
+    if first_end == p || !(hay[p].is_ascii_uppercase() || hay[p] >= 0x80) {
+        return end;
     }
+    let caps = hay[p..first_end].iter().all(|b| !b.is_ascii_lowercase());
+    let mut out = first_end;
+    let mut q = first_end;
+    for _ in 0..3 {
+        if hay.get(q) != Some(&b' ') {
+            break;
+        }
+        let s = q + 1;
+        let e = word_at(s);
+        if e == s || !(hay[s].is_ascii_uppercase() || hay[s] >= 0x80) {
+            break;
+        }
+        let w_caps = hay[s..e].iter().all(|b| !b.is_ascii_lowercase());
+        if w_caps != caps || hay.get(e).is_some_and(|&b| b == b'=' || b == b':') {
+            break;
+        }
+        out = e;
+        q = e;
+    }
+    // The value must end at a delimiter, not inside a longer token.
+    if hay.get(out).is_some_and(|b| b.is_ascii_alphanumeric()) {
+        return end;
+    }
+    out
 }
 
 /// Finds ` values` in upper or lower case (SIMD substring search; this runs

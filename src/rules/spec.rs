@@ -196,6 +196,10 @@ pub struct NamesSpec {
     /// (`patient`, `Dr.`, `Mrs.`).
     #[serde(default)]
     pub titles: Vec<String>,
+    /// Words after which one given name from the dictionary, alone, is a
+    /// name (`for`, `by`, `with`, `called`): weaker than a title.
+    #[serde(default)]
+    pub cues: Vec<String>,
     /// Scripts whose words are names wherever they occur (`han`, `hangul`,
     /// `kana`, `arabic`, `cyrillic`, `devanagari`, ...): operational log
     /// text is ASCII, so a word in one of these comes from a person.
