@@ -78,6 +78,9 @@ struct Rule {
     triggers: Vec<u32>,
     /// Normalised keys whose values are never this rule's (`exclude_keys`).
     exclude: Vec<Box<[u8]>>,
+    /// For a key rule with context: the context words, lower case, one of
+    /// which the line must mention anywhere.
+    line_words: Vec<Box<[u8]>>,
     detector: &'static str,
     file: Arc<str>,
     line: usize,
@@ -612,9 +615,19 @@ impl Engine {
                     ))),
                 }
             }
+            let line_words = if detector == "keys" {
+                spec.context
+                    .iter()
+                    .flat_map(|c| &c.words)
+                    .map(|w| w.to_ascii_lowercase().into_bytes().into_boxed_slice())
+                    .collect()
+            } else {
+                Vec::new()
+            };
             rules.push(Rule {
                 id: spec.id.clone(),
                 exclude,
+                line_words,
                 description: spec.description.clone(),
                 category,
                 action,
@@ -879,7 +892,20 @@ impl Engine {
     /// Whether a value found under key rule `rule` stands: under a person
     /// key (the names rule) only a value that looks like a name does.
     /// Percent-encoded query values are judged decoded.
-    fn keyed_value_ok(&self, rule: u32, value: &[u8], query: bool, decoded: &mut Vec<u8>) -> bool {
+    fn keyed_value_ok(
+        &self,
+        rule: u32,
+        line: &[u8],
+        value: &[u8],
+        query: bool,
+        decoded: &mut Vec<u8>,
+    ) -> bool {
+        // A key rule with context words takes the value only on a line that
+        // mentions one of them, anywhere (`doc=IL_DL number=C436-3722-3802`).
+        let r = &self.rules[rule as usize];
+        if !r.line_words.is_empty() && !mentions(line, &r.line_words) {
+            return false;
+        }
         // A key rule with a validator takes only values that pass it
         // (`ip.key` takes public addresses: a private one is infrastructure).
         if let Some(v) = self.rules[rule as usize].validator {
@@ -939,7 +965,13 @@ impl Engine {
         // like a name is taken whole; anything else is read as text.
         let rule = self.key_rule(key).filter(|&r| {
             let mut decoded = Vec::new();
-            self.keyed_value_ok(r as u32, value.as_bytes(), false, &mut decoded)
+            self.keyed_value_ok(
+                r as u32,
+                value.as_bytes(),
+                value.as_bytes(),
+                false,
+                &mut decoded,
+            )
         });
         if let Some(rule) = rule {
             let r = &self.rules[rule];
@@ -1048,7 +1080,8 @@ impl Engine {
             pairs_done = structure::scan_json(hay, stack, &lookup, &inherit, &mut |p: Pair| {
                 let v = &hay[p.start..p.end];
                 let rule = p.rule.expect("json pairs carry a rule");
-                if structure::is_own_token(v) || !self.keyed_value_ok(rule, v, false, decoded) {
+                if structure::is_own_token(v) || !self.keyed_value_ok(rule, hay, v, false, decoded)
+                {
                     return;
                 }
                 findings.push(Finding {
@@ -1068,7 +1101,7 @@ impl Engine {
             let decoded = &mut *decoded;
             let mut keyed = |p: Pair| {
                 let rule = p.rule.expect("format pairs carry a rule");
-                if self.keyed_value_ok(rule, &hay[p.start..p.end], false, decoded) {
+                if self.keyed_value_ok(rule, hay, &hay[p.start..p.end], false, decoded) {
                     findings.push(Finding {
                         start: p.start,
                         end: p.end,
@@ -1124,9 +1157,9 @@ impl Engine {
                     }
                     _ => p,
                 };
-                let rule = p
-                    .rule
-                    .filter(|&r| self.keyed_value_ok(r, &hay[p.start..p.end], p.query, decoded));
+                let rule = p.rule.filter(|&r| {
+                    self.keyed_value_ok(r, hay, &hay[p.start..p.end], p.query, decoded)
+                });
                 if let Some(rule) = rule {
                     // An unquoted value's end is a guess. Free text runs
                     // to the delimiter; an identifier ("DOB: 03/14/1985
@@ -1184,8 +1217,9 @@ impl Engine {
                     let findings = &mut sub.findings;
                     structure::scan_pairs(text, false, &lookup, &mut |p: Pair| {
                         let v = &text[p.start..p.end];
-                        if let Some(rule) =
-                            p.rule.filter(|&r| self.keyed_value_ok(r, v, true, inner))
+                        if let Some(rule) = p
+                            .rule
+                            .filter(|&r| self.keyed_value_ok(r, hay, v, true, inner))
                         {
                             findings.push(Finding {
                                 start: p.start,
@@ -1703,6 +1737,20 @@ impl Engine {
             out.push(b'"');
         }
     }
+}
+
+/// Whether `line` holds one of `words` (lower case) as a whole word,
+/// case-insensitively; `_` separates words here (`IL_DL` mentions `dl`).
+fn mentions(line: &[u8], words: &[Box<[u8]>]) -> bool {
+    words.iter().any(|w| {
+        let n = w.len();
+        n > 0
+            && line.windows(n).enumerate().any(|(i, win)| {
+                win.eq_ignore_ascii_case(w)
+                    && (i == 0 || !line[i - 1].is_ascii_alphanumeric())
+                    && line.get(i + n).is_none_or(|b| !b.is_ascii_alphanumeric())
+            })
+    })
 }
 
 /// Whether the text between a context word and a candidate is free of
