@@ -504,6 +504,17 @@ impl Names {
                 return Some((words[0].start, words[0].end));
             }
         }
+        // After a cue, a given name then a surname is a name even when both
+        // are also words (`for Heather Gray`, `by Rosa Long`).
+        if cued
+            && n >= 2
+            && words[0].flags & FIRST != 0
+            && words[1].flags & LAST != 0
+            && words[0].class != Class::English
+            && words[1].class != Class::English
+        {
+            return Some((words[0].start, words[1].end));
+        }
         None
     }
 }
