@@ -14,61 +14,58 @@ const SEED: u64 = 0x5C2B_5EED_2024;
 const LINES: usize = 5000;
 
 /// Minimum recall per category: what the engine achieved when these were set
-/// (engine and rules as of 2026-11-23, seed and size above), minus 2 points,
+/// (engine and rules as of 2026-12-06, seed and size above), minus 1 point,
 /// floored to a whole percent, so that a regression fails. The test prints
 /// fresh values ("Suggested thresholds") on every run. Raise them
 /// when the engine improves; never lower one to let a change through without
 /// saying why.
 const RECALL_MIN: &[(Category, f64)] = &[
-    (Category::Name, 0.83),                // now 85.93%
-    (Category::Geographic, 0.74),          // now 76.52%
-    (Category::Date, 0.80),                // now 82.63%
-    (Category::Phone, 0.90),               // now 92.48%
-    (Category::Fax, 0.96),                 // now 98.72%
-    (Category::Email, 0.98),               // now 100.00%
-    (Category::Ssn, 0.86),                 // now 88.17%
-    (Category::MedicalRecordNumber, 0.73), // now 75.14%
-    (Category::HealthPlanNumber, 0.78),    // now 80.52%
-    (Category::AccountNumber, 0.86),       // now 88.95%
-    (Category::LicenseNumber, 0.91),       // now 93.91%
-    (Category::VehicleIdentifier, 0.82),   // now 84.38%
-    (Category::DeviceIdentifier, 0.71),    // now 73.49%
-    (Category::Url, 0.91),                 // now 93.10%
-    (Category::IpAddress, 0.97),           // now 99.60%
-    (Category::Biometric, 0.51),           // now 53.23%
-    (Category::Photo, 0.65),               // now 67.11%
-    (Category::OtherIdentifier, 0.70),     // now 72.47%
-    (Category::Diagnosis, 0.79),           // now 81.93%
-    // 59.72%: was 62.50% while a `"patient": {...}` object was redacted whole
-    // as a name (which also destroyed its opaque ids); children are now judged
-    // by their own keys, and chat text under generic keys is a known gap.
-    (Category::ClinicalText, 0.57),
+    (Category::Name, 0.93),                // now 94.05%
+    (Category::Geographic, 0.85),          // now 86.62%
+    (Category::Date, 0.94),                // now 95.38%
+    (Category::Phone, 0.91),               // now 92.76%
+    (Category::Fax, 0.97),                 // now 98.72%
+    (Category::Email, 0.99),               // now 100.00%
+    (Category::Ssn, 0.99),                 // now 100.00%
+    (Category::MedicalRecordNumber, 0.83), // now 84.86%
+    (Category::HealthPlanNumber, 0.92),    // now 93.94%
+    (Category::AccountNumber, 0.89),       // now 90.12%
+    (Category::LicenseNumber, 0.97),       // now 98.83%
+    (Category::VehicleIdentifier, 0.99),   // now 100.00%
+    (Category::DeviceIdentifier, 0.87),    // now 88.76%
+    (Category::Url, 0.99),                 // now 100.00%
+    (Category::IpAddress, 0.99),           // now 100.00%
+    (Category::Biometric, 0.69),           // now 70.16%
+    (Category::Photo, 0.66),               // now 67.11%
+    (Category::OtherIdentifier, 0.74),     // now 75.28%
+    (Category::Diagnosis, 0.85),           // now 86.45%
+    (Category::ClinicalText, 0.89),        // now 90.97%
 ];
 
 /// Minimum keep rate per operational token kind, set the same way.
 const KEEP_MIN: &[(&str, f64)] = &[
-    ("bytes", 0.96),       // now 98.34%
-    ("duration", 0.97),    // now 99.71%
-    ("epoch", 0.98),       // now 100.00%
-    ("media", 0.98),       // now 100.00%
-    ("number10", 0.95),    // now 97.12%
-    ("opaque_id", 0.95),   // now 97.25%
-    ("path", 0.92),        // now 94.21%
-    ("pod_host", 0.98),    // now 100.00%
-    ("private_ip", 0.98),  // now 100.00%
-    ("record_date", 0.80), // now 82.67%
-    ("service", 0.98),     // now 100.00%
-    ("span_id", 0.98),     // now 100.00%
-    ("status", 0.96),      // now 98.73%
-    ("timestamp", 0.97),   // now 99.86%
-    ("trace_id", 0.98),    // now 100.00%
-    ("uuid", 0.98),        // now 100.00%
-    ("version", 0.98),     // now 100.00%
-    ("word", 0.91),        // now 93.38%
+    ("bytes", 0.99),       // now 100.00%
+    ("duration", 0.98),    // now 99.85%
+    ("epoch", 0.99),       // now 100.00%
+    ("media", 0.99),       // now 100.00%
+    ("number10", 0.98),    // now 99.52%
+    ("opaque_id", 0.98),   // now 99.77%
+    ("path", 0.99),        // now 100.00%
+    ("pod_host", 0.99),    // now 100.00%
+    ("private_ip", 0.99),  // now 100.00%
+    ("record_date", 0.99), // now 100.00%
+    ("service", 0.99),     // now 100.00%
+    ("span_id", 0.99),     // now 100.00%
+    ("status", 0.99),      // now 100.00%
+    ("timestamp", 0.98),   // now 99.86%
+    ("trace_id", 0.99),    // now 100.00%
+    ("uuid", 0.99),        // now 100.00%
+    ("version", 0.99),     // now 100.00%
+    ("word", 0.97),        // now 98.01%
 ];
 
 /// Minimum share of PHI-free lines that come out byte-identical.
-const CLEAN_LINE_MIN: f64 = 0.95; // now 97.39%
+const CLEAN_LINE_MIN: f64 = 0.98; // now 99.45%
 
 fn run() -> (Vec<corpus::Line>, corpus::Eval) {
     let lines = corpus::generate(SEED, LINES);
@@ -80,7 +77,7 @@ fn run() -> (Vec<corpus::Line>, corpus::Eval) {
 /// Threshold constants for the current engine: achieved minus 2 points,
 /// floored to a whole percent, ready to paste over the ones above.
 fn suggested_thresholds(ev: &corpus::Eval) -> String {
-    let cut = |r: f64| ((r * 100.0 - 2.0).floor().max(0.0)) / 100.0;
+    let cut = |r: f64| ((r * 100.0 - 1.0).floor().max(0.0)) / 100.0;
     let mut o = String::from("const RECALL_MIN: &[(Category, f64)] = &[\n");
     for c in Category::ALL {
         if let Some(s) = ev.by_cat.get(&c) {

@@ -906,6 +906,11 @@ impl Engine {
         if !r.line_words.is_empty() && !mentions(line, &r.line_words) {
             return false;
         }
+        // An opaque id (`clm_4471`) under a claim or case key is a code
+        // that is not derived from the person (45 CFR 164.514(c)).
+        if r.category == Category::OtherIdentifier && structure::is_opaque_id(value) {
+            return false;
+        }
         // A key rule with a validator takes only values that pass it
         // (`ip.key` takes public addresses: a private one is infrastructure).
         if let Some(v) = self.rules[rule as usize].validator {

@@ -675,6 +675,11 @@ fn next_capitalised(hay: &[u8], end: usize, caps: bool) -> Option<(usize, usize)
         return None;
     }
     let w = &hay[s..e];
+    // A word that runs on into digits (`WBAJA7C5X...`, a VIN) is part of a
+    // token, not a name: taking its letters would leave the rest behind.
+    if hay.get(e).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
     // A phrase keeps its style: "Mac OS" (Titlecase then capitals) is not
     // one name, "JOHN SMITH" and "John A. Smith" are.
     if is_capitalised(w) && (all_caps(w) == caps || e - s == 1) {
@@ -868,6 +873,9 @@ mod tests {
         assert_eq!(find("You May Hope"), None);
         assert_eq!(find("open the Patient Portal"), None);
         assert_eq!(find("seen by John A. Smith"), Some("John A. Smith"));
+        // A VIN after a name is not part of it (regression: the name took
+        // the VIN's letters and its digits were left behind).
+        assert_eq!(find("MARIA WBAJA7C5XKW123456 towed"), None);
         assert_eq!(find("from patient: I have pain"), None);
         assert_eq!(
             find("Patient[name=Siddharth Venkataraman, x"),

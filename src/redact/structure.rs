@@ -773,6 +773,19 @@ pub fn text_value_end(hay: &[u8], v: usize) -> usize {
     n
 }
 
+/// Whether `v` is an opaque id with a short type prefix (`clm_4471`,
+/// `pat_8f3a2b`, `usr_Q3x9`): two to six lower-case letters, `_`, then
+/// letters and digits.
+pub fn is_opaque_id(v: &[u8]) -> bool {
+    let Some(u) = v.iter().position(|&b| b == b'_') else {
+        return false;
+    };
+    (2..=6).contains(&u)
+        && v[..u].iter().all(u8::is_ascii_lowercase)
+        && v.len() - u - 1 >= 3
+        && v[u + 1..].iter().all(u8::is_ascii_alphanumeric)
+}
+
 /// Whether `v` is a replacement token scrubs wrote (`[REDACTED:SSN]`,
 /// `[NAME:7f3a9c2e]`), which must not be redacted again: a second pass over
 /// scrubbed output leaves it as it is.
