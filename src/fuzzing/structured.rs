@@ -70,11 +70,12 @@ pub fn logfmt_pair(key: &str, value: &str) -> String {
     out
 }
 
-/// Whether the key names a rule that replaces its whole value: every action
-/// except `mask`, which keeps the last letters and so can leave a short
-/// value as it was.
-fn replaces_value(e: &Engine, key: &str) -> bool {
-    e.key_rule(key)
+/// Whether the key names a rule that replaces this whole value: every
+/// action except `mask`, which keeps the last letters and so can leave a
+/// short value as it was; a conditional key rule only when it takes the
+/// value ([`Engine::field_rule`]).
+fn replaces_value(e: &Engine, key: &str, value: &str) -> bool {
+    e.field_rule(key, value)
         .is_some_and(|r| matches!(e.rule(r).action, "label" | "pseudonym" | "drop_field"))
 }
 
@@ -165,7 +166,12 @@ pub fn check_json(e: &Engine, s: &mut Scratch, line: &[u8]) {
     for key in KEYS {
         // Only keys written as themselves: an escaped spelling of a key is
         // a different raw key to the scanner.
-        if !replaces_value(e, key) || !contains(line, format!("\"{key}\"").as_bytes()) {
+        let text = match before.get(*key) {
+            Some(Value::String(v)) => v.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        if !replaces_value(e, key, &text) || !contains(line, format!("\"{key}\"").as_bytes()) {
             continue;
         }
         let survived = match (before.get(*key), after.get(*key)) {
@@ -257,7 +263,7 @@ pub fn check_pairs(
         }
     }
     for ((key, value), written) in pairs.iter().zip(encoded) {
-        if !replaces_value(e, key) || !meaningful(value) {
+        if !replaces_value(e, key, value) || !meaningful(value) {
             continue;
         }
         // At least one occurrence of the written pair, whole, is gone.

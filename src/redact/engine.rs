@@ -762,6 +762,23 @@ impl Engine {
         self.lookup_key(key.as_bytes()).map(|r| r as usize)
     }
 
+    /// The rule that takes `value` whole under `key`: [`Engine::key_rule`],
+    /// unless that rule is conditional and refuses this value (a person key
+    /// whose value does not look like a name, a message key whose value is
+    /// not a message, a key rule whose validator fails).
+    pub fn field_rule(&self, key: &str, value: &str) -> Option<usize> {
+        let mut decoded = Vec::new();
+        self.key_rule(key).filter(|&r| {
+            self.keyed_value_ok(
+                r as u32,
+                value.as_bytes(),
+                value.as_bytes(),
+                false,
+                &mut decoded,
+            )
+        })
+    }
+
     /// [`Engine::key_rule`] through the scratch's cache of recent keys:
     /// for callers that look up the same few keys over and over (the
     /// attributes of OTLP records).
@@ -968,16 +985,7 @@ impl Engine {
     ) -> FieldResult<'a> {
         // Under a person key (`name`, `display`) only a value that looks
         // like a name is taken whole; anything else is read as text.
-        let rule = self.key_rule(key).filter(|&r| {
-            let mut decoded = Vec::new();
-            self.keyed_value_ok(
-                r as u32,
-                value.as_bytes(),
-                value.as_bytes(),
-                false,
-                &mut decoded,
-            )
-        });
+        let rule = self.field_rule(key, value);
         if let Some(rule) = rule {
             let r = &self.rules[rule];
             scratch.counts[rule] += 1;

@@ -386,7 +386,7 @@ impl Names {
         if !name_shaped(&hay[start..end], true) {
             return None;
         }
-        let near = |(ps, pe): (usize, usize)| {
+        let near = |(_, pe): (usize, usize)| {
             let gap = &hay[pe..start];
             !gap.is_empty() && gap.len() <= 3 && gap.iter().all(|b| b" .:=,'\"\t".contains(b))
         };
