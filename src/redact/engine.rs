@@ -552,12 +552,16 @@ impl Engine {
                 if names.is_some() {
                     problems.push(lr.problem("only one names rule may be in force"));
                 } else if let (Ok(first), Ok(last)) = (first, last) {
+                    let ambiguous = read(&ns.ambiguous);
+                    let english = read(&ns.english);
                     names = Some(Names::new(
                         idx,
-                        &first,
-                        &last,
-                        read(&ns.ambiguous).as_deref(),
-                        read(&ns.english).as_deref(),
+                        names::NameLists {
+                            first: &first,
+                            last: &last,
+                            ambiguous: ambiguous.as_deref(),
+                            english: english.as_deref(),
+                        },
                         &ns.titles,
                         &ns.cues,
                         scripts,

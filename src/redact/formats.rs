@@ -134,9 +134,9 @@ fn hl7_field(seg: &[u8], i: usize) -> Option<Field> {
         (b"OBX", 16) => Clinician,
         (b"OBX", 18) => Id(key::DEVICE),
         (b"NTE", 3) => Text(key::NOTE),
-        (b"ORC", 10 | 11 | 12) => Clinician,
-        (b"OBR", 16 | 28 | 32 | 33 | 34) => Clinician,
-        (b"MRG", 1 | 2 | 3) => Id(key::MRN),
+        (b"ORC", 10..=12) => Clinician,
+        (b"OBR", 16 | 28 | 32..=34) => Clinician,
+        (b"MRG", 1..=3) => Id(key::MRN),
         (b"MRG", 7) => Name,
         (b"EVN", 5) => Clinician,
         (b"AIP", 3) => Clinician,
@@ -330,7 +330,7 @@ fn shape_of(seg: &[u8], field: &[u8], i: usize, last_name_field: usize) -> Optio
     }
     // FAMILY^GIVEN: two words of letters. A code and its text (`FND^Friend`,
     // `SEL^Self`) is not a name.
-    if is_name_part(c1) && is_name_part(c2) && !(is_code(c1) && !all_caps(c2)) {
+    if is_name_part(c1) && is_name_part(c2) && (!is_code(c1) || all_caps(c2)) {
         return Some(Field::Name);
     }
     // An identifier: the segment's own kind of number (a plan's member id,

@@ -195,19 +195,35 @@ struct Word {
     class: Class,
 }
 
+/// The word lists of the names detector, one word per line.
+#[derive(Clone, Copy, Debug)]
+pub struct NameLists<'a> {
+    /// Given names.
+    pub first: &'a str,
+    /// Surnames.
+    pub last: &'a str,
+    /// Names that are also ordinary words.
+    pub ambiguous: Option<&'a str>,
+    /// Ordinary English words.
+    pub english: Option<&'a str>,
+}
+
 impl Names {
     /// Builds the dictionaries. Each list is one word per line; `#` starts a
     /// comment.
     pub fn new(
         rule: u32,
-        first: &str,
-        last: &str,
-        ambiguous: Option<&str>,
-        english: Option<&str>,
+        lists: NameLists<'_>,
         titles: &[String],
         cues: &[String],
         scripts: Scripts,
     ) -> Names {
+        let NameLists {
+            first,
+            last,
+            ambiguous,
+            english,
+        } = lists;
         // Sized once from the line counts (an upper bound on the words), so
         // that building leaves no freed tables behind in the heap.
         let lines = [Some(first), Some(last), ambiguous, english]
@@ -816,10 +832,12 @@ mod tests {
     fn names() -> Names {
         Names::new(
             0,
-            "JOHN\nMARIA\nWILL\nMAY\nHOPE\nANH\n",
-            "SMITH\nNGUYEN\nPATEL\nLONG\nGRANT\nKAFKA\n",
-            Some("WILL\nMAY\nHOPE\nLONG\nGRANT\n"),
-            Some("consumer\nportal\naccess\n"),
+            NameLists {
+                first: "JOHN\nMARIA\nWILL\nMAY\nHOPE\nANH\n",
+                last: "SMITH\nNGUYEN\nPATEL\nLONG\nGRANT\nKAFKA\n",
+                ambiguous: Some("WILL\nMAY\nHOPE\nLONG\nGRANT\n"),
+                english: Some("consumer\nportal\naccess\n"),
+            },
             &["patient".into(), "dr".into(), "mrs".into(), "name".into()],
             &["for".into(), "by".into()],
             Scripts::default(),

@@ -782,7 +782,7 @@ pub fn is_opaque_id(v: &[u8]) -> bool {
     };
     (2..=6).contains(&u)
         && v[..u].iter().all(u8::is_ascii_lowercase)
-        && v.len() - u - 1 >= 3
+        && v.len() > u + 3
         && v[u + 1..].iter().all(u8::is_ascii_alphanumeric)
 }
 
