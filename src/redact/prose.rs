@@ -13,8 +13,9 @@
 //!   apologies, a question.
 //!
 //! The span is clinical text when it has two health words, or one health
-//! word and one mark of a person, or one health word in a sentence of six
-//! words or more, or three marks of a person. Counting costs
+//! word in a sentence of six words or more, or a health word (a weak one,
+//! with an operational meaning too, included) and a mark of a person, or
+//! three marks of a person. Counting costs
 //! one hash lookup per word and per word pair, and nothing is allocated.
 
 use std::collections::HashSet;
@@ -27,7 +28,11 @@ const MAX_TERM: usize = 32;
 #[derive(Debug)]
 pub struct Prose {
     pub rule: u32,
+    /// Health words and phrases, lower case.
     terms: HashSet<Box<[u8]>, BuildFx>,
+    /// Health words that also have an operational meaning (`~` in the
+    /// lists): they count only in a human message.
+    weak: HashSet<Box<[u8]>, BuildFx>,
     /// Whether `[hh:mm:ss] Speaker: words` lines are read as transcripts.
     pub transcripts: bool,
 }
@@ -71,17 +76,23 @@ impl Prose {
     /// `#` comments).
     pub fn new(rule: u32, lists: &[&str], transcripts: bool) -> Prose {
         let mut terms = HashSet::with_hasher(BuildFx);
+        let mut weak = HashSet::with_hasher(BuildFx);
         for list in lists {
             for line in list.lines() {
                 let t = line.split('#').next().unwrap_or("").trim();
+                let (set, t) = match t.strip_prefix('~') {
+                    Some(w) => (&mut weak, w.trim()),
+                    None => (&mut terms, t),
+                };
                 if !t.is_empty() && t.len() <= MAX_TERM {
-                    terms.insert(t.to_ascii_lowercase().into_bytes().into_boxed_slice());
+                    set.insert(t.to_ascii_lowercase().into_bytes().into_boxed_slice());
                 }
             }
         }
         Prose {
             rule,
             terms,
+            weak,
             transcripts,
         }
     }
@@ -90,6 +101,7 @@ impl Prose {
     /// the module docs). Percent- and plus-encoding should be decoded first.
     pub fn is_clinical(&self, text: &[u8]) -> bool {
         let mut health = 0;
+        let mut weak = 0;
         let mut person = 0;
         let mut words = 0;
         // The two words before this one, for phrases of two and three words.
@@ -133,12 +145,18 @@ impl Prose {
                 }
                 if hit {
                     health += 1;
+                } else if self.weak.contains(lw) {
+                    weak += 1;
                 }
             }
             prev2 = prev;
             prev = Some((s, i));
         }
-        words >= 2 && (health >= 2 || (health >= 1 && (person >= 1 || words >= 6)) || person >= 3)
+        words >= 2
+            && (health >= 2
+                || (health >= 1 && words >= 6)
+                || (health + weak >= 1 && person >= 1)
+                || person >= 3)
     }
 
     /// Whether the words from `first` to `last` (two or three of them) are a
@@ -258,7 +276,7 @@ mod tests {
     fn prose() -> Prose {
         Prose::new(
             0,
-            &["rash\nfever\nzoloft\nchest pain\nblood sugar\npills\npt\ndenies\n"],
+            &["rash\n~fever\nzoloft\nchest pain\nblood sugar\n~pills\n~pt\ndenies\n~exhausted\n"],
             true,
         )
     }
@@ -287,6 +305,7 @@ mod tests {
             "message flagged",
             "profile updated",
             "fever alert threshold changed",
+            "connection pool exhausted, waiting for a free connection",
             "user not found",
             "",
         ] {
