@@ -89,16 +89,19 @@ mkdir -p "$work/secrets"
 for f in pseudonym.key spool.key chain.key kafka-password acme-api-key; do
     head -c 48 /dev/urandom | base64 > "$work/secrets/$f"
 done
+# The secret volume's mode (defaultMode: 0440); validate refuses keys that
+# other users can read.
+chmod 0440 "$work/secrets"/*
 # Any PEM bundle will do for the CA file librdkafka loads at start-up.
 cp /etc/ssl/certs/ca-certificates.crt "$work/secrets/kafka-ca.pem"
 for rendered in default statefulset; do
     "$helm" template visit-api "$chart" --show-only templates/configmap.yaml \
         $( [[ $rendered == statefulset ]] && echo --set-string scrubs.rules.custom\\.yaml=x ) \
         | awk '/^  scrubs.yaml: \|/{on=1; next} on && /^    /{sub(/^    /, ""); print; next} on && !/^    /{on=0}' \
-        | sed "s#/etc/scrubs/secrets#$work/secrets#g; s#/etc/scrubs/rules#$work/rules#g; s#/var/lib/scrubs#$work/data#g" \
+        | sed "s#/etc/scrubs/secrets#$work/secrets#g; s#/etc/scrubs/rules#$work/rules#g; s#/var/lib/scrubs#$work/data#g; s#/var/log/app#$work/app-logs#g" \
         > "$work/scrubs-$rendered.yaml"
 done
-mkdir -p "$work/rules"
+mkdir -p "$work/rules" "$work/app-logs"
 printf 'rules:\n  - id: local.badge\n    category: other_identifier\n    detector: {token: {pattern: "BDG[0-9]{6}"}}\n' > "$work/rules/custom.yaml"
 scrubs validate --config "$work/scrubs-default.yaml"
 scrubs validate --config "$work/scrubs-statefulset.yaml"
@@ -112,7 +115,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 admin_port="$(free_port)"
 grace="$(grep -m1 -o 'terminationGracePeriodSeconds: [0-9]*' "$work/default.yaml" | grep -o '[0-9]*$')"
 mkdir -p "$work/pod/logs" "$work/pod/data"
-sed "s#$work/data#$work/pod/data#g; s#/var/log/app#$work/pod/logs#g; s#0.0.0.0:9600#127.0.0.1:$admin_port#;
+sed "s#$work/data#$work/pod/data#g; s#$work/app-logs#$work/pod/logs#g; s#0.0.0.0:9600#127.0.0.1:$admin_port#;
      s#127.0.0.1:4318#127.0.0.1:$(free_port)#; s#127.0.0.1:4317#127.0.0.1:$(free_port)#;
      s#brokers: .*#brokers: 127.0.0.1:1#; s#endpoint: .*#endpoint: http://127.0.0.1:1#" \
     "$work/scrubs-default.yaml" > "$work/pod/scrubs.yaml"

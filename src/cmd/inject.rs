@@ -420,11 +420,12 @@ fn inject_template(template: &mut Mapping, args: &InjectArgs) -> Result<usize, S
         "name: {RULES_VOLUME}\nconfigMap:\n  name: {}\n  optional: true\n",
         quote(&args.rules_config_map)
     )));
-    // 0444: the volume is mounted in the scrubs container only, and its
-    // non-root user must read files that the kubelet creates owned by root
-    // (without an fsGroup, which inject does not impose on the app's pod).
+    // 0440 with the scrubs container's group 0: the kubelet creates the
+    // files owned by root:root (without an fsGroup, which inject does not
+    // impose on the app's pod), so group read lets the non-root user read
+    // them, and scrubs refuses secret files that other users can read.
     volumes.push(yaml(&format!(
-        "name: {SECRETS_VOLUME}\nsecret:\n  secretName: {}\n  defaultMode: 0o444\n",
+        "name: {SECRETS_VOLUME}\nsecret:\n  secretName: {}\n  defaultMode: 0o440\n",
         quote(&args.secret)
     )));
     // The spool lives as long as the pod (README, "Deploy on Kubernetes").
@@ -485,7 +486,8 @@ resources:
 securityContext:
   runAsNonRoot: true
   runAsUser: 65532
-  runAsGroup: 65532
+  # Group 0 reads the secret volume (mode 0440, owned by root:root).
+  runAsGroup: 0
   readOnlyRootFilesystem: true
   allowPrivilegeEscalation: false
   capabilities: {{ drop: ["ALL"] }}

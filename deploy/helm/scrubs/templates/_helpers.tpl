@@ -78,7 +78,9 @@ set by the chart (they win over the same keys in .Values.scrubs.config).
   securityContext:
     runAsNonRoot: true
     runAsUser: 65532
-    runAsGroup: 65532
+    # Group 0 reads the secret volume (mode 0440, owned by root:root
+    # without a pod fsGroup); scrubs refuses keys other users can read.
+    runAsGroup: 0
     readOnlyRootFilesystem: true
     allowPrivilegeEscalation: false
     capabilities: {drop: ["ALL"]}
