@@ -124,6 +124,14 @@ impl Streets {
     /// The span of a street address whose house number starts at `start`
     /// (or whose unit word comes just before it), if there is one.
     pub fn address(&self, hay: &[u8], start: usize) -> Option<(usize, usize)> {
+        // Not inside a word, a version or a path. This is called at every
+        // number, so the cheap refusals come first.
+        if start > 0
+            && (hay[start - 1].is_ascii_alphanumeric()
+                || matches!(hay[start - 1], b'.' | b'-' | b'_' | b'/' | b':'))
+        {
+            return None;
+        }
         // The house number: one to six digits, then perhaps a letter (`79U`).
         let mut p = start;
         while p < hay.len() && hay[p].is_ascii_digit() {
@@ -139,9 +147,12 @@ impl Streets {
         {
             p += 1;
         }
-        if start > 0
-            && (hay[start - 1].is_ascii_alphanumeric()
-                || matches!(hay[start - 1], b'.' | b'-' | b'_' | b'/' | b':'))
+        // The street's first word follows a gap and starts with a capital or
+        // a digit (checked again in the loop below; this is the fast exit).
+        if !hay.get(p).is_some_and(|&b| is_gap(b))
+            || !hay
+                .get(p + 1)
+                .is_some_and(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b >= 0x80)
         {
             return None;
         }

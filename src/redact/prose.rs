@@ -18,7 +18,7 @@
 //! three marks of a person. Counting costs
 //! one hash lookup per word and per word pair, and nothing is allocated.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use super::names::BuildFx;
 
@@ -28,14 +28,21 @@ const MAX_TERM: usize = 32;
 #[derive(Debug)]
 pub struct Prose {
     pub rule: u32,
-    /// Health words and phrases, lower case.
-    terms: HashSet<Box<[u8]>, BuildFx>,
-    /// Health words that also have an operational meaning (`~` in the
-    /// lists): they count only in a human message.
-    weak: HashSet<Box<[u8]>, BuildFx>,
+    /// Health words and phrases, lower case, each with its `TERM`, `WEAK`
+    /// and `HEAD` flags: one lookup per word answers all three.
+    terms: HashMap<Box<[u8]>, u8, BuildFx>,
     /// Whether `[hh:mm:ss] Speaker: words` lines are read as transcripts.
     pub transcripts: bool,
 }
+
+/// A health word or phrase.
+const TERM: u8 = 1;
+/// A health word that also has an operational meaning (`~` in the lists):
+/// it counts only in a human message.
+const WEAK: u8 = 2;
+/// The first word of a phrase: only after such a word is a phrase looked
+/// up, so most words cost one lookup, not three.
+const HEAD: u8 = 4;
 
 /// Words that show a person writing or speaking.
 fn is_person_mark(w: &[u8]) -> bool {
@@ -75,24 +82,27 @@ impl Prose {
     /// Builds the detector from term lists (one word or phrase per line,
     /// `#` comments).
     pub fn new(rule: u32, lists: &[&str], transcripts: bool) -> Prose {
-        let mut terms = HashSet::with_hasher(BuildFx);
-        let mut weak = HashSet::with_hasher(BuildFx);
+        let mut terms: HashMap<Box<[u8]>, u8, BuildFx> = HashMap::with_hasher(BuildFx);
         for list in lists {
             for line in list.lines() {
                 let t = line.split('#').next().unwrap_or("").trim();
-                let (set, t) = match t.strip_prefix('~') {
-                    Some(w) => (&mut weak, w.trim()),
-                    None => (&mut terms, t),
+                let (flag, t) = match t.strip_prefix('~') {
+                    Some(w) => (WEAK, w.trim()),
+                    None => (TERM, t),
                 };
-                if !t.is_empty() && t.len() <= MAX_TERM {
-                    set.insert(t.to_ascii_lowercase().into_bytes().into_boxed_slice());
+                if t.is_empty() || t.len() > MAX_TERM {
+                    continue;
                 }
+                let t = t.to_ascii_lowercase();
+                if let Some((head, _)) = t.split_once(' ') {
+                    *terms.entry(head.as_bytes().into()).or_default() |= HEAD;
+                }
+                *terms.entry(t.into_bytes().into_boxed_slice()).or_default() |= flag;
             }
         }
         Prose {
             rule,
             terms,
-            weak,
             transcripts,
         }
     }
@@ -104,9 +114,12 @@ impl Prose {
         let mut weak = 0;
         let mut person = 0;
         let mut words = 0;
-        // The two words before this one, for phrases of two and three words.
+        // The two words before this one, for phrases of two and three words,
+        // when they can start one.
         let mut prev: Option<(usize, usize)> = None;
         let mut prev2: Option<(usize, usize)> = None;
+        let mut prev_head = false;
+        let mut prev2_head = false;
         let mut buf = [0u8; MAX_TERM];
         let mut i = 0;
         while i < text.len() {
@@ -137,17 +150,25 @@ impl Prose {
                 if is_person_mark(lw) {
                     person += 1;
                 }
-                let mut hit = self.terms.contains(lw);
+                let flags = self.terms.get(lw).copied().unwrap_or(0);
+                let mut hit = flags & TERM != 0;
                 // Phrases of two and three words (`chest pain`, `shortness
                 // of breath`), joined by one space whatever separated them.
-                for first in [prev, prev2].into_iter().flatten() {
-                    hit |= self.phrase(text, first, (s, i));
+                for (first, head) in [(prev, prev_head), (prev2, prev2_head)] {
+                    if let (Some(first), true) = (first, head) {
+                        hit |= self.phrase(text, first, (s, i));
+                    }
                 }
                 if hit {
                     health += 1;
-                } else if self.weak.contains(lw) {
+                } else if flags & WEAK != 0 {
                     weak += 1;
                 }
+                prev2_head = prev_head;
+                prev_head = flags & HEAD != 0;
+            } else {
+                prev2_head = prev_head;
+                prev_head = false;
             }
             prev2 = prev;
             prev = Some((s, i));
@@ -187,7 +208,7 @@ impl Prose {
             }
             p += 1;
         }
-        self.terms.contains(&buf[..n])
+        self.terms.get(&buf[..n]).is_some_and(|f| f & TERM != 0)
     }
 }
 

@@ -278,7 +278,10 @@ pub fn scan_pairs(
 ) {
     let n = hay.len();
     let mut resume = 0;
-    for p in memchr2_iter(b'=', b':', hay) {
+    // A JSON line has a colon per field: with `eq_only` they are not even
+    // visited.
+    let (a, b) = if eq_only { (b'=', b'=') } else { (b'=', b':') };
+    for p in memchr2_iter(a, b, hay) {
         if p < resume {
             continue;
         }
@@ -447,6 +450,10 @@ fn inside_quotes(text: &[u8], q: u8) -> bool {
 ///   following `parameters: ('x', 'y')` tuple (SQLAlchemy's error text);
 /// * PostgreSQL's `Key (a, b)=(x, y)` in constraint-violation details.
 pub fn scan_sql(hay: &[u8], lookup: &dyn Fn(&[u8]) -> Option<u32>, out: &mut dyn FnMut(Pair)) {
+    // Both forms hold `)=(` or ` VALUES (`: a `)` is the cheap first test.
+    if memchr::memchr(b')', hay).is_none() {
+        return;
+    }
     scan_sql_insert(hay, lookup, out);
     scan_key_detail(hay, lookup, out);
 }

@@ -506,10 +506,13 @@ pub fn ipv6_at(hay: &[u8], i: usize) -> Option<usize> {
     if i > 0 && (hay[i - 1].is_ascii_alphanumeric() || matches!(hay[i - 1], b':' | b'_' | b'.')) {
         return None;
     }
-    // A colon within the first five bytes, after hex digits.
-    let head = hay.get(i..(i + 5).min(hay.len()))?;
-    let colon = head.iter().position(|&b| b == b':')?;
-    if colon == 0 || !head[..colon].iter().all(u8::is_ascii_hexdigit) {
+    // One to four hex digits, then a colon. This is called at the start of
+    // every word, so it must fail fast on the common case (a word).
+    let mut k = i;
+    while k < hay.len() && k - i < 4 && hay[k].is_ascii_hexdigit() {
+        k += 1;
+    }
+    if k == i || hay.get(k) != Some(&b':') {
         return None;
     }
     let mut e = i;
