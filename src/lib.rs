@@ -33,6 +33,7 @@ modules follow that order.
 
 pub mod admin;
 pub mod config;
+pub mod decode;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
