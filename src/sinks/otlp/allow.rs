@@ -354,11 +354,9 @@ impl AllowList {
                     self.body(item, depth + 1, n);
                 }
             }
-            Some(_) => {
-                if !self.keep_unstructured {
-                    withhold(v, n);
-                }
-            }
+            // A number, a boolean or bytes: no key, so unstructured.
+            Some(_) if !self.keep_unstructured => withhold(v, n),
+            Some(_) => {}
         }
     }
 
