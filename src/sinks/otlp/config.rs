@@ -21,6 +21,9 @@
 //!     queue: { max_bytes: 8MiB, max_batches: 4096 }
 //!     retry: { initial_backoff: 100ms, max_backoff: 5s, max_elapsed: 60s }
 //!     max_in_flight: 2                # requests under way at once
+//!     allow:                          # optional: only these keys keep their values
+//!       keys: [level, msg, service.name, http.*]
+//!       unstructured: withhold        # withhold (default) or keep
 //! ```
 
 pub use crate::units::{parse_bytes, parse_duration};
@@ -33,6 +36,7 @@ use hyper::http::uri::Uri;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use super::allow::AllowConfig;
 use crate::secret::SecretSource;
 
 /// The citation used when a vendor without a BAA is refused.
@@ -121,6 +125,15 @@ pub struct VendorConfig {
     /// `endpoint` is a per-signal URL.
     #[serde(default)]
     pub signals: Option<Vec<Signal>>,
+
+    /// An allow-list (minimum necessary, 45 CFR 164.502(b)): when set, only
+    /// the listed keys of structured records (JSON and logfmt log bodies,
+    /// map bodies, attributes at every level) keep their values, as the
+    /// engine redacted them; every other value is replaced by `[WITHHELD]`
+    /// and counted in `scrubs_vendor_values_withheld_total`. Unset: every
+    /// key passes (after redaction). See [`super::allow`].
+    #[serde(default)]
+    pub allow: Option<AllowConfig>,
 }
 
 impl fmt::Debug for VendorConfig {
@@ -141,6 +154,7 @@ impl fmt::Debug for VendorConfig {
             .field("retry", &self.retry)
             .field("max_in_flight", &self.max_in_flight)
             .field("signals", &self.signals)
+            .field("allow", &self.allow)
             .finish()
     }
 }
@@ -580,6 +594,9 @@ impl VendorConfig {
                 "{path}.retry.max_backoff: must be at least retry.initial_backoff"
             ));
         }
+        if let Some(allow) = &self.allow {
+            p.extend(allow.validate(&format!("{path}.allow")));
+        }
         if let Some(sigs) = &self.signals {
             if sigs.is_empty() {
                 p.push(format!(
@@ -877,6 +894,32 @@ signals: []
         assert!(has("vendors[2].signals: empty"), "{p:?}");
         // The URL's password is not echoed.
         assert!(!p.iter().any(|m| m.contains("pw@")), "{p:?}");
+    }
+
+    #[test]
+    fn allow_block_is_parsed_and_checked_with_its_path() {
+        let c = cfg(
+            "name: a\nendpoint: http://c:4318\nbaa_covered: true\nallow: { keys: [level, http.*], unstructured: keep }\n",
+        );
+        assert!(c.validate("vendors[0]").is_empty());
+        assert_eq!(c.allow.as_ref().unwrap().keys, ["level", "http.*"]);
+        let c = cfg("name: a\nendpoint: http://c:4318\nbaa_covered: true\nallow: { keys: [] }\n");
+        let p = c.validate("vendors[1]");
+        assert!(p[0].starts_with("vendors[1].allow.keys: empty"), "{p:?}");
+        let c = cfg(
+            "name: a\nendpoint: http://c:4318\nbaa_covered: true\nallow: { keys: [ok, 'a*b'] }\n",
+        );
+        let p = c.validate("vendors[1]");
+        assert!(
+            p[0].starts_with("vendors[1].allow.keys[1]: bad glob"),
+            "{p:?}"
+        );
+        let e = serde_yaml::from_str::<VendorConfig>(
+            "name: a\nendpoint: http://x\nbaa_covered: true\nallow: { keys: [a], mode: strict }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("mode"), "{e}");
     }
 
     #[test]

@@ -40,6 +40,7 @@
 //! scrubs never logs a payload, a response body, or a header value: only
 //! vendor names, header names, status codes, counts and transport errors.
 
+pub mod allow;
 mod config;
 mod encode;
 mod tls;
@@ -250,6 +251,9 @@ impl Shared {
 /// The handle to one vendor's export queue and task.
 pub struct VendorSink {
     shared: Arc<Shared>,
+    /// The vendor's allow-list, applied to each batch before it is encoded
+    /// (so every other vendor's copy is untouched); `None` costs nothing.
+    allow: Option<allow::Applier>,
     transport: Arc<Transport>,
     tx: mpsc::UnboundedSender<Queued>,
     abort: watch::Sender<bool>,
@@ -325,6 +329,12 @@ impl VendorSink {
             .map_err(|_| format!("vendor {:?}: start needs a tokio runtime", cfg.name))?;
         let headers = resolve_headers(cfg).map_err(|e| format!("vendor {:?}: {e}", cfg.name))?;
         let header_names: Vec<String> = headers.keys().map(|k| k.as_str().to_owned()).collect();
+        let allow = cfg
+            .allow
+            .as_ref()
+            .map(|a| allow::Applier::new(a, &metrics, &cfg.name))
+            .transpose()
+            .map_err(|e| format!("vendor {:?}: {e}", cfg.name))?;
         let transport =
             Transport::new(cfg, headers).map_err(|e| format!("vendor {:?}: {e}", cfg.name))?;
 
@@ -407,6 +417,7 @@ impl VendorSink {
         Ok((
             VendorSink {
                 shared,
+                allow,
                 transport,
                 tx,
                 abort: abort_tx,
@@ -432,7 +443,7 @@ impl VendorSink {
     /// has already been counted (the caller must not count it again).
     /// A batch of a signal this vendor does not take, or with no records,
     /// is ignored (`Ok`).
-    pub fn send(&self, batch: VendorBatch) -> Result<(), DropReason> {
+    pub fn send(&self, mut batch: VendorBatch) -> Result<(), DropReason> {
         let signal = signal_of(&batch);
         if !self.shared.signals[signal.index()] {
             return Ok(());
@@ -440,6 +451,9 @@ impl VendorSink {
         let records = batch.records() as u64;
         if records == 0 {
             return Ok(());
+        }
+        if let Some(allow) = &self.allow {
+            allow.apply(signal, &mut batch);
         }
         // Measured before it is encoded: a batch the queue cannot take is
         // dropped without the cost of encoding it.
