@@ -33,4 +33,17 @@ impl VendorOut for VendorSink {
         }
         VendorSink::send(self, batch).map_err(|r| r.label())
     }
+
+    fn send_wait(&self, batch: VendorBatch) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            if !self.accepts(batch.signal()) {
+                return true;
+            }
+            VendorSink::send_wait(self, batch).await
+        })
+    }
+
+    fn failing_since(&self) -> Option<std::time::Instant> {
+        VendorSink::failing_since(self)
+    }
 }

@@ -59,8 +59,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument as _;
 
 pub use self::config::{
-    parse_bytes, parse_duration, BatchConfig, Compression, HeaderValue, Protocol, QueueConfig,
-    RetryConfig, Signal, TlsConfig, VendorConfig,
+    parse_bytes, parse_duration, BatchConfig, Compression, HeaderValue, LagLimitConfig, Protocol,
+    QueueConfig, RetryConfig, Signal, TlsConfig, VendorConfig,
 };
 use self::encode::Measured;
 use self::transport::{Attempt, FailClass, Transport};
@@ -155,6 +155,11 @@ struct Queued {
     signal: Signal,
     records: u64,
     bytes: u64,
+    /// Told when the request holding this batch is done (see
+    /// [`VendorSink::send_wait`]); a queued batch with a waiter is sent at
+    /// once rather than after `batch.max_wait`, because its sender sends
+    /// nothing more until it hears back.
+    waiter: Option<oneshot::Sender<bool>>,
 }
 
 #[derive(Default)]
@@ -178,6 +183,12 @@ struct Shared {
     retries: Handle,
     last_queue_full_log: Mutex<Option<Instant>>,
     suppressed_queue_full: AtomicU64,
+    /// Woken whenever queue space is released, for [`VendorSink::send_wait`].
+    space: tokio::sync::Notify,
+    /// Since when every export attempt has failed with a retryable error
+    /// (none since the last accepted request): `None` while the vendor
+    /// answers.
+    failing_since: Mutex<Option<Instant>>,
 }
 
 impl Shared {
@@ -200,6 +211,33 @@ impl Shared {
         q.bytes = q.bytes.saturating_sub(bytes);
         q.batches = q.batches.saturating_sub(batches);
         self.queue_gauge.store(q.bytes, Ordering::Relaxed);
+        drop(q);
+        self.space.notify_waiters();
+    }
+
+    /// Reserves queue space, waiting while the queue is full (never for a
+    /// batch larger than the whole queue, which fails at once).
+    async fn reserve_wait(&self, bytes: u64) -> Result<(), DropReason> {
+        loop {
+            let notified = self.space.notified();
+            tokio::pin!(notified);
+            // Registered before trying, so a release in between wakes us.
+            notified.as_mut().enable();
+            match self.reserve(bytes) {
+                Err(DropReason::QueueFull) => notified.await,
+                other => return other,
+            }
+        }
+    }
+
+    /// Records the outcome of one export attempt for [`Shared::failing_since`].
+    fn note_attempt(&self, answered: bool) {
+        let mut f = self.failing_since.lock().unwrap_or_else(|e| e.into_inner());
+        if answered {
+            *f = None;
+        } else if f.is_none() {
+            *f = Some(Instant::now());
+        }
     }
 
     fn count_sent(&self, signal: Signal, records: u64) {
@@ -380,6 +418,8 @@ impl VendorSink {
             queue: Mutex::new(QueueState::default()),
             last_queue_full_log: Mutex::new(None),
             suppressed_queue_full: AtomicU64::new(0),
+            space: tokio::sync::Notify::new(),
+            failing_since: Mutex::new(None),
             metrics: metrics.clone(),
             name: name.clone(),
         });
@@ -461,6 +501,7 @@ impl VendorSink {
             signal,
             records,
             bytes,
+            waiter: None,
         };
         if self.tx.send(q).is_err() {
             self.shared.release(bytes, 1);
@@ -469,6 +510,55 @@ impl VendorSink {
             return Err(DropReason::Closed);
         }
         Ok(())
+    }
+
+    /// Queues a batch and waits until the request that holds it is done:
+    /// waits for queue space instead of dropping when the queue is full
+    /// (back-pressure for sources that can wait: a file lane re-reads from
+    /// its checkpoint, so the file on disk is the buffer). Returns `true`
+    /// once the batch was delivered, or dropped and counted for a reason
+    /// other than a full queue (refused, retries exhausted); `false` when
+    /// it was abandoned at shutdown (not counted as delivered: the caller
+    /// should send it again after a restart).
+    pub async fn send_wait(&self, batch: VendorBatch) -> bool {
+        let signal = signal_of(&batch);
+        if !self.shared.signals[signal.index()] {
+            return true;
+        }
+        let records = batch.records() as u64;
+        if records == 0 {
+            return true;
+        }
+        let measured = Measured::new(batch);
+        let bytes = measured.len() as u64;
+        if let Err(reason) = self.shared.reserve_wait(bytes).await {
+            self.shared.count_dropped(signal, records, &reason);
+            tracing::warn!(vendor = %self.shared.name, bytes, records, "batch larger than the vendor's whole queue: dropped");
+            return true;
+        }
+        let (tx, rx) = oneshot::channel();
+        let q = Queued {
+            body: measured.encode(),
+            signal,
+            records,
+            bytes,
+            waiter: Some(tx),
+        };
+        if self.tx.send(q).is_err() {
+            self.shared.release(bytes, 1);
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Since when every attempt to export to this vendor has failed with a
+    /// retryable error, if it is failing now.
+    pub fn failing_since(&self) -> Option<Instant> {
+        *self
+            .shared
+            .failing_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Protobuf bytes queued or in flight.
@@ -542,6 +632,8 @@ struct Pending {
     /// merged request; they are kept apart so that gzip reads them one
     /// after the other instead of from a copy grown by appending each.
     parts: Vec<Vec<u8>>,
+    /// Senders waiting for this request's outcome ([`Queued::waiter`]).
+    waiters: Vec<oneshot::Sender<bool>>,
     signal: Signal,
     records: u64,
     bytes: u64,
@@ -591,8 +683,10 @@ impl Worker {
                 biased;
                 _ = aborted(&mut abort) => break 'run false,
                 msg = rx.recv() => match msg {
-                    Some(q) => {
+                    Some(mut q) => {
                         let i = q.signal.index();
+                        let waiter = q.waiter.take();
+                        let urgent = waiter.is_some();
                         let overflow = pending[i].as_ref().is_some_and(|p| {
                             p.records + q.records > self.batch.max_records as u64
                                 || p.bytes + q.bytes > self.batch.max_bytes
@@ -615,7 +709,10 @@ impl Worker {
                             }
                             None => pending[i] = Some(self.start_pending(q)),
                         }
-                        let full = pending[i].as_ref().is_some_and(|p| {
+                        if let (Some(p), Some(w)) = (pending[i].as_mut(), waiter) {
+                            p.waiters.push(w);
+                        }
+                        let full = urgent || pending[i].as_ref().is_some_and(|p| {
                             p.records >= self.batch.max_records as u64
                                 || p.bytes >= self.batch.max_bytes
                         });
@@ -721,6 +818,7 @@ impl Worker {
     fn start_pending(&self, q: Queued) -> Pending {
         Pending {
             parts: vec![q.body],
+            waiters: Vec::new(),
             signal: q.signal,
             records: q.records,
             bytes: q.bytes,
@@ -740,6 +838,7 @@ impl Worker {
     async fn deliver(&self, p: Pending, abort: &mut watch::Receiver<bool>) -> bool {
         let Pending {
             parts,
+            waiters,
             signal,
             records,
             bytes,
@@ -775,6 +874,9 @@ impl Worker {
             Some(Err(reason)) => self.shared.count_dropped(signal, records, &reason),
         }
         self.shared.release(bytes, items);
+        for w in waiters {
+            let _ = w.send(completed);
+        }
         completed
     }
 
@@ -802,6 +904,8 @@ impl Worker {
                 &[("vendor", name), ("code", attempt.code())],
                 1,
             );
+            self.shared
+                .note_attempt(!matches!(attempt, Attempt::Retry { .. }));
             match attempt {
                 Attempt::Accepted { rejected, .. } => return Ok(rejected),
                 Attempt::Reject { code } => {
