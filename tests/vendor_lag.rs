@@ -36,7 +36,7 @@ fn audit_line(i: usize) -> String {
 }
 
 fn line(i: usize) -> String {
-    if i % 20 == 0 {
+    if i.is_multiple_of(20) {
         audit_line(i)
     } else {
         format!(
@@ -206,7 +206,7 @@ fn slow_vendor_lags_and_delivers_everything_across_two_kill_9() {
         kills += 1;
     }
     append(&log, written..N);
-    let mut scrubs = Scrubs::start(&cfg, &[]);
+    let scrubs = Scrubs::start(&cfg, &[]);
     while received() < N {
         assert!(
             start.elapsed() < Duration::from_secs(120),
@@ -251,7 +251,7 @@ fn slow_vendor_lags_and_delivers_everything_across_two_kill_9() {
     // problem.
     let messages = audit_messages(&topic);
     let seen = audit_numbers(&messages);
-    let want: Vec<usize> = (0..N).filter(|i| i % 20 == 0).collect();
+    let want: Vec<usize> = (0..N).filter(|i| i.is_multiple_of(20)).collect();
     assert_eq!(
         seen.keys().copied().collect::<Vec<_>>(),
         want,
