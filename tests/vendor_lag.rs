@@ -431,3 +431,105 @@ fn lag_past_max_bytes_skips_to_half_and_counts_exactly() {
     assert_eq!(count[0], 0);
     assert_eq!(count[N - 1], 1);
 }
+
+/// OTLP with a slow vendor: scrubs answers 429 with `Retry-After` once the
+/// vendor's queue is half full, instead of accepting records it would drop;
+/// a client that retries as OTLP exporters do loses nothing.
+#[test]
+fn otlp_with_a_slow_vendor_pushes_back_and_loses_nothing() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let vendor = slow_vendor(&rt, Duration::from_millis(100));
+    let ports = Ports::new(vendor.port);
+    let cfg = Sidecar {
+        include: dir.path().join("none.log").display().to_string(),
+        otlp: Some(&[]),
+        vendor: &["queue: { max_bytes: 1MiB }"],
+        ..Sidecar::default()
+    }
+    .write(dir.path(), &ports);
+    let mut scrubs = Scrubs::start(&cfg, &[]);
+    scrubs.wait_ready(ports.admin);
+
+    const REQUESTS: usize = 100;
+    const PER: usize = 400;
+    let mut refused = 0;
+    let start = Instant::now();
+    for r in 0..REQUESTS {
+        let records = (0..PER)
+            .map(|k| LogRecord {
+                body: Some(support::s(&format!(
+                    "order shipped pad=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx i={}",
+                    r * PER + k
+                ))),
+                ..Default::default()
+            })
+            .collect();
+        let body = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec();
+        // As an OTLP exporter does: retry 429/503 after the time asked.
+        loop {
+            assert!(start.elapsed() < Duration::from_secs(90), "too slow");
+            let t = Instant::now();
+            let (code, _) = support::post_proto(ports.http, "/v1/logs", &body);
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "answer took {:?}",
+                t.elapsed()
+            );
+            match code {
+                200 => break,
+                429 | 503 => {
+                    refused += 1;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                other => panic!("HTTP {other}"),
+            }
+        }
+    }
+    let n = REQUESTS * PER;
+    let received = || vendor.got.lock().unwrap().bodies.len();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while received() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} at the vendor",
+            received()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let m = http_get(ports.admin, "/metrics").unwrap().1;
+    let (code, _) = scrubs.stop();
+    assert_eq!(code, Some(0));
+    let bodies = vendor.got.lock().unwrap().bodies.clone();
+    let mut count = vec![0usize; n];
+    for b in &bodies {
+        count[number(b)] += 1;
+    }
+    eprintln!(
+        "OTLP: {n} records in {REQUESTS} requests, {refused} answers 429/503, {} at the vendor, {:?}",
+        bodies.len(),
+        start.elapsed()
+    );
+    assert!(count.iter().all(|&c| c == 1), "lost or duplicated records");
+    assert!(refused > 0, "the slow vendor never pushed back");
+    assert_eq!(
+        metric(
+            &m,
+            "scrubs_vendor_dropped_total{vendor=\"test-vendor\",reason=\"queue_full\"}"
+        ),
+        0
+    );
+}

@@ -177,6 +177,20 @@ pub trait VendorOut: Send + Sync + 'static {
     fn failing_since(&self) -> Option<std::time::Instant> {
         None
     }
+
+    /// Queues a batch, waiting up to `wait` for room before dropping it
+    /// (counted). For OTLP requests already admitted.
+    fn send_within(&self, batch: VendorBatch, wait: Duration) -> BoxFuture<'_, ()> {
+        let _ = wait;
+        let _ = self.send(batch);
+        Box::pin(std::future::ready(()))
+    }
+
+    /// Whether new OTLP requests should be refused with 429 until the
+    /// vendor's queue drains (it is slow, not dead).
+    fn congested(&self) -> bool {
+        false
+    }
 }
 
 /// Routing settings.
@@ -270,6 +284,10 @@ impl Drop for InFlight<'_> {
 }
 
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// How long an admitted OTLP request waits for room in a vendor's queue
+/// before its records for that vendor are dropped (counted `queue_full`).
+const OTLP_VENDOR_WAIT: Duration = Duration::from_secs(2);
 
 impl Pipeline {
     pub fn new(
@@ -439,6 +457,20 @@ impl Pipeline {
             let _ = v.send(batch.clone());
         }
         let _ = last.send(batch);
+    }
+
+    /// [`Pipeline::to_vendors`] for an admitted OTLP request: each vendor
+    /// waits up to [`OTLP_VENDOR_WAIT`] for room in its queue, so that
+    /// requests admitted together do not overfill it, while the client's
+    /// answer stays well under its export timeout.
+    async fn to_vendors_within(&self, batch: VendorBatch) {
+        let Some((last, others)) = self.vendors.split_last() else {
+            return;
+        };
+        for v in others {
+            v.send_within(batch.clone(), OTLP_VENDOR_WAIT).await;
+        }
+        last.send_within(batch, OTLP_VENDOR_WAIT).await;
     }
 
     async fn audit(&self, events: Vec<AuditEvent>) -> Result<(), String> {
@@ -762,6 +794,22 @@ impl Pipeline {
     }
 
     fn admit(&self, bytes: u64) -> Result<InFlight<'_>, Rejection> {
+        // A vendor that is slow (its queue over half full) asks the client
+        // to retry later rather than accepting records its queue would
+        // drop: the client's exporter keeps them, audit records included,
+        // and sends them again after `Retry-After`.
+        if let Some(v) = self.vendors.iter().find(|v| v.congested()) {
+            self.metrics.add(
+                "scrubs_otlp_refused_total",
+                "OTLP requests refused, by reason.",
+                &[("reason", "vendor_backpressure")],
+                1,
+            );
+            tracing::debug!(vendor = %v.name(), "OTLP request refused: vendor queue over half full");
+            return Err(Rejection::Overloaded {
+                retry_after: RETRY_AFTER,
+            });
+        }
         if self.audit_backpressure() {
             self.metrics.add(
                 "scrubs_otlp_refused_total",
@@ -866,7 +914,8 @@ impl Pipeline {
         req.resource_logs
             .retain(|rl| rl.scope_logs.iter().any(|s| !s.log_records.is_empty()));
         if !req.resource_logs.is_empty() {
-            self.to_vendors(VendorBatch::Logs(req.resource_logs));
+            self.to_vendors_within(VendorBatch::Logs(req.resource_logs))
+                .await;
         }
         Ok(outcome(rejected))
     }
@@ -884,7 +933,8 @@ impl Pipeline {
         req.resource_spans
             .retain(|r| r.scope_spans.iter().any(|s| !s.spans.is_empty()));
         if !req.resource_spans.is_empty() {
-            self.to_vendors(VendorBatch::Traces(req.resource_spans));
+            self.to_vendors_within(VendorBatch::Traces(req.resource_spans))
+                .await;
         }
         Ok(outcome(rejected))
     }
@@ -902,7 +952,8 @@ impl Pipeline {
         req.resource_metrics
             .retain(|r| r.scope_metrics.iter().any(|s| !s.metrics.is_empty()));
         if !req.resource_metrics.is_empty() {
-            self.to_vendors(VendorBatch::Metrics(req.resource_metrics));
+            self.to_vendors_within(VendorBatch::Metrics(req.resource_metrics))
+                .await;
         }
         Ok(outcome(rejected))
     }

@@ -46,4 +46,16 @@ impl VendorOut for VendorSink {
     fn failing_since(&self) -> Option<std::time::Instant> {
         VendorSink::failing_since(self)
     }
+
+    fn send_within(&self, batch: VendorBatch, wait: std::time::Duration) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if self.accepts(batch.signal()) {
+                VendorSink::send_within(self, batch, wait).await
+            }
+        })
+    }
+
+    fn congested(&self) -> bool {
+        VendorSink::congested(self)
+    }
 }

@@ -189,6 +189,9 @@ struct Shared {
     /// (none since the last accepted request): `None` while the vendor
     /// answers.
     failing_since: Mutex<Option<Instant>>,
+    /// `lag_limit.max_failing`: past it, a failing vendor no longer holds
+    /// back OTLP clients (see [`VendorSink::congested`]).
+    max_failing: Duration,
 }
 
 impl Shared {
@@ -420,6 +423,7 @@ impl VendorSink {
             suppressed_queue_full: AtomicU64::new(0),
             space: tokio::sync::Notify::new(),
             failing_since: Mutex::new(None),
+            max_failing: cfg.lag_limit.max_failing,
             metrics: metrics.clone(),
             name: name.clone(),
         });
@@ -549,6 +553,65 @@ impl VendorSink {
             return false;
         }
         rx.await.unwrap_or(false)
+    }
+
+    /// Queues a batch, waiting up to `wait` for room; past it the batch is
+    /// dropped and counted `queue_full`. For OTLP requests that were
+    /// admitted while the queue had room (see [`VendorSink::congested`]):
+    /// requests admitted together can still overfill it briefly, and a
+    /// short wait absorbs that without holding the client long.
+    pub async fn send_within(&self, batch: VendorBatch, wait: Duration) {
+        let signal = signal_of(&batch);
+        if !self.shared.signals[signal.index()] {
+            return;
+        }
+        let records = batch.records() as u64;
+        if records == 0 {
+            return;
+        }
+        let measured = Measured::new(batch);
+        let bytes = measured.len() as u64;
+        let reserved = match tokio::time::timeout(wait, self.shared.reserve_wait(bytes)).await {
+            Ok(r) => r,
+            Err(_) => Err(DropReason::QueueFull),
+        };
+        if let Err(reason) = reserved {
+            self.shared.count_dropped(signal, records, &reason);
+            if reason == DropReason::QueueFull {
+                self.shared.warn_queue_full();
+            }
+            return;
+        }
+        let q = Queued {
+            body: measured.encode(),
+            signal,
+            records,
+            bytes,
+            waiter: None,
+        };
+        if self.tx.send(q).is_err() {
+            self.shared.release(bytes, 1);
+            self.shared
+                .count_dropped(signal, records, &DropReason::Closed);
+        }
+    }
+
+    /// Whether OTLP clients should be asked to wait (429 with
+    /// `Retry-After`) before sending more for this vendor: its queue is over
+    /// half full, and it has not been failing for longer than
+    /// `lag_limit.max_failing` (past that bound, a dead vendor's records are
+    /// accepted and dropped, counted, so that it does not stop telemetry to
+    /// the others).
+    pub fn congested(&self) -> bool {
+        let half_full = {
+            let q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.bytes * 2 > self.shared.max_bytes || q.batches * 2 > self.shared.max_batches
+        };
+        if !half_full {
+            return false;
+        }
+        let max = self.shared.max_failing;
+        max.is_zero() || self.failing_since().is_none_or(|t| t.elapsed() < max)
     }
 
     /// Since when every attempt to export to this vendor has failed with a
