@@ -264,6 +264,33 @@ fn slow_vendor_lags_and_delivers_everything_across_two_kill_9() {
         .filter(|p| p.kind != ProblemKind::Duplicate)
         .count();
     assert_eq!(other, 0, "{}", report.summary());
+    // `scrubs audit verify` exits 0 on identical re-sends (reported), 1
+    // with --strict when there are any.
+    let verify_cli = |strict: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scrubs"));
+        cmd.args([
+            "audit",
+            "verify",
+            "--brokers",
+            &bootstrap(),
+            "--topic",
+            &topic,
+        ]);
+        if strict {
+            cmd.arg("--strict");
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = verify_cli(false);
+    eprintln!("audit verify: {}", out.lines().last().unwrap_or(""));
+    assert_eq!(code, Some(0), "{out}");
+    let dups = report.count(ProblemKind::Duplicate);
+    let (code, out) = verify_cli(true);
+    assert_eq!(code, Some(if dups > 0 { 1 } else { 0 }), "{out}");
 }
 
 /// A vendor that fails every attempt for longer than `max_failing`: its
