@@ -4,11 +4,15 @@
 //! Each vendor gets a [`VendorSink`]: a bounded queue (by protobuf bytes and
 //! by batch count) in front of one background task that merges batches of
 //! the same signal, encodes them once, compresses, and sends them with a
-//! timeout, retrying with exponential backoff and full jitter. The caller's
-//! [`VendorSink::send`] never waits: when the queue is full the batch is
-//! dropped and counted, because the sidecar must never slow the service it
-//! sits beside (45 CFR 164.308(a)(7), emergency-mode operation), and the
-//! audit path does not go through here.
+//! timeout, retrying with exponential backoff and full jitter. Three ways
+//! in: [`VendorSink::send`] never waits (when the queue is full the batch is
+//! dropped and counted; for stdin, which cannot be read again);
+//! [`VendorSink::send_wait`] waits for room and for the request's outcome
+//! (for a file source's vendor lane: the file is the buffer, see
+//! `crate::pipeline::lane`); [`VendorSink::send_within`] waits for room a
+//! short while (for OTLP requests, which are refused with 429 beforehand
+//! while [`VendorSink::congested`]). The audit path does not go through
+//! here.
 //!
 //! A vendor not flagged `baa_covered: true` is refused by
 //! [`VendorConfig::validate`] and again by [`VendorSink::start`]: no sink
@@ -32,6 +36,7 @@
 //! | `rejected_<code>` | a non-retryable answer, e.g. `rejected_400`, `rejected_unauthenticated` |
 //! | `partial_rejected` | the vendor accepted the request but refused some records (OTLP partial success) |
 //! | `shutdown` | still queued or in flight when the shutdown deadline passed |
+//! | `vendor_lag_limit` | counted by a file source's vendor lane that skipped ahead past `lag_limit` (`crate::pipeline::lane`) |
 //!
 //! Each attempt is counted in `scrubs_vendor_requests_total{vendor,code}`,
 //! where `code` is the HTTP status, the gRPC code (`ok`, `unavailable`, ...),

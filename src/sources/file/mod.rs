@@ -65,6 +65,11 @@
 //! pipeline is slow, the bounded channel and the in-flight window fill and
 //! the tail simply reads later; `scrubs_file_lag_bytes` reports how far
 //! behind it is (bytes written and not yet acknowledged).
+//!
+//! `scrubs run` starts one tail per destination of a source ([`spawn_lane`]):
+//! the audit lane and one lane per vendor, each with its own checkpoint, so
+//! that a vendor that makes its lane wait never holds back the audit fork
+//! (see `crate::pipeline::lane`).
 
 mod checkpoint;
 mod config;
