@@ -14,7 +14,7 @@ use scrubs::pipeline::classify::Selector;
 use scrubs::pipeline::router::{AuditOut, Handler, Pipeline, RouterConfig, VendorOut};
 use scrubs::pipeline::{LagLimit, Lane, LineBatch, VendorLane};
 use scrubs::sinks::audit::AuditSink;
-use scrubs::sinks::otlp::VendorSink;
+use scrubs::sinks::otlp::{Signal, VendorSink};
 use scrubs::sources::{file, otlp, stdin};
 use scrubs::{Engine, PseudonymKey};
 use tokio::sync::{mpsc, watch, Mutex};
@@ -237,7 +237,15 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
                 // queue, and one lane per vendor with its own queue and
                 // workers, so that a vendor that makes its lane wait never
                 // holds a worker the audit lane needs.
-                if audit.is_some() || vendors.is_empty() {
+                // Vendors that take no logs get no lane: nothing of a file
+                // would reach them.
+                let log_vendors: Vec<usize> = vendors
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.effective_signals().contains(&Signal::Logs))
+                    .map(|(i, _)| i)
+                    .collect();
+                if audit.is_some() || log_vendors.is_empty() {
                     let lane = if audit.is_some() {
                         Lane::Audit
                     } else {
@@ -253,13 +261,14 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
                         stop_rx.clone(),
                     )?);
                 }
-                for (i, v) in vendors.iter().enumerate() {
+                for (k, &i) in log_vendors.iter().enumerate() {
+                    let v = &vendors[i];
                     let lane = VendorLane::new(
                         &metrics,
                         name,
                         i,
                         &v.name,
-                        audit.is_none() && i == 0,
+                        audit.is_none() && k == 0,
                         LagLimit {
                             max_bytes: v.lag_limit.max_bytes,
                             max_failing: v.lag_limit.max_failing,
