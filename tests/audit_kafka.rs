@@ -410,7 +410,7 @@ async fn verify_names_deleted_altered_reordered_duplicated_and_forged_events() {
     assert_eq!(report.events, 60);
     assert_eq!(
         report.summary(),
-        "verified 60 events in 1 streams: 5 problems"
+        "verified 60 events in 1 streams: 5 problems (1 identical re-send(s), 4 integrity problem(s): 1 gap, 1 reorder, 1 altered, 1 broken_chain)"
     );
     let lines: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
     assert!(lines[0].starts_with("stream=s instance="));

@@ -338,8 +338,12 @@ fn bad_input_against_one_process() {
         "slow client cut off after {took:?}"
     );
 
-    // Everything that was good enough to forward arrives, scrubbed.
-    let end = Instant::now() + Duration::from_secs(30);
+    // Everything that was good enough to forward arrives, scrubbed. The
+    // vendor's file lane delivers one batch at a time (issue 15), and the
+    // 2 MiB of random bytes in the glob are about 8,000 lines that a debug
+    // build redacts slowly: on the loaded 2-core machine that took more
+    // than 30 s in the full suite (8,115 of the records in).
+    let end = Instant::now() + Duration::from_secs(120);
     loop {
         let g = got.lock().unwrap();
         let seen = |m: &str| g.bodies.iter().any(|b| b.contains(m));

@@ -12,9 +12,9 @@ use scrubs::config::{build_rules, Config, SourceConfig};
 use scrubs::metrics::{Handle, Metrics};
 use scrubs::pipeline::classify::Selector;
 use scrubs::pipeline::router::{AuditOut, Handler, Pipeline, RouterConfig, VendorOut};
-use scrubs::pipeline::LineBatch;
+use scrubs::pipeline::{LagLimit, Lane, LineBatch, VendorLane};
 use scrubs::sinks::audit::AuditSink;
-use scrubs::sinks::otlp::VendorSink;
+use scrubs::sinks::otlp::{Signal, VendorSink};
 use scrubs::sources::{file, otlp, stdin};
 use scrubs::{Engine, PseudonymKey};
 use tokio::sync::{mpsc, watch, Mutex};
@@ -225,20 +225,92 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (tx, rx) = mpsc::channel::<LineBatch>(limits.queue_batches);
     let mut line_tasks = Vec::new();
+    let mut lane_workers = Vec::new();
     let mut servers = Vec::new();
     let mut only_stdin = true;
     for (name, src) in sources {
         match src {
             SourceConfig::File(f) => {
                 only_stdin = false;
-                line_tasks.push(file::spawn(
-                    name.clone(),
-                    f.clone(),
-                    data_dir.clone(),
-                    tx.clone(),
-                    metrics.clone(),
-                    stop_rx.clone(),
-                )?);
+                // One read position per destination (see
+                // `scrubs::pipeline::lane`): the audit lane on the shared
+                // queue, and one lane per vendor with its own queue and
+                // workers, so that a vendor that makes its lane wait never
+                // holds a worker the audit lane needs.
+                // Vendors that take no logs get no lane: nothing of a file
+                // would reach them.
+                let log_vendors: Vec<usize> = vendors
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.effective_signals().contains(&Signal::Logs))
+                    .map(|(i, _)| i)
+                    .collect();
+                if audit.is_some() || log_vendors.is_empty() {
+                    let lane = if audit.is_some() {
+                        Lane::Audit
+                    } else {
+                        Lane::All
+                    };
+                    line_tasks.push(file::spawn_lane(
+                        name.clone(),
+                        f.clone(),
+                        data_dir.clone(),
+                        lane,
+                        tx.clone(),
+                        metrics.clone(),
+                        stop_rx.clone(),
+                    )?);
+                }
+                for (k, &i) in log_vendors.iter().enumerate() {
+                    let v = &vendors[i];
+                    let lane = VendorLane::new(
+                        &metrics,
+                        name,
+                        i,
+                        &v.name,
+                        audit.is_none() && k == 0,
+                        LagLimit {
+                            max_bytes: v.lag_limit.max_bytes,
+                            max_failing: v.lag_limit.max_failing,
+                        },
+                    );
+                    let (lane_tx, lane_rx) = mpsc::channel::<LineBatch>(1);
+                    line_tasks.push(file::spawn_lane(
+                        name.clone(),
+                        f.clone(),
+                        data_dir.clone(),
+                        Lane::Vendor(lane.clone()),
+                        lane_tx,
+                        metrics.clone(),
+                        stop_rx.clone(),
+                    )?);
+                    // Two workers: one redacts the next batch while the
+                    // other waits for the vendor.
+                    let lane_rx = Arc::new(Mutex::new(lane_rx));
+                    for _ in 0..2 {
+                        let rx = lane_rx.clone();
+                        let pipeline = pipeline.clone();
+                        let lane = lane.clone();
+                        lane_workers.push(tokio::spawn(
+                            async move {
+                                loop {
+                                    let next = rx.lock().await.recv().await;
+                                    match next {
+                                        Some(batch) => {
+                                            pipeline.process_vendor_lane(batch, &lane).await
+                                        }
+                                        None => break,
+                                    }
+                                }
+                            }
+                            .instrument(tracing::info_span!(
+                                "lane",
+                                source = %name,
+                                vendor = %v.name
+                            )),
+                        ));
+                    }
+                }
             }
             SourceConfig::Stdin(_) => {
                 line_tasks.push(stdin::spawn_stdin(
@@ -371,6 +443,14 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
         .chain(workers)
     {
         let _ = tokio::time::timeout_at(deadline, t).await;
+    }
+    // The file sources have written their checkpoints: a vendor lane's
+    // batch still waiting for its vendor was not acknowledged and is read
+    // again after a restart. What the lanes already queued is flushed by
+    // the vendor sinks' shutdown below.
+    for w in lane_workers {
+        w.abort();
+        let _ = w.await;
     }
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     drop(pipeline);

@@ -19,6 +19,8 @@ use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use tokio::sync::oneshot;
 
+pub use self::lane::{LagLimit, Lane, LaneDecision, VendorLane};
+
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -46,6 +48,8 @@ pub struct LineBatch {
     /// earlier batch of the same file was refused: the source reads this one
     /// again, so the pipeline must not deliver it and acknowledges `false`.
     pub earlier_committed: Option<oneshot::Receiver<()>>,
+    /// Which destinations this batch is for (see [`lane`]).
+    pub lane: Lane,
 }
 
 impl fmt::Debug for LineBatch {
@@ -171,6 +175,7 @@ pub trait OtlpHandler: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<ExportOutcome, Rejection>>;
 }
 pub mod classify;
+pub mod lane;
 pub mod otlp_redact;
 pub mod router;
 

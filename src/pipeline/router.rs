@@ -32,8 +32,11 @@ use tokio::sync::Notify;
 
 use super::classify::{self, Selector};
 use super::fault;
+use super::lane::{LaneDecision, VendorLane};
 use super::otlp_redact::{self, RedactError, RedactStats};
-use super::{AuditEvent, BoxFuture, ExportOutcome, LineBatch, OtlpHandler, Rejection, VendorBatch};
+use super::{
+    AuditEvent, BoxFuture, ExportOutcome, Lane, LineBatch, OtlpHandler, Rejection, VendorBatch,
+};
 use crate::metrics::{self, Metrics};
 use crate::{Engine, Scratch};
 
@@ -160,6 +163,34 @@ pub trait VendorOut: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// Queues a batch; an error means it was dropped (and counted).
     fn send(&self, batch: VendorBatch) -> Result<(), String>;
+
+    /// Queues a batch, waiting for room, and resolves once the request
+    /// holding it is done: `true` when it was delivered or dropped and
+    /// counted, `false` when it was abandoned (shutdown) and should be sent
+    /// again. For sources that can wait (file lanes).
+    fn send_wait(&self, batch: VendorBatch) -> BoxFuture<'_, bool> {
+        let _ = self.send(batch);
+        Box::pin(std::future::ready(true))
+    }
+
+    /// Since when every export attempt has failed, while it is failing.
+    fn failing_since(&self) -> Option<std::time::Instant> {
+        None
+    }
+
+    /// Queues a batch, waiting up to `wait` for room before dropping it
+    /// (counted). For OTLP requests already admitted.
+    fn send_within(&self, batch: VendorBatch, wait: Duration) -> BoxFuture<'_, ()> {
+        let _ = wait;
+        let _ = self.send(batch);
+        Box::pin(std::future::ready(()))
+    }
+
+    /// Whether new OTLP requests should be refused with 429 until the
+    /// vendor's queue drains (it is slow, not dead).
+    fn congested(&self) -> bool {
+        false
+    }
 }
 
 /// Routing settings.
@@ -197,6 +228,21 @@ pub struct Pipeline {
     /// regex cache, the key cache), which per batch would cost more than
     /// redacting a short batch. Each is tied to the engine that made it.
     scratch_pool: Mutex<Vec<(Arc<Engine>, Scratch)>>,
+}
+
+/// What [`Pipeline::read_lines`] does with a batch's lines.
+#[derive(Clone, Copy, Debug)]
+struct ReadMode {
+    /// Collect audit events.
+    audit: bool,
+    /// Redact the lines for vendors.
+    redact: bool,
+    /// Count the source's records, bytes and redactions (one lane per file
+    /// does, so that each line is counted once).
+    count_source: bool,
+    /// Count redaction failures for this vendor only (a vendor lane), or
+    /// for every vendor.
+    vendor: Option<usize>,
 }
 
 /// Scratch spaces kept in the pool: one per worker and request in flight
@@ -238,6 +284,10 @@ impl Drop for InFlight<'_> {
 }
 
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// How long an admitted OTLP request waits for room in a vendor's queue
+/// before its records for that vendor are dropped (counted `queue_full`).
+const OTLP_VENDOR_WAIT: Duration = Duration::from_secs(2);
 
 impl Pipeline {
     pub fn new(
@@ -327,10 +377,27 @@ impl Pipeline {
     /// Counts records that never reached any vendor because redaction
     /// failed or hit a limit (`reason`), in every vendor's drop counter.
     fn count_not_redacted(&self, source: &str, reason: &'static str, records: u64) {
+        self.count_not_redacted_for(source, reason, records, None)
+    }
+
+    /// [`Pipeline::count_not_redacted`] for one vendor (by index) or, with
+    /// `None`, every vendor.
+    fn count_not_redacted_for(
+        &self,
+        source: &str,
+        reason: &'static str,
+        records: u64,
+        only: Option<usize>,
+    ) {
         if records == 0 {
             return;
         }
-        for v in &self.vendors {
+        for (_, v) in self
+            .vendors
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| only.is_none_or(|o| o == *i))
+        {
             self.metrics.add(
                 metrics::VENDOR_DROPPED,
                 metrics::VENDOR_DROPPED_HELP,
@@ -392,6 +459,20 @@ impl Pipeline {
         let _ = last.send(batch);
     }
 
+    /// [`Pipeline::to_vendors`] for an admitted OTLP request: each vendor
+    /// waits up to [`OTLP_VENDOR_WAIT`] for room in its queue, so that
+    /// requests admitted together do not overfill it, while the client's
+    /// answer stays well under its export timeout.
+    async fn to_vendors_within(&self, batch: VendorBatch) {
+        let Some((last, others)) = self.vendors.split_last() else {
+            return;
+        };
+        for v in others {
+            v.send_within(batch.clone(), OTLP_VENDOR_WAIT).await;
+        }
+        last.send_within(batch, OTLP_VENDOR_WAIT).await;
+    }
+
     async fn audit(&self, events: Vec<AuditEvent>) -> Result<(), String> {
         self.submit_audit(events).await?.await
     }
@@ -428,36 +509,69 @@ impl Pipeline {
     /// Processes lines from a file or stdin and acknowledges the batch.
     /// `ticket` orders its audit events after those of earlier batches
     /// (see [`Sequencer`]); take it where the batch is dequeued.
-    pub async fn process_lines(&self, batch: LineBatch, mut ticket: Ticket) {
-        let LineBatch {
-            source,
-            stream,
-            lines,
-            dropped_bytes,
-            ack,
-            earlier_committed,
-        } = batch;
+    ///
+    /// What is done depends on the batch's [`Lane`]: `All` (stdin) records
+    /// its audit events and queues the scrubbed lines for every vendor
+    /// without waiting; `Audit` (a file source's audit lane) only records
+    /// audit events; `Vendor` (a file source's lane for one vendor) only
+    /// redacts for that vendor, and waits for it (see
+    /// [`Pipeline::process_vendor_lane`]).
+    pub async fn process_lines(&self, batch: LineBatch, ticket: Ticket) {
+        match batch.lane.clone() {
+            Lane::Vendor(lane) => {
+                // A vendor lane records no audit events: it never takes a
+                // turn, so it never holds back the audit lane.
+                drop(ticket);
+                self.process_vendor_lane(batch, &lane).await
+            }
+            Lane::Audit => self.process_audit_lines(batch, ticket, false).await,
+            Lane::All => self.process_audit_lines(batch, ticket, true).await,
+        }
+    }
+
+    /// Classifies (and with `to_vendors`, redacts) a batch's lines: the
+    /// audit events, the scrubbed records, and the number of lines whose
+    /// redaction failed.
+    fn read_lines(
+        &self,
+        source: &str,
+        stream: &str,
+        lines: &[Vec<u8>],
+        dropped_bytes: &[u64],
+        mode: ReadMode,
+    ) -> (Vec<AuditEvent>, Vec<LogRecord>) {
+        let ReadMode {
+            audit,
+            redact,
+            count_source,
+            vendor,
+        } = mode;
         let (engine, mut scratch) = self.engine_and_scratch();
         let observed = now_nanos();
         let mut events = Vec::new();
-        let mut records = Vec::with_capacity(lines.len());
+        let mut records = Vec::with_capacity(if redact { lines.len() } else { 0 });
         let mut bytes = 0u64;
         let mut failed = 0u64;
         for (i, line) in lines.iter().enumerate() {
             bytes += line.len() as u64;
-            if !self.selector.is_empty() {
+            if !self.selector.is_empty() && (audit || !self.cfg.audit_to_vendors) {
                 if let Some(key) = self.selector.select_line(line) {
-                    events.push(AuditEvent {
-                        source: source.clone(),
-                        stream: stream.clone(),
-                        key,
-                        time_unix_nano: observed,
-                        record: serde_json::json!({ "line": String::from_utf8_lossy(line) }),
-                    });
+                    if audit {
+                        events.push(AuditEvent {
+                            source: source.to_string(),
+                            stream: stream.to_string(),
+                            key,
+                            time_unix_nano: observed,
+                            record: serde_json::json!({ "line": String::from_utf8_lossy(line) }),
+                        });
+                    }
                     if !self.cfg.audit_to_vendors {
                         continue;
                     }
                 }
+            }
+            if !redact {
+                continue;
             }
             // Fail closed: a panic inside redaction drops this record (it is
             // counted below); the scratch space may be inconsistent, so its
@@ -469,7 +583,7 @@ impl Pipeline {
             let mut body = match redacted {
                 Ok(body) => body,
                 Err(_) => {
-                    self.count_redactions(&engine, &mut scratch, &source);
+                    self.count_redactions(&engine, &mut scratch, source);
                     scratch = engine.scratch();
                     failed += 1;
                     continue;
@@ -487,23 +601,79 @@ impl Pipeline {
                 ..Default::default()
             });
         }
-        self.count_redactions(&engine, &mut scratch, &source);
-        self.count_not_redacted(&source, "redaction_failed", failed);
-        let labels = [("source", source.as_str())];
-        self.metrics.add(
-            "scrubs_records_in_total",
-            "Records read, by source.",
-            &labels,
-            lines.len() as u64,
-        );
-        self.metrics.add(
-            "scrubs_bytes_in_total",
-            "Bytes read, by source.",
-            &labels,
-            bytes,
-        );
-
+        if count_source {
+            self.count_redactions(&engine, &mut scratch, source);
+            let labels = [("source", source)];
+            self.metrics.add(
+                "scrubs_records_in_total",
+                "Records read, by source.",
+                &labels,
+                lines.len() as u64,
+            );
+            self.metrics.add(
+                "scrubs_bytes_in_total",
+                "Bytes read, by source.",
+                &labels,
+                bytes,
+            );
+        } else {
+            // Another lane of the same file counts what it reads.
+            scratch.drain_counts(|_, _| {});
+        }
         self.recycle(engine, scratch);
+        self.count_not_redacted_for(source, "redaction_failed", failed, vendor);
+        (events, records)
+    }
+
+    /// The resource of scrubbed lines from `source`'s `stream`.
+    fn line_resource(&self, source: &str, stream: &str, records: Vec<LogRecord>) -> VendorBatch {
+        let mut attrs: Vec<KeyValue> = self.cfg.resource.iter().map(|(k, v)| kv(k, v)).collect();
+        attrs.push(kv("scrubs.source", source));
+        attrs.push(kv("log.file.path", stream));
+        VendorBatch::Logs(vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: attrs,
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(InstrumentationScope {
+                    name: "scrubs".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    ..Default::default()
+                }),
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }])
+    }
+
+    /// The audit lane (and stdin, with `to_vendors`): audit events are made
+    /// durable first, then (with `to_vendors`) the scrubbed lines are queued
+    /// for every vendor without waiting.
+    async fn process_audit_lines(&self, batch: LineBatch, mut ticket: Ticket, to_vendors: bool) {
+        let LineBatch {
+            source,
+            stream,
+            lines,
+            dropped_bytes,
+            ack,
+            earlier_committed,
+            lane: _,
+        } = batch;
+        let (events, records) = self.read_lines(
+            &source,
+            &stream,
+            &lines,
+            &dropped_bytes,
+            ReadMode {
+                audit: true,
+                redact: to_vendors,
+                count_source: true,
+                vendor: None,
+            },
+        );
+        drop(lines);
 
         // Nothing reaches a sink before the source has checkpointed every
         // earlier batch (see `LineBatch::earlier_committed`); if one of them
@@ -531,31 +701,115 @@ impl Pipeline {
             }
         };
         if durable && !records.is_empty() {
-            let mut attrs: Vec<KeyValue> =
-                self.cfg.resource.iter().map(|(k, v)| kv(k, v)).collect();
-            attrs.push(kv("scrubs.source", &source));
-            attrs.push(kv("log.file.path", &stream));
-            self.to_vendors(VendorBatch::Logs(vec![ResourceLogs {
-                resource: Some(Resource {
-                    attributes: attrs,
-                    ..Default::default()
-                }),
-                scope_logs: vec![ScopeLogs {
-                    scope: Some(InstrumentationScope {
-                        name: "scrubs".into(),
-                        version: env!("CARGO_PKG_VERSION").into(),
-                        ..Default::default()
-                    }),
-                    log_records: records,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }]));
+            self.to_vendors(self.line_resource(&source, &stream, records));
         }
         let _ = ack.send(durable);
     }
 
+    /// A file source's lane for one vendor: redacts the lines and waits
+    /// until that vendor's request holding them is done (delivered, or
+    /// dropped for a counted reason) before acknowledging, so the lane's
+    /// checkpoint never passes lines the vendor has not had and a slow
+    /// vendor makes the lane lag instead of dropping. Past the lane's lag
+    /// limit the lines are skipped and counted (`vendor_lag_limit`).
+    pub async fn process_vendor_lane(&self, batch: LineBatch, lane: &VendorLane) {
+        let LineBatch {
+            source,
+            stream,
+            lines,
+            dropped_bytes,
+            ack,
+            earlier_committed,
+            lane: _,
+        } = batch;
+        let Some(vendor) = self.vendors.get(lane.vendor) else {
+            let _ = ack.send(true);
+            return;
+        };
+        let decision = lane.decide(vendor.failing_since(), std::time::Instant::now());
+        if decision == LaneDecision::Skip {
+            // The lines a vendor would have had: audit records are not
+            // among them when they do not go to vendors.
+            let n = if !self.cfg.audit_to_vendors && !self.selector.is_empty() {
+                lines
+                    .iter()
+                    .filter(|l| self.selector.select_line(l).is_none())
+                    .count()
+            } else {
+                lines.len()
+            };
+            if lane.primary {
+                self.read_lines(
+                    &source,
+                    &stream,
+                    &lines,
+                    &dropped_bytes,
+                    ReadMode {
+                        audit: false,
+                        redact: false,
+                        count_source: true,
+                        vendor: None,
+                    },
+                );
+            }
+            lane.count_skipped(n as u64);
+            let _ = ack.send(true);
+            return;
+        }
+        let (_, records) = self.read_lines(
+            &source,
+            &stream,
+            &lines,
+            &dropped_bytes,
+            ReadMode {
+                audit: false,
+                redact: true,
+                count_source: lane.primary,
+                vendor: Some(lane.vendor),
+            },
+        );
+        drop(lines);
+        if let Some(gate) = earlier_committed {
+            if gate.await.is_err() {
+                let _ = ack.send(false);
+                return;
+            }
+        }
+        if records.is_empty() {
+            let _ = ack.send(true);
+            return;
+        }
+        let batch = self.line_resource(&source, &stream, records);
+        let done = match decision {
+            // A probe while skipping for a failing vendor goes out without
+            // waiting (its drops are counted by the sink as usual), so that
+            // an answer ends the episode without the lane stalling on it.
+            LaneDecision::Probe => {
+                let _ = vendor.send(batch);
+                true
+            }
+            _ => vendor.send_wait(batch).await,
+        };
+        let _ = ack.send(done);
+    }
+
     fn admit(&self, bytes: u64) -> Result<InFlight<'_>, Rejection> {
+        // A vendor that is slow (its queue over half full) asks the client
+        // to retry later rather than accepting records its queue would
+        // drop: the client's exporter keeps them, audit records included,
+        // and sends them again after `Retry-After`.
+        if let Some(v) = self.vendors.iter().find(|v| v.congested()) {
+            self.metrics.add(
+                "scrubs_otlp_refused_total",
+                "OTLP requests refused, by reason.",
+                &[("reason", "vendor_backpressure")],
+                1,
+            );
+            tracing::debug!(vendor = %v.name(), "OTLP request refused: vendor queue over half full");
+            return Err(Rejection::Overloaded {
+                retry_after: RETRY_AFTER,
+            });
+        }
         if self.audit_backpressure() {
             self.metrics.add(
                 "scrubs_otlp_refused_total",
@@ -660,7 +914,8 @@ impl Pipeline {
         req.resource_logs
             .retain(|rl| rl.scope_logs.iter().any(|s| !s.log_records.is_empty()));
         if !req.resource_logs.is_empty() {
-            self.to_vendors(VendorBatch::Logs(req.resource_logs));
+            self.to_vendors_within(VendorBatch::Logs(req.resource_logs))
+                .await;
         }
         Ok(outcome(rejected))
     }
@@ -678,7 +933,8 @@ impl Pipeline {
         req.resource_spans
             .retain(|r| r.scope_spans.iter().any(|s| !s.spans.is_empty()));
         if !req.resource_spans.is_empty() {
-            self.to_vendors(VendorBatch::Traces(req.resource_spans));
+            self.to_vendors_within(VendorBatch::Traces(req.resource_spans))
+                .await;
         }
         Ok(outcome(rejected))
     }
@@ -696,7 +952,8 @@ impl Pipeline {
         req.resource_metrics
             .retain(|r| r.scope_metrics.iter().any(|s| !s.metrics.is_empty()));
         if !req.resource_metrics.is_empty() {
-            self.to_vendors(VendorBatch::Metrics(req.resource_metrics));
+            self.to_vendors_within(VendorBatch::Metrics(req.resource_metrics))
+                .await;
         }
         Ok(outcome(rejected))
     }

@@ -33,4 +33,29 @@ impl VendorOut for VendorSink {
         }
         VendorSink::send(self, batch).map_err(|r| r.label())
     }
+
+    fn send_wait(&self, batch: VendorBatch) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            if !self.accepts(batch.signal()) {
+                return true;
+            }
+            VendorSink::send_wait(self, batch).await
+        })
+    }
+
+    fn failing_since(&self) -> Option<std::time::Instant> {
+        VendorSink::failing_since(self)
+    }
+
+    fn send_within(&self, batch: VendorBatch, wait: std::time::Duration) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if self.accepts(batch.signal()) {
+                VendorSink::send_within(self, batch, wait).await
+            }
+        })
+    }
+
+    fn congested(&self) -> bool {
+        VendorSink::congested(self)
+    }
 }

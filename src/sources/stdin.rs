@@ -279,6 +279,7 @@ impl Stdin {
                 ack,
                 // Nothing is checkpointed: stdin cannot be read again.
                 earlier_committed: None,
+                lane: crate::pipeline::Lane::All,
             };
             if self.out.send(batch).await.is_err() {
                 return false;

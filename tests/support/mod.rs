@@ -203,7 +203,7 @@ impl Received {
 
     /// Decodes one request posted to `path` and keeps what it holds;
     /// returns the encoded success answer.
-    fn record(&mut self, path: &str, raw: Vec<u8>) -> Vec<u8> {
+    pub fn record(&mut self, path: &str, raw: Vec<u8>) -> Vec<u8> {
         let reply = match path {
             "/v1/logs" => {
                 let r = ExportLogsServiceRequest::decode(&raw[..]).unwrap();

@@ -149,7 +149,19 @@ impl Report {
         self.problems.iter().filter(|p| p.kind == kind).count()
     }
 
-    /// `verified N events in S streams: K problems`.
+    /// Problems other than identical re-sends: gaps, reordering,
+    /// conflicting copies, altered events and broken chains, which mean
+    /// events were lost, reordered, changed or forged.
+    pub fn integrity_problems(&self) -> usize {
+        self.problems
+            .iter()
+            .filter(|p| p.kind != ProblemKind::Duplicate)
+            .count()
+    }
+
+    /// `verified N events in S streams: K problems`, then, when there are
+    /// any, which kind: identical re-sends (at-least-once delivery, no
+    /// event lost or changed) apart from integrity problems, by kind.
     pub fn summary(&self) -> String {
         let mut s = format!(
             "verified {} events in {} streams: {} problems",
@@ -157,6 +169,32 @@ impl Report {
             self.streams,
             self.problems.len()
         );
+        if !self.problems.is_empty() {
+            let dups = self.count(ProblemKind::Duplicate);
+            let mut kinds = Vec::new();
+            for k in [
+                ProblemKind::Gap,
+                ProblemKind::Reorder,
+                ProblemKind::Conflict,
+                ProblemKind::Altered,
+                ProblemKind::BrokenChain,
+            ] {
+                let n = self.count(k);
+                if n > 0 {
+                    kinds.push(format!("{n} {}", k.as_str()));
+                }
+            }
+            s.push_str(&format!(" ({dups} identical re-send(s), "));
+            if kinds.is_empty() {
+                s.push_str("no integrity problem)");
+            } else {
+                s.push_str(&format!(
+                    "{} integrity problem(s): {})",
+                    self.integrity_problems(),
+                    kinds.join(", ")
+                ));
+            }
+        }
         if self.unchecked_hashes > 0 {
             s.push_str(&format!(
                 " ({} hashes not checked: keyed chain, no chain key given)",

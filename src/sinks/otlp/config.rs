@@ -134,6 +134,43 @@ pub struct VendorConfig {
     /// key passes (after redaction). See [`super::allow`].
     #[serde(default)]
     pub allow: Option<AllowConfig>,
+    /// How far this vendor's lane of a file source may fall behind before
+    /// it skips (see `lag_limit` in README).
+    #[serde(default)]
+    pub lag_limit: LagLimitConfig,
+}
+
+/// The bound on a vendor's lag behind a file source. A file source reads
+/// its files once per vendor and waits for a slow vendor (the file is the
+/// buffer) until one of these is passed; then that vendor's lane skips
+/// ahead, counting every line it skips in
+/// `scrubs_vendor_dropped_total{reason="vendor_lag_limit"}`, until its lag
+/// is back under half of `max_bytes` and the vendor answers again.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LagLimitConfig {
+    /// Unread bytes of a source's files (rotated files included) past which
+    /// the lane skips. Default 1 GiB: about 5 million ordinary lines, more
+    /// than an hour of a busy pod, and small next to the disk a node keeps
+    /// for container logs. `0` for no limit.
+    #[serde(deserialize_with = "de_bytes")]
+    pub max_bytes: u64,
+    /// How long the vendor may fail every attempt (retryable errors,
+    /// timeouts, refused connections) before the lane skips. Default `1h`:
+    /// operational telemetry older than that is rarely worth a backlog, and
+    /// an outage of a SaaS endpoint shorter than that is delivered whole.
+    /// `0s` for no limit.
+    #[serde(deserialize_with = "de_duration")]
+    pub max_failing: Duration,
+}
+
+impl Default for LagLimitConfig {
+    fn default() -> Self {
+        LagLimitConfig {
+            max_bytes: 1 << 30,
+            max_failing: Duration::from_secs(3600),
+        }
+    }
 }
 
 impl fmt::Debug for VendorConfig {
@@ -155,6 +192,7 @@ impl fmt::Debug for VendorConfig {
             .field("max_in_flight", &self.max_in_flight)
             .field("signals", &self.signals)
             .field("allow", &self.allow)
+            .field("lag_limit", &self.lag_limit)
             .finish()
     }
 }

@@ -4,11 +4,15 @@
 //! Each vendor gets a [`VendorSink`]: a bounded queue (by protobuf bytes and
 //! by batch count) in front of one background task that merges batches of
 //! the same signal, encodes them once, compresses, and sends them with a
-//! timeout, retrying with exponential backoff and full jitter. The caller's
-//! [`VendorSink::send`] never waits: when the queue is full the batch is
-//! dropped and counted, because the sidecar must never slow the service it
-//! sits beside (45 CFR 164.308(a)(7), emergency-mode operation), and the
-//! audit path does not go through here.
+//! timeout, retrying with exponential backoff and full jitter. Three ways
+//! in: [`VendorSink::send`] never waits (when the queue is full the batch is
+//! dropped and counted; for stdin, which cannot be read again);
+//! [`VendorSink::send_wait`] waits for room and for the request's outcome
+//! (for a file source's vendor lane: the file is the buffer, see
+//! `crate::pipeline::lane`); [`VendorSink::send_within`] waits for room a
+//! short while (for OTLP requests, which are refused with 429 beforehand
+//! while [`VendorSink::congested`]). The audit path does not go through
+//! here.
 //!
 //! A vendor not flagged `baa_covered: true` is refused by
 //! [`VendorConfig::validate`] and again by [`VendorSink::start`]: no sink
@@ -32,6 +36,7 @@
 //! | `rejected_<code>` | a non-retryable answer, e.g. `rejected_400`, `rejected_unauthenticated` |
 //! | `partial_rejected` | the vendor accepted the request but refused some records (OTLP partial success) |
 //! | `shutdown` | still queued or in flight when the shutdown deadline passed |
+//! | `vendor_lag_limit` | counted by a file source's vendor lane that skipped ahead past `lag_limit` (`crate::pipeline::lane`) |
 //!
 //! Each attempt is counted in `scrubs_vendor_requests_total{vendor,code}`,
 //! where `code` is the HTTP status, the gRPC code (`ok`, `unavailable`, ...),
@@ -60,8 +65,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument as _;
 
 pub use self::config::{
-    parse_bytes, parse_duration, BatchConfig, Compression, HeaderValue, Protocol, QueueConfig,
-    RetryConfig, Signal, TlsConfig, VendorConfig,
+    parse_bytes, parse_duration, BatchConfig, Compression, HeaderValue, LagLimitConfig, Protocol,
+    QueueConfig, RetryConfig, Signal, TlsConfig, VendorConfig,
 };
 use self::encode::Measured;
 use self::transport::{Attempt, FailClass, Transport};
@@ -156,6 +161,11 @@ struct Queued {
     signal: Signal,
     records: u64,
     bytes: u64,
+    /// Told when the request holding this batch is done (see
+    /// [`VendorSink::send_wait`]); a queued batch with a waiter is sent at
+    /// once rather than after `batch.max_wait`, because its sender sends
+    /// nothing more until it hears back.
+    waiter: Option<oneshot::Sender<bool>>,
 }
 
 #[derive(Default)]
@@ -179,6 +189,15 @@ struct Shared {
     retries: Handle,
     last_queue_full_log: Mutex<Option<Instant>>,
     suppressed_queue_full: AtomicU64,
+    /// Woken whenever queue space is released, for [`VendorSink::send_wait`].
+    space: tokio::sync::Notify,
+    /// Since when every export attempt has failed with a retryable error
+    /// (none since the last accepted request): `None` while the vendor
+    /// answers.
+    failing_since: Mutex<Option<Instant>>,
+    /// `lag_limit.max_failing`: past it, a failing vendor no longer holds
+    /// back OTLP clients (see [`VendorSink::congested`]).
+    max_failing: Duration,
 }
 
 impl Shared {
@@ -201,6 +220,33 @@ impl Shared {
         q.bytes = q.bytes.saturating_sub(bytes);
         q.batches = q.batches.saturating_sub(batches);
         self.queue_gauge.store(q.bytes, Ordering::Relaxed);
+        drop(q);
+        self.space.notify_waiters();
+    }
+
+    /// Reserves queue space, waiting while the queue is full (never for a
+    /// batch larger than the whole queue, which fails at once).
+    async fn reserve_wait(&self, bytes: u64) -> Result<(), DropReason> {
+        loop {
+            let notified = self.space.notified();
+            tokio::pin!(notified);
+            // Registered before trying, so a release in between wakes us.
+            notified.as_mut().enable();
+            match self.reserve(bytes) {
+                Err(DropReason::QueueFull) => notified.await,
+                other => return other,
+            }
+        }
+    }
+
+    /// Records the outcome of one export attempt for [`Shared::failing_since`].
+    fn note_attempt(&self, answered: bool) {
+        let mut f = self.failing_since.lock().unwrap_or_else(|e| e.into_inner());
+        if answered {
+            *f = None;
+        } else if f.is_none() {
+            *f = Some(Instant::now());
+        }
     }
 
     fn count_sent(&self, signal: Signal, records: u64) {
@@ -390,6 +436,9 @@ impl VendorSink {
             queue: Mutex::new(QueueState::default()),
             last_queue_full_log: Mutex::new(None),
             suppressed_queue_full: AtomicU64::new(0),
+            space: tokio::sync::Notify::new(),
+            failing_since: Mutex::new(None),
+            max_failing: cfg.lag_limit.max_failing,
             metrics: metrics.clone(),
             name: name.clone(),
         });
@@ -475,6 +524,7 @@ impl VendorSink {
             signal,
             records,
             bytes,
+            waiter: None,
         };
         if self.tx.send(q).is_err() {
             self.shared.release(bytes, 1);
@@ -483,6 +533,114 @@ impl VendorSink {
             return Err(DropReason::Closed);
         }
         Ok(())
+    }
+
+    /// Queues a batch and waits until the request that holds it is done:
+    /// waits for queue space instead of dropping when the queue is full
+    /// (back-pressure for sources that can wait: a file lane re-reads from
+    /// its checkpoint, so the file on disk is the buffer). Returns `true`
+    /// once the batch was delivered, or dropped and counted for a reason
+    /// other than a full queue (refused, retries exhausted); `false` when
+    /// it was abandoned at shutdown (not counted as delivered: the caller
+    /// should send it again after a restart).
+    pub async fn send_wait(&self, batch: VendorBatch) -> bool {
+        let signal = signal_of(&batch);
+        if !self.shared.signals[signal.index()] {
+            return true;
+        }
+        let records = batch.records() as u64;
+        if records == 0 {
+            return true;
+        }
+        let measured = Measured::new(batch);
+        let bytes = measured.len() as u64;
+        if let Err(reason) = self.shared.reserve_wait(bytes).await {
+            self.shared.count_dropped(signal, records, &reason);
+            tracing::warn!(vendor = %self.shared.name, bytes, records, "batch larger than the vendor's whole queue: dropped");
+            return true;
+        }
+        let (tx, rx) = oneshot::channel();
+        let q = Queued {
+            body: measured.encode(),
+            signal,
+            records,
+            bytes,
+            waiter: Some(tx),
+        };
+        if self.tx.send(q).is_err() {
+            self.shared.release(bytes, 1);
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Queues a batch, waiting up to `wait` for room; past it the batch is
+    /// dropped and counted `queue_full`. For OTLP requests that were
+    /// admitted while the queue had room (see [`VendorSink::congested`]):
+    /// requests admitted together can still overfill it briefly, and a
+    /// short wait absorbs that without holding the client long.
+    pub async fn send_within(&self, batch: VendorBatch, wait: Duration) {
+        let signal = signal_of(&batch);
+        if !self.shared.signals[signal.index()] {
+            return;
+        }
+        let records = batch.records() as u64;
+        if records == 0 {
+            return;
+        }
+        let measured = Measured::new(batch);
+        let bytes = measured.len() as u64;
+        let reserved = match tokio::time::timeout(wait, self.shared.reserve_wait(bytes)).await {
+            Ok(r) => r,
+            Err(_) => Err(DropReason::QueueFull),
+        };
+        if let Err(reason) = reserved {
+            self.shared.count_dropped(signal, records, &reason);
+            if reason == DropReason::QueueFull {
+                self.shared.warn_queue_full();
+            }
+            return;
+        }
+        let q = Queued {
+            body: measured.encode(),
+            signal,
+            records,
+            bytes,
+            waiter: None,
+        };
+        if self.tx.send(q).is_err() {
+            self.shared.release(bytes, 1);
+            self.shared
+                .count_dropped(signal, records, &DropReason::Closed);
+        }
+    }
+
+    /// Whether OTLP clients should be asked to wait (429 with
+    /// `Retry-After`) before sending more for this vendor: its queue is over
+    /// half full, and it has not been failing for longer than
+    /// `lag_limit.max_failing` (past that bound, a dead vendor's records are
+    /// accepted and dropped, counted, so that it does not stop telemetry to
+    /// the others).
+    pub fn congested(&self) -> bool {
+        let half_full = {
+            let q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.bytes * 2 > self.shared.max_bytes || q.batches * 2 > self.shared.max_batches
+        };
+        if !half_full {
+            return false;
+        }
+        let max = self.shared.max_failing;
+        max.is_zero() || self.failing_since().is_none_or(|t| t.elapsed() < max)
+    }
+
+    /// Since when every attempt to export to this vendor has failed with a
+    /// retryable error, if it is failing now.
+    pub fn failing_since(&self) -> Option<Instant> {
+        *self
+            .shared
+            .failing_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Protobuf bytes queued or in flight.
@@ -556,6 +714,8 @@ struct Pending {
     /// merged request; they are kept apart so that gzip reads them one
     /// after the other instead of from a copy grown by appending each.
     parts: Vec<Vec<u8>>,
+    /// Senders waiting for this request's outcome ([`Queued::waiter`]).
+    waiters: Vec<oneshot::Sender<bool>>,
     signal: Signal,
     records: u64,
     bytes: u64,
@@ -605,8 +765,10 @@ impl Worker {
                 biased;
                 _ = aborted(&mut abort) => break 'run false,
                 msg = rx.recv() => match msg {
-                    Some(q) => {
+                    Some(mut q) => {
                         let i = q.signal.index();
+                        let waiter = q.waiter.take();
+                        let urgent = waiter.is_some();
                         let overflow = pending[i].as_ref().is_some_and(|p| {
                             p.records + q.records > self.batch.max_records as u64
                                 || p.bytes + q.bytes > self.batch.max_bytes
@@ -629,7 +791,10 @@ impl Worker {
                             }
                             None => pending[i] = Some(self.start_pending(q)),
                         }
-                        let full = pending[i].as_ref().is_some_and(|p| {
+                        if let (Some(p), Some(w)) = (pending[i].as_mut(), waiter) {
+                            p.waiters.push(w);
+                        }
+                        let full = urgent || pending[i].as_ref().is_some_and(|p| {
                             p.records >= self.batch.max_records as u64
                                 || p.bytes >= self.batch.max_bytes
                         });
@@ -735,6 +900,7 @@ impl Worker {
     fn start_pending(&self, q: Queued) -> Pending {
         Pending {
             parts: vec![q.body],
+            waiters: Vec::new(),
             signal: q.signal,
             records: q.records,
             bytes: q.bytes,
@@ -754,6 +920,7 @@ impl Worker {
     async fn deliver(&self, p: Pending, abort: &mut watch::Receiver<bool>) -> bool {
         let Pending {
             parts,
+            waiters,
             signal,
             records,
             bytes,
@@ -789,6 +956,9 @@ impl Worker {
             Some(Err(reason)) => self.shared.count_dropped(signal, records, &reason),
         }
         self.shared.release(bytes, items);
+        for w in waiters {
+            let _ = w.send(completed);
+        }
         completed
     }
 
@@ -816,6 +986,8 @@ impl Worker {
                 &[("vendor", name), ("code", attempt.code())],
                 1,
             );
+            self.shared
+                .note_attempt(!matches!(attempt, Attempt::Retry { .. }));
             match attempt {
                 Attempt::Accepted { rejected, .. } => return Ok(rejected),
                 Attempt::Reject { code } => {

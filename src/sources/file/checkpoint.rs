@@ -59,8 +59,19 @@ impl Entry {
     }
 }
 
-/// The checkpoint file of source `name` under `data_dir`.
-pub(crate) fn path(data_dir: &Path, name: &str) -> PathBuf {
+/// The checkpoint file of source `name`'s lane for `vendor` under
+/// `data_dir`: `checkpoints/vendors/<vendor>/<name>.json`.
+pub(crate) fn lane_path(data_dir: &Path, name: &str, vendor: &str) -> PathBuf {
+    let file = path(data_dir, name);
+    let file_name = file.file_name().map(|f| f.to_owned()).unwrap_or_default();
+    data_dir
+        .join("checkpoints")
+        .join("vendors")
+        .join(safe_name(vendor))
+        .join(file_name)
+}
+
+fn safe_name(name: &str) -> String {
     let safe: String = name
         .chars()
         .map(|c| {
@@ -71,12 +82,18 @@ pub(crate) fn path(data_dir: &Path, name: &str) -> PathBuf {
             }
         })
         .collect();
-    let safe = if safe.is_empty() || safe.starts_with('.') {
+    if safe.is_empty() || safe.starts_with('.') {
         format!("_{safe}")
     } else {
         safe
-    };
-    data_dir.join("checkpoints").join(format!("{safe}.json"))
+    }
+}
+
+/// The checkpoint file of source `name` under `data_dir`.
+pub(crate) fn path(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir
+        .join("checkpoints")
+        .join(format!("{}.json", safe_name(name)))
 }
 
 /// What was found on disk.

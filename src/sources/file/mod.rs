@@ -65,6 +65,11 @@
 //! pipeline is slow, the bounded channel and the in-flight window fill and
 //! the tail simply reads later; `scrubs_file_lag_bytes` reports how far
 //! behind it is (bytes written and not yet acknowledged).
+//!
+//! `scrubs run` starts one tail per destination of a source ([`spawn_lane`]):
+//! the audit lane and one lane per vendor, each with its own checkpoint, so
+//! that a vendor that makes its lane wait never holds back the audit fork
+//! (see `crate::pipeline::lane`).
 
 mod checkpoint;
 mod config;
@@ -89,7 +94,7 @@ pub(crate) use self::reader::{Batch, Limits, LineBuf};
 use self::checkpoint::{Entry, Loaded};
 use self::reader::{hash, read_prefix, FileReader, Fill, Key, Multiline};
 use crate::metrics::{Handle, Metrics};
-use crate::pipeline::LineBatch;
+use crate::pipeline::{Lane, LineBatch};
 
 /// How long shutdown waits for the acknowledgement of batches in flight.
 const SHUTDOWN_ACK_WAIT: Duration = Duration::from_secs(5);
@@ -117,24 +122,79 @@ pub fn spawn(
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, String> {
+    spawn_lane(name, cfg, data_dir, Lane::All, out, metrics, shutdown)
+}
+
+/// Batches a vendor lane keeps in the pipeline at most: one being
+/// delivered and one being redacted meanwhile. More would only hold memory
+/// (the lane delivers one batch at a time, see the module doc).
+const VENDOR_LANE_INFLIGHT: usize = 2;
+
+/// Starts one lane of a file source (see [`crate::pipeline::lane`]): its
+/// batches carry `lane`. The audit lane (or `Lane::All`), and a vendor lane
+/// marked primary, keep the source's checkpoint
+/// (`checkpoints/<name>.json`) and its metrics; any other vendor lane keeps
+/// `checkpoints/vendors/<vendor>/<name>.json`, which starts as a copy of the
+/// source's checkpoint when it does not exist yet (so that adding a vendor,
+/// or upgrading from a scrubs without lanes, does not send the files again
+/// from their beginning), and reports its lag in
+/// `scrubs_vendor_lag_bytes{source,vendor}`.
+pub fn spawn_lane(
+    name: String,
+    cfg: FileSourceConfig,
+    data_dir: PathBuf,
+    lane: Lane,
+    out: mpsc::Sender<LineBatch>,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<JoinHandle<()>, String> {
     let problems = cfg.validate(&format!("sources.{name}"));
     if !problems.is_empty() {
         return Err(problems.join("; "));
     }
-    let ckpt_path = checkpoint::path(&data_dir, &name);
+    let main_path = checkpoint::path(&data_dir, &name);
+    let (ckpt_path, primary) = match &lane {
+        Lane::Vendor(l) if !l.primary => (
+            checkpoint::lane_path(&data_dir, &name, &l.vendor_name),
+            false,
+        ),
+        _ => (main_path.clone(), true),
+    };
     if let Some(dir) = ckpt_path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("source {name}: cannot create {}: {e}", dir.display()))?;
     }
+    if !primary && !ckpt_path.exists() && main_path.exists() {
+        std::fs::copy(&main_path, &ckpt_path).map_err(|e| {
+            format!(
+                "source {name}: cannot copy {} to {}: {e}",
+                main_path.display(),
+                ckpt_path.display()
+            )
+        })?;
+    }
     let loaded = checkpoint::load(&ckpt_path)
         .map_err(|e| format!("source {name}: cannot read {}: {e}", ckpt_path.display()))?;
-    let tail = Tail::new(name.clone(), &cfg, loaded, &metrics)?;
+    // A secondary lane's reads, lag and errors are not the source's: they
+    // would count every line twice. Its lag is reported per vendor.
+    let own_metrics;
+    let counters_in = if primary {
+        &metrics
+    } else {
+        own_metrics = Metrics::new();
+        &own_metrics
+    };
+    let mut tail = Tail::new(name.clone(), &cfg, loaded, counters_in)?;
+    tail.lane = lane.clone();
     let ckpt = Committer {
         path: ckpt_path,
         last_sync: Instant::now(),
         warned: false,
     };
-    let max_inflight = cfg.max_inflight_batches;
+    let max_inflight = match lane {
+        Lane::Vendor(_) => cfg.max_inflight_batches.min(VENDOR_LANE_INFLIGHT),
+        _ => cfg.max_inflight_batches,
+    };
     let poll = cfg.poll_interval;
     Ok(tokio::spawn(run(
         Box::new(tail),
@@ -203,6 +263,7 @@ async fn run(
             let f = inflight.pop_front().expect("front exists");
             released.extend(f.settle(&mut tail, ok));
         }
+        tail.report_lane_lag();
         ckpt.commit_then_open(&mut tail, released.drain(..)).await;
         if *shutdown.borrow() {
             break;
@@ -274,6 +335,7 @@ async fn run(
                         dropped_bytes: b.batch.dropped,
                         ack,
                         earlier_committed,
+                        lane: tail.lane.clone(),
                     });
                     inflight.push_back(InFlight {
                         id: b.id,
@@ -602,6 +664,8 @@ struct Tail {
     dirty: bool,
     rr: u64,
     m: Counters,
+    /// The destinations of this tail's batches.
+    lane: Lane,
 }
 
 impl fmt::Debug for Tail {
@@ -673,6 +737,7 @@ impl Tail {
             dirty: false,
             rr: 0,
             m,
+            lane: Lane::All,
         };
         match loaded {
             Loaded::Missing => t.fresh = true,
@@ -1193,6 +1258,24 @@ impl Tail {
         });
         self.m.lag.store(lag, Ordering::Relaxed);
         self.m.open.store(open, Ordering::Relaxed);
+        if let Lane::Vendor(l) = &self.lane {
+            l.set_lag(lag);
+        }
+    }
+
+    /// A vendor lane's unread bytes, after acknowledgements moved it on:
+    /// the lane decides from it whether to skip (sizes are as of the last
+    /// poll).
+    fn report_lane_lag(&self) {
+        if let Lane::Vendor(l) = &self.lane {
+            let lag = self
+                .idents
+                .values()
+                .filter(|i| i.reader.is_some() && !i.gone)
+                .map(|i| i.size.saturating_sub(i.committed))
+                .sum();
+            l.set_lag(lag);
+        }
     }
 
     fn forget(&mut self, id: u64) {
