@@ -488,25 +488,34 @@ impl VendorSink {
             .any(|s| s.as_str() == signal && self.shared.signals[s.index()])
     }
 
-    /// Queues a batch without waiting. `Err` means the batch was dropped and
-    /// has already been counted (the caller must not count it again).
-    /// A batch of a signal this vendor does not take, or with no records,
-    /// is ignored (`Ok`).
-    pub fn send(&self, mut batch: VendorBatch) -> Result<(), DropReason> {
+    /// What every send path does first: a batch of a signal this vendor does
+    /// not take, or with no records, is ignored (`None`); otherwise the
+    /// vendor's allow-list is applied and the batch measured (before it is
+    /// encoded: a batch the queue cannot take is dropped without the cost
+    /// of encoding it).
+    fn prepare(&self, mut batch: VendorBatch) -> Option<(Signal, u64, Measured)> {
         let signal = signal_of(&batch);
         if !self.shared.signals[signal.index()] {
-            return Ok(());
+            return None;
         }
         let records = batch.records() as u64;
         if records == 0 {
-            return Ok(());
+            return None;
         }
         if let Some(allow) = &self.allow {
             allow.apply(signal, &mut batch);
         }
-        // Measured before it is encoded: a batch the queue cannot take is
-        // dropped without the cost of encoding it.
-        let measured = Measured::new(batch);
+        Some((signal, records, Measured::new(batch)))
+    }
+
+    /// Queues a batch without waiting. `Err` means the batch was dropped and
+    /// has already been counted (the caller must not count it again).
+    /// A batch of a signal this vendor does not take, or with no records,
+    /// is ignored (`Ok`).
+    pub fn send(&self, batch: VendorBatch) -> Result<(), DropReason> {
+        let Some((signal, records, measured)) = self.prepare(batch) else {
+            return Ok(());
+        };
         let bytes = measured.len() as u64;
         if let Err(reason) = self.shared.reserve(bytes) {
             self.shared.count_dropped(signal, records, &reason);
@@ -544,15 +553,9 @@ impl VendorSink {
     /// it was abandoned at shutdown (not counted as delivered: the caller
     /// should send it again after a restart).
     pub async fn send_wait(&self, batch: VendorBatch) -> bool {
-        let signal = signal_of(&batch);
-        if !self.shared.signals[signal.index()] {
+        let Some((signal, records, measured)) = self.prepare(batch) else {
             return true;
-        }
-        let records = batch.records() as u64;
-        if records == 0 {
-            return true;
-        }
-        let measured = Measured::new(batch);
+        };
         let bytes = measured.len() as u64;
         if let Err(reason) = self.shared.reserve_wait(bytes).await {
             self.shared.count_dropped(signal, records, &reason);
@@ -580,15 +583,9 @@ impl VendorSink {
     /// requests admitted together can still overfill it briefly, and a
     /// short wait absorbs that without holding the client long.
     pub async fn send_within(&self, batch: VendorBatch, wait: Duration) {
-        let signal = signal_of(&batch);
-        if !self.shared.signals[signal.index()] {
+        let Some((signal, records, measured)) = self.prepare(batch) else {
             return;
-        }
-        let records = batch.records() as u64;
-        if records == 0 {
-            return;
-        }
-        let measured = Measured::new(batch);
+        };
         let bytes = measured.len() as u64;
         let reserved = match tokio::time::timeout(wait, self.shared.reserve_wait(bytes)).await {
             Ok(r) => r,
