@@ -784,3 +784,32 @@ fn kafka_failures_keep_phi_out_of_the_log() {
     }
     eprintln!("log hygiene (Kafka failures): {:?}", t0.elapsed());
 }
+
+/// Regression: `Scratch` derived `Debug` over its buffers, which hold the
+/// raw line, URL-decoded values and the rewritten line, so a `{:?}` of it
+/// in a log or a panic message would have printed event content.
+#[test]
+fn scratch_debug_shows_no_event_content() {
+    let engine = scrubs::Engine::builtin().expect("the built-in pack compiles");
+    let mut scratch = engine.scratch();
+    let line = "GET /lookup?name=Maria%20Gonzalez&ssn=219-09-9999 patient Maria Gonzalez";
+    let out = engine.redact_str(&mut scratch, line).into_owned();
+    assert_ne!(
+        out, line,
+        "the line must have been redacted for the test to mean anything"
+    );
+    let shown = format!("{scratch:?}");
+    for canary in ["Maria", "Gonzalez", "219-09-9999", "lookup", "REDACTED"] {
+        assert!(
+            !shown.contains(canary),
+            "Scratch's Debug shows {canary:?}: {shown}"
+        );
+        // A byte buffer's derived Debug prints its bytes as numbers.
+        let as_bytes = format!("{:?}", canary.as_bytes());
+        let as_bytes = as_bytes.trim_matches(|c| c == '[' || c == ']');
+        assert!(
+            !shown.contains(as_bytes),
+            "Scratch's Debug shows the bytes of {canary:?}: {shown}"
+        );
+    }
+}
