@@ -19,6 +19,8 @@ use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use tokio::sync::oneshot;
 
+use crate::decode::container::Stream;
+
 pub use self::lane::{LagLimit, Lane, LaneDecision, VendorLane};
 
 /// A boxed, sendable future.
@@ -36,6 +38,10 @@ pub struct LineBatch {
     pub lines: Vec<Vec<u8>>,
     /// Bytes cut from over-long lines, per line (0 for most).
     pub dropped_bytes: Vec<u64>,
+    /// What the container runtime's log format said about each line (its
+    /// time and stream), one per line; empty when no line had any (raw
+    /// files, stdin).
+    pub meta: Vec<LineMeta>,
     /// Resolved with `true` once the batch is safe to commit, `false` if it
     /// could not be made durable (the source must not advance).
     pub ack: oneshot::Sender<bool>,
@@ -50,6 +56,24 @@ pub struct LineBatch {
     pub earlier_committed: Option<oneshot::Receiver<()>>,
     /// Which destinations this batch is for (see [`lane`]).
     pub lane: Lane,
+}
+
+/// What a container runtime's log line said about its message besides the
+/// text (see [`crate::decode::container`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LineMeta {
+    /// The runtime's time for the message, Unix nanoseconds; 0 when the
+    /// line had none (a raw line).
+    pub time_unix_nano: u64,
+    /// The stream the container wrote it to.
+    pub stream: Option<Stream>,
+}
+
+impl LineMeta {
+    /// Whether the line carried anything.
+    pub fn is_empty(&self) -> bool {
+        self.time_unix_nano == 0 && self.stream.is_none()
+    }
 }
 
 impl fmt::Debug for LineBatch {

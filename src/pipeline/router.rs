@@ -35,7 +35,8 @@ use super::fault;
 use super::lane::{LaneDecision, VendorLane};
 use super::otlp_redact::{self, RedactError, RedactStats};
 use super::{
-    AuditEvent, BoxFuture, ExportOutcome, Lane, LineBatch, OtlpHandler, Rejection, VendorBatch,
+    AuditEvent, BoxFuture, ExportOutcome, Lane, LineBatch, LineMeta, OtlpHandler, Rejection,
+    VendorBatch,
 };
 use crate::metrics::{self, Metrics};
 use crate::{Engine, Scratch};
@@ -538,6 +539,7 @@ impl Pipeline {
         stream: &str,
         lines: &[Vec<u8>],
         dropped_bytes: &[u64],
+        meta: &[LineMeta],
         mode: ReadMode,
     ) -> (Vec<AuditEvent>, Vec<LogRecord>) {
         let ReadMode {
@@ -593,11 +595,21 @@ impl Pipeline {
             if cut > 0 {
                 body.push_str(&format!(" [TRUNCATED:{cut} bytes]"));
             }
+            // A container runtime's line keeps its time as the record's
+            // time (when it happened) and its stream as an attribute
+            // (OpenTelemetry's `log.iostream`); the observed time stays
+            // when scrubs read it.
+            let m = meta.get(i).copied().unwrap_or_default();
             records.push(LogRecord {
+                time_unix_nano: m.time_unix_nano,
                 observed_time_unix_nano: observed,
                 body: Some(AnyValue {
                     value: Some(Value::StringValue(body)),
                 }),
+                attributes: m
+                    .stream
+                    .map(|st| vec![kv("log.iostream", st.as_str())])
+                    .unwrap_or_default(),
                 ..Default::default()
             });
         }
@@ -657,6 +669,7 @@ impl Pipeline {
             stream,
             lines,
             dropped_bytes,
+            meta,
             ack,
             earlier_committed,
             lane: _,
@@ -666,6 +679,7 @@ impl Pipeline {
             &stream,
             &lines,
             &dropped_bytes,
+            &meta,
             ReadMode {
                 audit: true,
                 redact: to_vendors,
@@ -718,6 +732,7 @@ impl Pipeline {
             stream,
             lines,
             dropped_bytes,
+            meta,
             ack,
             earlier_committed,
             lane: _,
@@ -744,6 +759,7 @@ impl Pipeline {
                     &stream,
                     &lines,
                     &dropped_bytes,
+                    &meta,
                     ReadMode {
                         audit: false,
                         redact: false,
@@ -761,6 +777,7 @@ impl Pipeline {
             &stream,
             &lines,
             &dropped_bytes,
+            &meta,
             ReadMode {
                 audit: false,
                 redact: true,
