@@ -38,6 +38,7 @@ use super::{
     AuditEvent, BoxFuture, ExportOutcome, Lane, LineBatch, LineMeta, OtlpHandler, Rejection,
     VendorBatch,
 };
+use crate::admin::{Watchdog, Work};
 use crate::metrics::{self, Metrics};
 use crate::{Engine, Scratch};
 
@@ -229,6 +230,9 @@ pub struct Pipeline {
     /// regex cache, the key cache), which per batch would cost more than
     /// redacting a short batch. Each is tied to the engine that made it.
     scratch_pool: Mutex<Vec<(Arc<Engine>, Scratch)>>,
+    /// Liveness (`/healthz`): redaction and OTLP requests are work that
+    /// must finish (see [`Watchdog`]).
+    watchdog: std::sync::OnceLock<Arc<Watchdog>>,
 }
 
 /// What [`Pipeline::read_lines`] does with a batch's lines.
@@ -309,7 +313,18 @@ impl Pipeline {
             in_flight: AtomicU64::new(0),
             sequencer: Arc::new(Sequencer::default()),
             scratch_pool: Mutex::new(Vec::new()),
+            watchdog: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Reports the pipeline's work to `watchdog` (once).
+    pub fn set_watchdog(&self, watchdog: Arc<Watchdog>) {
+        let _ = self.watchdog.set(watchdog);
+    }
+
+    /// Work under way for the watchdog, if there is one.
+    pub fn work(&self) -> Option<Work> {
+        self.watchdog.get().map(|w| w.begin())
     }
 
     /// The engine in force.
@@ -548,6 +563,9 @@ impl Pipeline {
             count_source,
             vendor,
         } = mode;
+        // Redaction is synchronous and must finish: a record that never
+        // does (an engine bug) is a stall that `/healthz` reports.
+        let _work = self.work();
         let (engine, mut scratch) = self.engine_and_scratch();
         let observed = now_nanos();
         let mut events = Vec::new();
@@ -1046,21 +1064,30 @@ impl OtlpHandler for Handler {
         req: ExportLogsServiceRequest,
     ) -> BoxFuture<'static, Result<ExportOutcome, Rejection>> {
         let p = self.0.clone();
-        Box::pin(async move { p.process_otlp_logs(req).await })
+        Box::pin(async move {
+            let _work = p.work();
+            p.process_otlp_logs(req).await
+        })
     }
     fn traces(
         &self,
         req: ExportTraceServiceRequest,
     ) -> BoxFuture<'static, Result<ExportOutcome, Rejection>> {
         let p = self.0.clone();
-        Box::pin(async move { p.process_otlp_traces(req).await })
+        Box::pin(async move {
+            let _work = p.work();
+            p.process_otlp_traces(req).await
+        })
     }
     fn metrics(
         &self,
         req: ExportMetricsServiceRequest,
     ) -> BoxFuture<'static, Result<ExportOutcome, Rejection>> {
         let p = self.0.clone();
-        Box::pin(async move { p.process_otlp_metrics(req).await })
+        Box::pin(async move {
+            let _work = p.work();
+            p.process_otlp_metrics(req).await
+        })
     }
 }
 
