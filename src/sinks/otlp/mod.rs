@@ -543,7 +543,7 @@ impl VendorSink {
     /// other than a full queue (refused, retries exhausted); `false` when
     /// it was abandoned at shutdown (not counted as delivered: the caller
     /// should send it again after a restart).
-    pub async fn send_wait(&self, batch: VendorBatch) -> bool {
+    pub async fn send_wait(&self, mut batch: VendorBatch) -> bool {
         let signal = signal_of(&batch);
         if !self.shared.signals[signal.index()] {
             return true;
@@ -551,6 +551,10 @@ impl VendorSink {
         let records = batch.records() as u64;
         if records == 0 {
             return true;
+        }
+        // Every path to the vendor applies its allow-list, as `send` does.
+        if let Some(allow) = &self.allow {
+            allow.apply(signal, &mut batch);
         }
         let measured = Measured::new(batch);
         let bytes = measured.len() as u64;
@@ -579,7 +583,7 @@ impl VendorSink {
     /// admitted while the queue had room (see [`VendorSink::congested`]):
     /// requests admitted together can still overfill it briefly, and a
     /// short wait absorbs that without holding the client long.
-    pub async fn send_within(&self, batch: VendorBatch, wait: Duration) {
+    pub async fn send_within(&self, mut batch: VendorBatch, wait: Duration) {
         let signal = signal_of(&batch);
         if !self.shared.signals[signal.index()] {
             return;
@@ -587,6 +591,10 @@ impl VendorSink {
         let records = batch.records() as u64;
         if records == 0 {
             return;
+        }
+        // Every path to the vendor applies its allow-list, as `send` does.
+        if let Some(allow) = &self.allow {
+            allow.apply(signal, &mut batch);
         }
         let measured = Measured::new(batch);
         let bytes = measured.len() as u64;
