@@ -109,11 +109,14 @@ scrubs validate --config "$work/scrubs-statefulset.yaml"
 step "rehearsal: the image's binary runs the chart's scrubs.yaml as in a pod, with Kafka and the vendor down"
 # The pod's paths moved under $work, the admin and OTLP ports to free
 # loopback ports, Kafka and the vendor to a closed loopback port: probes
-# and metrics answer, the log is JSON, an audit line is spooled encrypted,
-# and SIGTERM ends the process, exit 0, within the pod's grace period.
+# and metrics answer (/readyz too: neither a vendor nor Kafka being down
+# makes scrubs unready), the log is JSON, an audit line is spooled
+# encrypted, and SIGTERM ends the process, exit 0, within the drain
+# deadline (one deadline for every sink) and so within the grace period.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 admin_port="$(free_port)"
 grace="$(grep -m1 -o 'terminationGracePeriodSeconds: [0-9]*' "$work/default.yaml" | grep -o '[0-9]*$')"
+drain="$(grep -m1 -o 'drain_deadline: [0-9]*s' "$work/scrubs-default.yaml" | grep -o '[0-9]*')"
 mkdir -p "$work/pod/logs" "$work/pod/data"
 sed "s#$work/data#$work/pod/data#g; s#$work/app-logs#$work/pod/logs#g; s#0.0.0.0:9600#127.0.0.1:$admin_port#;
      s#127.0.0.1:4318#127.0.0.1:$(free_port)#; s#127.0.0.1:4317#127.0.0.1:$(free_port)#;
@@ -127,6 +130,7 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 curl -sf "http://127.0.0.1:$admin_port/healthz" >/dev/null
+curl -sf "http://127.0.0.1:$admin_port/readyz" >/dev/null
 curl -sf "http://127.0.0.1:$admin_port/metrics" > "$work/pod/metrics"
 grep -q '^scrubs_config_last_reload_successful 1$' "$work/pod/metrics"
 grep -q '^scrubs_audit_spool_limit_bytes 268435456$' "$work/pod/metrics"
@@ -136,10 +140,11 @@ kill -TERM "$pod_pid"
 rc=0
 wait "$pod_pid" || rc=$?
 took=$(( $(date +%s) - start ))
-echo "SIGTERM to exit: ${took} s (exit $rc; grace period ${grace} s)"
+echo "SIGTERM to exit: ${took} s (exit $rc; drain deadline ${drain} s, grace period ${grace} s)"
 python3 -c 'import json, sys; [json.loads(l) for l in open(sys.argv[1]) if l.strip()]' "$work/pod/stderr"
-if (( rc != 0 || took >= grace )); then
-    echo "scrubs did not exit 0 within the grace period" >&2
+grep -q 'stopped with data not delivered' "$work/pod/stderr"
+if (( rc != 0 || took > drain + 1 || took >= grace )); then
+    echo "scrubs did not exit 0 within the drain deadline and the grace period" >&2
     tail -20 "$work/pod/stderr" >&2
     exit 1
 fi

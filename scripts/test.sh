@@ -29,4 +29,4 @@ cleanup() {
 trap cleanup EXIT
 
 cargo test "$@"
-cargo test --features fault-injection --test fail_closed "$@"
+cargo test --features fault-injection --test fail_closed --test probes "$@"

@@ -133,14 +133,23 @@ pub struct AdminConfig {
     /// Address of /healthz, /readyz and /metrics (default 127.0.0.1:9600).
     #[serde(default = "default_admin")]
     pub address: SocketAddr,
+    /// `/healthz` fails once work has waited this long without the
+    /// pipeline finishing any (default "60s"; "0s" turns the check off).
+    #[serde(default = "default_stall_timeout", deserialize_with = "de_duration")]
+    pub stall_timeout: Duration,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             address: default_admin(),
+            stall_timeout: default_stall_timeout(),
         }
     }
+}
+
+fn default_stall_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_admin() -> SocketAddr {

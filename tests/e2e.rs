@@ -94,10 +94,21 @@ fn tail_rotate_audit_to_kafka_and_scrubbed_to_vendor() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    // /metrics answers and counts what was read.
-    let metrics = http_get(ports.admin, "/metrics")
-        .expect("admin endpoint answers")
-        .1;
+    // /metrics answers and counts what was read. The audit lane counts the
+    // source's records at its own pace (it may be behind the vendor's lane
+    // while the producer connects: readiness does not wait for Kafka).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let metrics = http_get(ports.admin, "/metrics")
+            .expect("admin endpoint answers")
+            .1;
+        if metrics.contains("scrubs_records_in_total{source=\"app\"} 400")
+            || Instant::now() > deadline
+        {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(
         metrics.contains("scrubs_records_in_total{source=\"app\"} 400"),
         "{metrics}"

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use scrubs::admin::{self, Ready};
+use scrubs::admin::{self, Ready, Watchdog};
 use scrubs::config::{build_rules, Config, SourceConfig};
 use scrubs::metrics::{Handle, Metrics};
 use scrubs::pipeline::classify::Selector;
@@ -162,8 +162,25 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
     } = &cfg;
     let metrics = Metrics::new();
     let ready = Ready::default();
-    let admin_addr = admin::spawn(admin_cfg.address, metrics.clone(), ready.clone())?;
+    let watchdog = Watchdog::new(admin_cfg.stall_timeout);
+    let admin_addr = admin::spawn(
+        admin_cfg.address,
+        metrics.clone(),
+        ready.clone(),
+        watchdog.clone(),
+    )?;
     info!(address = %admin_addr, "admin endpoint listening");
+    // The data path's heartbeat: if its runtime stops running tasks (every
+    // worker thread stuck), `/healthz` says so.
+    let heartbeat = {
+        let watchdog = watchdog.clone();
+        tokio::spawn(async move {
+            loop {
+                watchdog.beat();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
 
     // Without a key file, pseudonyms use a random key made once here and
     // kept for the life of the process, SIGHUP reloads included: a token
@@ -220,6 +237,7 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
                 .collect(),
         },
     ));
+    pipeline.set_watchdog(watchdog.clone());
 
     // Sources.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -332,6 +350,33 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
             }
         }
     }
+    // Liveness counts batches queued for the workers that no worker has
+    // taken (a weak sender, so that the queue still closes when the sources
+    // end), and excuses waiting while the audit spool is full: that is
+    // backpressure by design, which `/readyz` reports, and a restart would
+    // not cure it. Readiness asks the audit path the same question; the
+    // spool-full gauge is read rather than the sink, so that no probe holds
+    // the sink (the drain below shuts it down as its last owner).
+    let spool_full = audit
+        .as_ref()
+        .map(|_| metrics.gauge("scrubs_audit_spool_full", "", &[]));
+    {
+        let queue = tx.downgrade();
+        let full = spool_full.clone();
+        watchdog.set_probes(
+            vec![Box::new(move || {
+                queue
+                    .upgrade()
+                    .map_or(0, |q| q.max_capacity() - q.capacity())
+            })],
+            move || full.as_ref().is_some_and(|f| f.load(Ordering::Relaxed) > 0),
+        );
+    }
+    if let Some(full) = spool_full {
+        ready.set_audit_check(move || {
+            (full.load(Ordering::Relaxed) > 0).then_some("audit spool full")
+        });
+    }
     drop(tx);
 
     // Four workers on the two runtime threads. The engine is synchronous
@@ -354,7 +399,10 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
                         rx.recv().await.map(|b| (b, pipeline.line_ticket()))
                     };
                     match next {
-                        Some((batch, ticket)) => pipeline.process_lines(batch, ticket).await,
+                        Some((batch, ticket)) => {
+                            let _work = pipeline.work();
+                            pipeline.process_lines(batch, ticket).await
+                        }
                         None => break,
                     }
                 }
@@ -363,36 +411,32 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
         ));
     }
 
-    // Ready once the sinks answer their health checks.
-    let readiness = {
-        let ready = ready.clone();
+    // Ready now: the sources are open, and the audit path's check runs at
+    // every probe. Vendors are not asked: a vendor outage must not take the
+    // pod out of service (45 CFR 164.306(a)); it makes the file lanes lag
+    // and is counted instead. Their health and Kafka's are checked once, in
+    // the background, for the log only.
+    ready.set(true);
+    info!("ready");
+    let first_checks = {
         let audit_sink = audit_sink.clone();
         let vendor_sinks = vendor_sinks.clone();
         tokio::spawn(
             async move {
-                loop {
-                    let mut ok = true;
-                    if let Some(a) = &audit_sink {
-                        if let Err(e) = a.healthcheck().await {
-                            warn!(error = %e, "audit sink not healthy yet");
-                            ok = false;
-                        }
+                if let Some(a) = &audit_sink {
+                    match a.healthcheck().await {
+                        Ok(()) => info!("Kafka answers"),
+                        Err(e) => warn!(error = %e, "Kafka does not answer yet: audit events are spooled until it does"),
                     }
-                    for v in &vendor_sinks {
-                        if let Err(e) = v.healthcheck().await {
-                            warn!(vendor = %v.name(), error = %e, "vendor not healthy yet");
-                            ok = false;
-                        }
+                }
+                for v in &vendor_sinks {
+                    match v.healthcheck().await {
+                        Ok(()) => info!(vendor = %v.name(), "vendor answers"),
+                        Err(e) => warn!(vendor = %v.name(), error = %e, "vendor does not answer yet: its lanes wait (readiness does not)"),
                     }
-                    if ok {
-                        ready.set(true);
-                        info!("ready");
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_secs(2)).await;
                 }
             }
-            .instrument(tracing::info_span!("readiness")),
+            .instrument(tracing::info_span!("first_checks")),
         )
     };
 
@@ -426,14 +470,19 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
         }
     }
 
-    // Drain: stop sources (they write their checkpoints), let the workers
-    // empty the queue, then flush the sinks, all within the deadline.
-    ready.set(false);
-    // The readiness task holds sink handles; end it so that the sinks below
-    // are the last owners and can be shut down.
-    readiness.abort();
-    let _ = readiness.await;
+    // Drain, within one deadline for everything (sources, workers,
+    // vendors, audit), never a deadline per sink one after the other: the
+    // kubelet kills the container at the end of the pod's grace period,
+    // and what is not spooled or checkpointed by then is lost.
+    let drain_started = std::time::Instant::now();
     let deadline = tokio::time::Instant::now() + shutdown.drain_deadline;
+    ready.set(false);
+    // The first checks hold sink handles; end them so that the sinks below
+    // are the last owners and can be shut down.
+    first_checks.abort();
+    let _ = first_checks.await;
+    // Stop the sources: they collect the acknowledgements of the batches
+    // in flight and write their checkpoints; the workers empty the queue.
     let _ = stop_tx.send(true);
     drop(sources_done);
     for t in line_tasks
@@ -452,20 +501,88 @@ async fn serve(cfg: Config, config_path: PathBuf) -> Result<(), String> {
         w.abort();
         let _ = w.await;
     }
-    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     drop(pipeline);
+    // Then every sink at once, each told to finish early enough that its
+    // own last steps fit before the deadline: a vendor sink abandons its
+    // queue at its deadline and then waits up to VENDOR_ABORT_GRACE for
+    // its task; the audit sink spools what Kafka has not acknowledged at
+    // its deadline, then stops its tasks and flushes the producer.
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let vendor_names: Vec<String> = vendor_sinks.iter().map(|v| v.name().to_string()).collect();
+    let mut sinks = Vec::new();
     for v in vendor_sinks {
         if let Ok(v) = Arc::try_unwrap(v) {
-            v.shutdown(left).await;
+            let budget = left.saturating_sub(VENDOR_ABORT_GRACE);
+            sinks.push(tokio::spawn(async move { v.shutdown(budget).await }));
         }
     }
     if let Some(a) = audit_sink {
         if let Ok(a) = Arc::try_unwrap(a) {
-            a.shutdown(left.max(Duration::from_secs(1))).await;
+            let budget = left
+                .saturating_sub(AUDIT_FINISH)
+                .max(Duration::from_millis(100));
+            sinks.push(tokio::spawn(async move { a.shutdown(budget).await }));
         }
     }
-    info!("stopped");
+    let mut in_time = true;
+    for t in sinks {
+        in_time &= tokio::time::timeout_at(deadline + DEADLINE_SLACK, t)
+            .await
+            .is_ok();
+    }
+    heartbeat.abort();
+    report_drain(&metrics, &vendor_names, drain_started.elapsed(), in_time);
     Ok(())
+}
+
+/// How long a vendor sink may take to stop after abandoning its queue (its
+/// `ABORT_GRACE`): its deadline is that much before the drain's.
+const VENDOR_ABORT_GRACE: Duration = Duration::from_secs(2);
+
+/// What the audit sink needs after its deadline: spooling what Kafka has
+/// not acknowledged (an fsync), stopping its replay and writer tasks and
+/// flushing the producer.
+const AUDIT_FINISH: Duration = Duration::from_millis(1500);
+
+/// How far past the drain deadline scrubs still waits for a sink that is
+/// finishing, before it exits regardless.
+const DEADLINE_SLACK: Duration = Duration::from_millis(500);
+
+/// Logs what the drain could not deliver, from the metrics (counts and
+/// byte totals only): records abandoned in vendor queues (counted
+/// `scrubs_vendor_dropped_total{reason="shutdown"}`), audit events left in
+/// the spool (replayed by the next start with the same data directory), and
+/// file bytes not yet delivered (read again by the next start).
+fn report_drain(metrics: &Metrics, vendors: &[String], took: Duration, in_time: bool) {
+    let mut vendor_records = 0;
+    for v in vendors {
+        let n = metrics
+            .value(
+                scrubs::metrics::VENDOR_DROPPED,
+                &[("vendor", v), ("reason", "shutdown")],
+            )
+            .unwrap_or(0);
+        if n > 0 {
+            warn!(vendor = %v, records = n, "records not sent to the vendor at shutdown (counted as dropped, reason shutdown)");
+        }
+        vendor_records += n;
+    }
+    let spooled = metrics.sum("scrubs_audit_spool_bytes");
+    let file_lag = metrics.sum("scrubs_file_lag_bytes") + metrics.sum("scrubs_vendor_lag_bytes");
+    let millis = took.as_millis() as u64;
+    if vendor_records == 0 && spooled == 0 && file_lag == 0 && in_time {
+        info!(millis, "drained: everything delivered");
+    } else {
+        warn!(
+            millis,
+            in_time,
+            vendor_records_dropped = vendor_records,
+            audit_spool_bytes = spooled,
+            file_bytes_not_delivered = file_lag,
+            "stopped with data not delivered: audit events stay in the spool and file lines are read again at the next start; vendor records of OTLP and stdin are lost"
+        );
+    }
+    info!("stopped");
 }
 
 /// The audit sink's start-up error, prefixed `audit:` once (most of its

@@ -92,6 +92,9 @@ pub struct Message<'a> {
     pub stream: Option<Stream>,
     /// Bytes cut because the joined message was over the line limit.
     pub cut: u64,
+    /// The input offset of the physical line holding the message's first
+    /// part (as given to [`Decoder::push`]).
+    pub start: u64,
 }
 
 impl std::fmt::Debug for Message<'_> {
@@ -102,6 +105,7 @@ impl std::fmt::Debug for Message<'_> {
             .field("time_unix_nano", &self.time_unix_nano)
             .field("stream", &self.stream)
             .field("cut", &self.cut)
+            .field("start", &self.start)
             .finish()
     }
 }
@@ -278,6 +282,8 @@ struct Pending {
     text: Vec<u8>,
     time_unix_nano: u64,
     cut: u64,
+    /// The input offset of the first part's physical line.
+    start: u64,
     open: bool,
 }
 
@@ -337,9 +343,32 @@ impl Decoder {
         self.pending.iter().any(|p| p.open)
     }
 
-    /// Feeds one physical line (without its newline). Returns a message when
-    /// one is complete; a partial part returns `None` and is kept.
-    pub fn push<'a>(&'a mut self, line: &'a [u8]) -> Option<Message<'a>> {
+    /// The input offset of the earliest physical line whose part waits for
+    /// its continuation: a checkpoint must not pass it, so that a restart
+    /// reads the message's parts again.
+    pub fn pending_start(&self) -> Option<u64> {
+        self.pending
+            .iter()
+            .filter(|p| p.open)
+            .map(|p| p.start)
+            .min()
+    }
+
+    /// Forgets the parts waiting for their continuation (the reader goes
+    /// back to an earlier offset and will read them again). The format
+    /// decided for the file is kept.
+    pub fn reset(&mut self) {
+        for p in &mut self.pending {
+            p.open = false;
+            p.text.clear();
+            p.cut = 0;
+        }
+    }
+
+    /// Feeds one physical line (without its newline) that starts at input
+    /// offset `at`. Returns a message when one is complete; a partial part
+    /// returns `None` and is kept.
+    pub fn push<'a>(&'a mut self, line: &'a [u8], at: u64) -> Option<Message<'a>> {
         if self.format == LogFormat::Auto {
             self.format = if parse_cri(line).is_some() {
                 LogFormat::Cri
@@ -356,9 +385,9 @@ impl Decoder {
             LogFormat::Cri => match parse_cri(line) {
                 Some(c) => {
                     let text = &line[c.message.clone()];
-                    self.part(c.stream, c.time_unix_nano, c.partial, text, None)
+                    self.part(c.stream, c.time_unix_nano, c.partial, at, text, None)
                 }
-                None => self.malformed(line),
+                None => self.malformed(line, at),
             },
             LogFormat::Docker => {
                 self.out.clear();
@@ -367,10 +396,9 @@ impl Decoder {
                         // The unescaped text is in `out`; move it aside so that
                         // `part` can use `out` for a joined message.
                         let text = std::mem::take(&mut self.out);
-                        let r = self.part(d.stream, d.time_unix_nano, d.partial, &[], Some(text));
-                        r
+                        self.part(d.stream, d.time_unix_nano, d.partial, at, &[], Some(text))
                     }
-                    None => self.malformed(line),
+                    None => self.malformed(line, at),
                 }
             }
             LogFormat::Raw | LogFormat::Auto => Some(Message {
@@ -378,6 +406,7 @@ impl Decoder {
                 time_unix_nano: None,
                 stream: None,
                 cut: 0,
+                start: at,
             }),
         }
     }
@@ -400,16 +429,27 @@ impl Decoder {
                 Stream::Stderr
             }),
             cut,
+            start: p.start,
         })
     }
 
-    fn malformed<'a>(&mut self, line: &'a [u8]) -> Option<Message<'a>> {
+    /// Which format a malformed line failed to read as: `cri` or `docker`
+    /// (the metric's reason).
+    pub fn malformed_reason(&self) -> &'static str {
+        match self.format {
+            LogFormat::Docker => "not_docker",
+            _ => "not_cri",
+        }
+    }
+
+    fn malformed<'a>(&mut self, line: &'a [u8], at: u64) -> Option<Message<'a>> {
         self.malformed += 1;
         Some(Message {
             text: line,
             time_unix_nano: None,
             stream: None,
             cut: 0,
+            start: at,
         })
     }
 
@@ -420,6 +460,7 @@ impl Decoder {
         stream: Stream,
         time: u64,
         partial: bool,
+        at: u64,
         text: &'a [u8],
         owned: Option<Vec<u8>>,
     ) -> Option<Message<'a>> {
@@ -435,6 +476,7 @@ impl Decoder {
                     time_unix_nano: Some(time),
                     stream: Some(stream),
                     cut,
+                    start: at,
                 }),
                 Some(mut o) => {
                     o.truncate(max);
@@ -444,12 +486,14 @@ impl Decoder {
                         time_unix_nano: Some(time),
                         stream: Some(stream),
                         cut,
+                        start: at,
                     })
                 }
             };
         }
         if !p.open {
             p.open = true;
+            p.start = at;
             p.time_unix_nano = time;
             p.text.clear();
             p.cut = 0;
@@ -474,6 +518,7 @@ impl Decoder {
             time_unix_nano: Some(p.time_unix_nano),
             stream: Some(stream),
             cut,
+            start: p.start,
         })
     }
 }
@@ -485,7 +530,7 @@ mod tests {
     fn texts(d: &mut Decoder, lines: &[&str]) -> Vec<(String, Option<&'static str>, u64)> {
         let mut out = Vec::new();
         for l in lines {
-            if let Some(m) = d.push(l.as_bytes()) {
+            if let Some(m) = d.push(l.as_bytes(), 0) {
                 out.push((
                     String::from_utf8_lossy(m.text).into_owned(),
                     m.stream.map(Stream::as_str),
@@ -561,8 +606,8 @@ mod tests {
     #[test]
     fn joined_message_keeps_the_time_of_its_first_part() {
         let mut d = Decoder::new(LogFormat::Cri, 1 << 20);
-        assert!(d.push(b"2026-12-06T07:00:01Z stdout P a").is_none());
-        let m = d.push(b"2026-12-06T07:00:02Z stdout F b").unwrap();
+        assert!(d.push(b"2026-12-06T07:00:01Z stdout P a", 0).is_none());
+        let m = d.push(b"2026-12-06T07:00:02Z stdout F b", 0).unwrap();
         assert_eq!(m.text, b"ab");
         assert_eq!(m.time_unix_nano, parse_rfc3339(b"2026-12-06T07:00:01Z"));
     }
@@ -619,18 +664,20 @@ mod tests {
     #[test]
     fn joined_messages_are_bounded_and_the_cut_counted() {
         let mut d = Decoder::new(LogFormat::Cri, 8);
-        assert!(d.push(b"2026-12-06T07:00:00Z stdout P 123456").is_none());
-        let m = d.push(b"2026-12-06T07:00:00Z stdout F 7890ab").unwrap();
+        assert!(d.push(b"2026-12-06T07:00:00Z stdout P 123456", 0).is_none());
+        let m = d.push(b"2026-12-06T07:00:00Z stdout F 7890ab", 0).unwrap();
         assert_eq!(m.text, b"12345678");
         assert_eq!(m.cut, 4);
-        let m = d.push(b"2026-12-06T07:00:00Z stdout F 0123456789").unwrap();
+        let m = d
+            .push(b"2026-12-06T07:00:00Z stdout F 0123456789", 0)
+            .unwrap();
         assert_eq!((m.text, m.cut), (&b"01234567"[..], 2));
     }
 
     #[test]
     fn flush_hands_out_an_unfinished_message() {
         let mut d = Decoder::new(LogFormat::Cri, 1 << 20);
-        assert!(d.push(b"2026-12-06T07:00:00Z stderr P half").is_none());
+        assert!(d.push(b"2026-12-06T07:00:00Z stderr P half", 0).is_none());
         assert!(d.has_pending());
         let m = d.flush().unwrap();
         assert_eq!((m.text, m.stream), (&b"half"[..], Some(Stream::Stderr)));
@@ -640,9 +687,11 @@ mod tests {
     #[test]
     fn debug_shows_no_content() {
         let mut d = Decoder::new(LogFormat::Cri, 1 << 20);
-        let _ = d.push(b"2026-12-06T07:00:00Z stdout P Maria Gonzalez");
+        let _ = d.push(b"2026-12-06T07:00:00Z stdout P Maria Gonzalez", 0);
         assert!(!format!("{d:?}").contains("Maria"));
-        let m = d.push(b"2026-12-06T07:00:00Z stdout F  Gonzalez").unwrap();
+        let m = d
+            .push(b"2026-12-06T07:00:00Z stdout F  Gonzalez", 0)
+            .unwrap();
         assert!(!format!("{m:?}").contains("Gonzalez"));
     }
 }

@@ -19,6 +19,8 @@ use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use tokio::sync::oneshot;
 
+use crate::decode::container::Stream;
+
 pub use self::lane::{LagLimit, Lane, LaneDecision, VendorLane};
 
 /// A boxed, sendable future.
@@ -36,6 +38,10 @@ pub struct LineBatch {
     pub lines: Vec<Vec<u8>>,
     /// Bytes cut from over-long lines, per line (0 for most).
     pub dropped_bytes: Vec<u64>,
+    /// What the container runtime's log format said about each line (its
+    /// time and stream), one per line; empty when no line had any (raw
+    /// files, stdin).
+    pub meta: Vec<LineMeta>,
     /// Resolved with `true` once the batch is safe to commit, `false` if it
     /// could not be made durable (the source must not advance).
     pub ack: oneshot::Sender<bool>,
@@ -50,6 +56,24 @@ pub struct LineBatch {
     pub earlier_committed: Option<oneshot::Receiver<()>>,
     /// Which destinations this batch is for (see [`lane`]).
     pub lane: Lane,
+}
+
+/// What a container runtime's log line said about its message besides the
+/// text (see [`crate::decode::container`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LineMeta {
+    /// The runtime's time for the message, Unix nanoseconds; 0 when the
+    /// line had none (a raw line).
+    pub time_unix_nano: u64,
+    /// The stream the container wrote it to.
+    pub stream: Option<Stream>,
+}
+
+impl LineMeta {
+    /// Whether the line carried anything.
+    pub fn is_empty(&self) -> bool {
+        self.time_unix_nano == 0 && self.stream.is_none()
+    }
 }
 
 impl fmt::Debug for LineBatch {
@@ -182,32 +206,51 @@ pub mod router;
 /// A test-only fault hook: with the `fault-injection` feature, redaction
 /// panics on any record that contains the marker given in the environment
 /// variable `SCRUBS_FAULT_REDACT_PANIC`, so that tests can check that a
-/// failure inside redaction fails closed. Without the feature, [`fault::check`]
-/// is an empty inline function and the hook is not in the binary.
+/// failure inside redaction fails closed, and hangs for ever on any record
+/// that contains the marker in `SCRUBS_FAULT_REDACT_STALL`, so that tests
+/// can check that `/healthz` sees a pipeline that stopped making progress.
+/// Without the feature, [`fault::check`] is an empty inline function and the
+/// hook is not in the binary.
 pub(crate) mod fault {
-    /// The environment variable that holds the marker.
+    /// The environment variable that holds the panic marker.
     #[cfg(feature = "fault-injection")]
     pub(crate) const ENV: &str = "SCRUBS_FAULT_REDACT_PANIC";
+    /// The environment variable that holds the stall marker.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) const STALL_ENV: &str = "SCRUBS_FAULT_REDACT_STALL";
 
     #[cfg(feature = "fault-injection")]
-    fn marker() -> Option<&'static [u8]> {
-        static MARKER: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
-        MARKER
-            .get_or_init(|| {
-                std::env::var_os(ENV)
-                    .map(|v| v.into_encoded_bytes())
-                    .filter(|v| !v.is_empty())
-            })
-            .as_deref()
+    fn marker(
+        var: &'static str,
+        cell: &'static std::sync::OnceLock<Option<Vec<u8>>>,
+    ) -> Option<&'static [u8]> {
+        cell.get_or_init(|| {
+            std::env::var_os(var)
+                .map(|v| v.into_encoded_bytes())
+                .filter(|v| !v.is_empty())
+        })
+        .as_deref()
     }
 
-    /// Panics when `bytes` contain the fault marker. The panic message names
-    /// the hook, never the record.
+    /// Panics when `bytes` contain the panic marker, hangs when they
+    /// contain the stall marker. The panic message names the hook, never
+    /// the record.
     #[cfg(feature = "fault-injection")]
     pub(crate) fn check(bytes: &[u8]) {
-        if let Some(m) = marker() {
+        static PANIC: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+        static STALL: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+        if let Some(m) = marker(ENV, &PANIC) {
             if memchr::memmem::find(bytes, m).is_some() {
                 panic!("fault injection: redaction panic ({ENV})");
+            }
+        }
+        if let Some(m) = marker(STALL_ENV, &STALL) {
+            if memchr::memmem::find(bytes, m).is_some() {
+                // A redaction that never returns: the worker (and the
+                // runtime thread under it) is lost, as with an engine bug.
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                }
             }
         }
     }

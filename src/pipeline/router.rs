@@ -35,8 +35,10 @@ use super::fault;
 use super::lane::{LaneDecision, VendorLane};
 use super::otlp_redact::{self, RedactError, RedactStats};
 use super::{
-    AuditEvent, BoxFuture, ExportOutcome, Lane, LineBatch, OtlpHandler, Rejection, VendorBatch,
+    AuditEvent, BoxFuture, ExportOutcome, Lane, LineBatch, LineMeta, OtlpHandler, Rejection,
+    VendorBatch,
 };
+use crate::admin::{Watchdog, Work};
 use crate::metrics::{self, Metrics};
 use crate::{Engine, Scratch};
 
@@ -228,6 +230,9 @@ pub struct Pipeline {
     /// regex cache, the key cache), which per batch would cost more than
     /// redacting a short batch. Each is tied to the engine that made it.
     scratch_pool: Mutex<Vec<(Arc<Engine>, Scratch)>>,
+    /// Liveness (`/healthz`): redaction and OTLP requests are work that
+    /// must finish (see [`Watchdog`]).
+    watchdog: std::sync::OnceLock<Arc<Watchdog>>,
 }
 
 /// What [`Pipeline::read_lines`] does with a batch's lines.
@@ -308,7 +313,18 @@ impl Pipeline {
             in_flight: AtomicU64::new(0),
             sequencer: Arc::new(Sequencer::default()),
             scratch_pool: Mutex::new(Vec::new()),
+            watchdog: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Reports the pipeline's work to `watchdog` (once).
+    pub fn set_watchdog(&self, watchdog: Arc<Watchdog>) {
+        let _ = self.watchdog.set(watchdog);
+    }
+
+    /// Work under way for the watchdog, if there is one.
+    pub fn work(&self) -> Option<Work> {
+        self.watchdog.get().map(|w| w.begin())
     }
 
     /// The engine in force.
@@ -538,6 +554,7 @@ impl Pipeline {
         stream: &str,
         lines: &[Vec<u8>],
         dropped_bytes: &[u64],
+        meta: &[LineMeta],
         mode: ReadMode,
     ) -> (Vec<AuditEvent>, Vec<LogRecord>) {
         let ReadMode {
@@ -546,6 +563,9 @@ impl Pipeline {
             count_source,
             vendor,
         } = mode;
+        // Redaction is synchronous and must finish: a record that never
+        // does (an engine bug) is a stall that `/healthz` reports.
+        let _work = self.work();
         let (engine, mut scratch) = self.engine_and_scratch();
         let observed = now_nanos();
         let mut events = Vec::new();
@@ -593,11 +613,21 @@ impl Pipeline {
             if cut > 0 {
                 body.push_str(&format!(" [TRUNCATED:{cut} bytes]"));
             }
+            // A container runtime's line keeps its time as the record's
+            // time (when it happened) and its stream as an attribute
+            // (OpenTelemetry's `log.iostream`); the observed time stays
+            // when scrubs read it.
+            let m = meta.get(i).copied().unwrap_or_default();
             records.push(LogRecord {
+                time_unix_nano: m.time_unix_nano,
                 observed_time_unix_nano: observed,
                 body: Some(AnyValue {
                     value: Some(Value::StringValue(body)),
                 }),
+                attributes: m
+                    .stream
+                    .map(|st| vec![kv("log.iostream", st.as_str())])
+                    .unwrap_or_default(),
                 ..Default::default()
             });
         }
@@ -657,6 +687,7 @@ impl Pipeline {
             stream,
             lines,
             dropped_bytes,
+            meta,
             ack,
             earlier_committed,
             lane: _,
@@ -666,6 +697,7 @@ impl Pipeline {
             &stream,
             &lines,
             &dropped_bytes,
+            &meta,
             ReadMode {
                 audit: true,
                 redact: to_vendors,
@@ -718,6 +750,7 @@ impl Pipeline {
             stream,
             lines,
             dropped_bytes,
+            meta,
             ack,
             earlier_committed,
             lane: _,
@@ -744,6 +777,7 @@ impl Pipeline {
                     &stream,
                     &lines,
                     &dropped_bytes,
+                    &meta,
                     ReadMode {
                         audit: false,
                         redact: false,
@@ -761,6 +795,7 @@ impl Pipeline {
             &stream,
             &lines,
             &dropped_bytes,
+            &meta,
             ReadMode {
                 audit: false,
                 redact: true,
@@ -1029,21 +1064,30 @@ impl OtlpHandler for Handler {
         req: ExportLogsServiceRequest,
     ) -> BoxFuture<'static, Result<ExportOutcome, Rejection>> {
         let p = self.0.clone();
-        Box::pin(async move { p.process_otlp_logs(req).await })
+        Box::pin(async move {
+            let _work = p.work();
+            p.process_otlp_logs(req).await
+        })
     }
     fn traces(
         &self,
         req: ExportTraceServiceRequest,
     ) -> BoxFuture<'static, Result<ExportOutcome, Rejection>> {
         let p = self.0.clone();
-        Box::pin(async move { p.process_otlp_traces(req).await })
+        Box::pin(async move {
+            let _work = p.work();
+            p.process_otlp_traces(req).await
+        })
     }
     fn metrics(
         &self,
         req: ExportMetricsServiceRequest,
     ) -> BoxFuture<'static, Result<ExportOutcome, Rejection>> {
         let p = self.0.clone();
-        Box::pin(async move { p.process_otlp_metrics(req).await })
+        Box::pin(async move {
+            let _work = p.work();
+            p.process_otlp_metrics(req).await
+        })
     }
 }
 

@@ -276,6 +276,7 @@ impl Stdin {
                 stream: STREAM.to_string(),
                 lines: lines.clone(),
                 dropped_bytes: dropped.clone(),
+                meta: Vec::new(),
                 ack,
                 // Nothing is checkpointed: stdin cannot be read again.
                 earlier_committed: None,

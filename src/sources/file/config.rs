@@ -9,6 +9,7 @@
 //!       - /var/log/pods/*/*/*.log     # Kubernetes layout: <ns>_<pod>_<uid>/<container>/N.log
 //!     exclude: ["*.gz", "*.zip"]      # globs matched against the full path
 //!     start_at: beginning             # or `end`: only for files found at the very first start
+//!     format: auto                    # auto | cri | docker | raw: the container runtime's log format
 //!     multiline:                      # optional: join stack traces into one record
 //!       start_pattern: '^\d{4}-\d{2}-\d{2}[T ]'   # a line matching this starts a record
 //!       max_lines: 500
@@ -27,6 +28,7 @@ pub use crate::units::{parse_bytes, parse_duration};
 use std::fmt;
 use std::time::Duration;
 
+use crate::decode::container::LogFormat;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
@@ -57,6 +59,19 @@ pub struct FileSourceConfig {
     /// checkpointed offset.
     #[serde(default)]
     pub start_at: StartAt,
+
+    /// The format the lines are written in: `cri` (containerd, CRI-O: the
+    /// files under `/var/log/pods/`), `docker` (Docker's json-file), `raw`
+    /// (as the application wrote them), or `auto` (the default: decided per
+    /// file from its first line read; a line is taken for CRI only if it
+    /// starts with a full RFC 3339 time, a stream name and a `P`/`F` tag).
+    /// In a runtime's format, the runtime's prefix is stripped from the
+    /// record, partial lines are joined up to the final part (bounded by
+    /// `max_line_bytes`), the runtime's time becomes the record's time and
+    /// the stream its `log.iostream` attribute. A line that does not read
+    /// in the file's format is passed on whole and counted.
+    #[serde(default)]
+    pub format: LogFormat,
 
     /// Joins multi-line records (stack traces) into one record. Absent: one
     /// record per line.
@@ -137,8 +152,9 @@ pub enum StartAt {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MultilineConfig {
-    /// A regular expression (Rust `regex` syntax, matched against the raw
-    /// line bytes): a line that matches starts a new record; any other line
+    /// A regular expression (Rust `regex` syntax, matched against the line
+    /// bytes, after the container runtime's prefix is stripped and partial
+    /// lines joined, see `format`): a line that matches starts a new record; any other line
     /// is appended to the current record, joined with `\n`. For Java stack
     /// traces, the timestamp or level that starts each log line, e.g.
     /// `'^\d{4}-\d{2}-\d{2}'` or `'^(INFO|WARN|ERROR|DEBUG)'`.
@@ -194,6 +210,7 @@ impl Default for FileSourceConfig {
             include: Vec::new(),
             exclude: Vec::new(),
             start_at: StartAt::Beginning,
+            format: LogFormat::Auto,
             multiline: None,
             poll_interval: default_poll_interval(),
             rotate_wait: default_rotate_wait(),
@@ -344,6 +361,22 @@ mod tests {
             Duration::from_secs(1)
         );
         assert!(c.validate("sources[0]").is_empty());
+        assert_eq!(c.format, LogFormat::Auto);
+    }
+
+    #[test]
+    fn format_is_one_of_four() {
+        for (text, want) in [
+            ("auto", LogFormat::Auto),
+            ("cri", LogFormat::Cri),
+            ("docker", LogFormat::Docker),
+            ("raw", LogFormat::Raw),
+        ] {
+            let c: FileSourceConfig =
+                serde_yaml::from_str(&format!("include: [a]\nformat: {text}\n")).unwrap();
+            assert_eq!(c.format, want);
+        }
+        assert!(serde_yaml::from_str::<FileSourceConfig>("include: [a]\nformat: json\n").is_err());
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub(crate) use self::reader::{Batch, Limits, LineBuf};
 
 use self::checkpoint::{Entry, Loaded};
 use self::reader::{hash, read_prefix, FileReader, Fill, Key, Multiline};
+use crate::decode::container::LogFormat;
 use crate::metrics::{Handle, Metrics};
 use crate::pipeline::{Lane, LineBatch};
 
@@ -333,6 +334,7 @@ async fn run(
                         stream: b.stream,
                         lines: b.batch.lines,
                         dropped_bytes: b.batch.dropped,
+                        meta: b.batch.meta,
                         ack,
                         earlier_committed,
                         lane: tail.lane.clone(),
@@ -464,6 +466,9 @@ struct Counters {
     nacks: Handle,
     read_errors: Handle,
     ckpt_errors: Handle,
+    /// Lines that did not read under the file's runtime format, by reason.
+    malformed_cri: Handle,
+    malformed_docker: Handle,
 }
 
 impl Counters {
@@ -474,6 +479,13 @@ impl Counters {
                 "scrubs_file_rotations_total",
                 "Rotations of tailed files seen, by kind (rename, truncate, delete).",
                 &[("source", name), ("kind", kind)],
+            )
+        };
+        let malformed = |reason: &str| {
+            m.counter(
+                "scrubs_file_malformed_lines_total",
+                "Lines of a file in a container runtime's format (CRI, Docker) that did not read as one; passed on whole.",
+                &[("source", name), ("reason", reason)],
             )
         };
         Counters {
@@ -520,6 +532,8 @@ impl Counters {
                 "Failed checkpoint writes.",
                 &s,
             ),
+            malformed_cri: malformed("not_cri"),
+            malformed_docker: malformed("not_docker"),
         }
     }
 }
@@ -529,6 +543,7 @@ struct Settings {
     include: Vec<String>,
     exclude: Vec<glob::Pattern>,
     start_at: StartAt,
+    format: LogFormat,
     multiline: Option<(regex::bytes::Regex, usize, Duration)>,
     rotate_wait: Duration,
     recheck: Duration,
@@ -711,6 +726,7 @@ impl Tail {
             include: cfg.include.clone(),
             exclude,
             start_at: cfg.start_at,
+            format: cfg.format,
             multiline,
             rotate_wait: cfg.rotate_wait,
             recheck: cfg.poll_interval.min(ACTIVE_RECHECK),
@@ -801,6 +817,7 @@ impl Tail {
             offset,
             self.s.max_line,
             self.s.chunk,
+            self.s.format,
             self.new_multiline(),
         ))
     }
@@ -902,6 +919,14 @@ impl Tail {
         let r = i.reader.as_mut()?;
         let before = r.read_pos();
         let res = r.fill(&lim, now, i.finishing);
+        if let Some((n, reason)) = r.take_malformed() {
+            let c = if reason == "not_docker" {
+                &self.m.malformed_docker
+            } else {
+                &self.m.malformed_cri
+            };
+            c.fetch_add(n, Ordering::Relaxed);
+        }
         let mut f: Fill = match res {
             Ok(f) => f,
             Err(e) => {

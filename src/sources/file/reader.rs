@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use memchr::memchr;
 use sha2::{Digest, Sha256};
 
+use crate::decode::container::{Decoder, LogFormat, Message};
 use crate::lines::safe_cut;
+use crate::pipeline::LineMeta;
 
 /// The identity of a file's content: the SHA-256 of its first `len` bytes.
 /// A file shorter than the configured fingerprint length is identified by
@@ -369,6 +371,9 @@ impl LineBuf {
 pub(crate) struct Batch {
     pub lines: Vec<Vec<u8>>,
     pub dropped: Vec<u64>,
+    /// The runtime's time and stream per line: empty while no line had
+    /// any, else one per line.
+    pub meta: Vec<LineMeta>,
     pub bytes: usize,
     /// Lines (records) that were cut.
     pub cut: u64,
@@ -376,9 +381,20 @@ pub(crate) struct Batch {
 
 impl Batch {
     pub fn push(&mut self, line: Vec<u8>, dropped: u64) {
+        self.push_with(line, dropped, LineMeta::default());
+    }
+
+    /// Adds a record with what the runtime said about it.
+    pub fn push_with(&mut self, line: Vec<u8>, dropped: u64, meta: LineMeta) {
         self.bytes += line.len();
         if dropped > 0 {
             self.cut += 1;
+        }
+        if !meta.is_empty() && self.meta.len() < self.lines.len() {
+            self.meta.resize(self.lines.len(), LineMeta::default());
+        }
+        if !meta.is_empty() || !self.meta.is_empty() {
+            self.meta.push(meta);
         }
         self.lines.push(line);
         self.dropped.push(dropped);
@@ -401,13 +417,19 @@ pub(crate) struct Limits {
 }
 
 /// Joins lines into records: a line matching the start pattern begins a new
-/// record, any other line is appended with `\n`.
+/// record, any other line is appended with `\n`. With a container runtime's
+/// format the lines are the decoded messages (the pattern never sees the
+/// runtime's prefix), and a message of another stream also begins a new
+/// record, so that a stack trace on stderr never takes in stdout lines the
+/// runtime wrote between its frames. A record keeps its first message's
+/// time and stream.
 pub(crate) struct Multiline {
     re: regex::bytes::Regex,
     max_lines: usize,
     max_bytes: usize,
     timeout: Duration,
     rec: Vec<u8>,
+    meta: LineMeta,
     lines: usize,
     dropped: u64,
     /// The input offset at which the pending record starts.
@@ -437,6 +459,7 @@ impl Multiline {
             max_bytes: max_bytes.max(1),
             timeout,
             rec: Vec::new(),
+            meta: LineMeta::default(),
             lines: 0,
             dropped: 0,
             start: 0,
@@ -452,12 +475,21 @@ impl Multiline {
 
     /// Adds a line that starts at input offset `at`; completed records go
     /// to `out`.
-    pub fn push(&mut self, line: &[u8], dropped: u64, at: u64, now: Instant, out: &mut Batch) {
-        if self.lines > 0 && self.re.is_match(line) {
+    pub fn push(
+        &mut self,
+        line: &[u8],
+        dropped: u64,
+        at: u64,
+        meta: LineMeta,
+        now: Instant,
+        out: &mut Batch,
+    ) {
+        if self.lines > 0 && (self.meta.stream != meta.stream || self.re.is_match(line)) {
             self.flush(out);
         }
         if self.lines == 0 {
             self.start = at;
+            self.meta = meta;
             self.rec.clear();
             self.full = false;
             self.dropped = dropped;
@@ -504,7 +536,7 @@ impl Multiline {
             return;
         }
         let rec = std::mem::take(&mut self.rec);
-        out.push(rec, self.dropped);
+        out.push_with(rec, self.dropped, self.meta);
         self.lines = 0;
         self.dropped = 0;
         self.full = false;
@@ -549,6 +581,12 @@ pub(crate) struct FileReader {
     /// The offset just after the last complete line taken from `lines`.
     line_end: u64,
     lines: LineBuf,
+    /// The container runtime's format, when the file may be in one (see
+    /// [`crate::decode::container`]); `None` for `format: raw`.
+    dec: Option<Decoder>,
+    /// Bytes cut from physical lines whose parts wait in `dec`, added to
+    /// the message they end up in.
+    dec_dropped: u64,
     ml: Option<Multiline>,
     size: u64,
 }
@@ -565,7 +603,8 @@ impl fmt::Debug for FileReader {
 
 impl FileReader {
     /// A reader of `file`, whose content is identified by `key`, starting at
-    /// `offset` (a record boundary).
+    /// `offset` (a record boundary), decoding `format`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         file: File,
         key: Key,
@@ -573,6 +612,7 @@ impl FileReader {
         offset: u64,
         max_line: usize,
         chunk: usize,
+        format: LogFormat,
         ml: Option<Multiline>,
     ) -> FileReader {
         FileReader {
@@ -582,9 +622,19 @@ impl FileReader {
             read_pos: offset,
             line_end: offset,
             lines: LineBuf::new(max_line, chunk),
+            dec: (format != LogFormat::Raw).then(|| Decoder::new(format, max_line)),
+            dec_dropped: 0,
             ml,
             size: offset,
         }
+    }
+
+    /// Lines that did not read under the file's runtime format since the
+    /// last call, with the reason to count them under.
+    pub fn take_malformed(&mut self) -> Option<(u64, &'static str)> {
+        let d = self.dec.as_mut()?;
+        let n = d.take_malformed();
+        (n > 0).then(|| (n, d.malformed_reason()))
     }
 
     /// The offset of the next byte to read.
@@ -609,6 +659,12 @@ impl FileReader {
         self.read_pos = offset;
         self.line_end = offset;
         self.lines.clear();
+        // The parts waiting for their continuation start at or after
+        // `offset` (the checkpoint never passes them): they are read again.
+        if let Some(d) = &mut self.dec {
+            d.reset();
+        }
+        self.dec_dropped = 0;
         if let Some(ml) = &mut self.ml {
             ml.clear();
         }
@@ -663,9 +719,11 @@ impl FileReader {
         }
     }
 
-    /// Emits the pending multi-line record and forgets any unterminated
-    /// line (the file's content is gone).
+    /// Emits the messages whose parts wait for their continuation and the
+    /// pending multi-line record, and forgets any unterminated line (the
+    /// file's content is gone).
     pub fn flush_pending(&mut self, out: &mut Batch) {
+        self.flush_decoder(Instant::now(), out);
         if let Some(ml) = &mut self.ml {
             ml.flush(out);
         }
@@ -673,11 +731,32 @@ impl FileReader {
         self.line_end = self.read_pos;
     }
 
+    /// Hands out, as they are, the messages whose final part never came
+    /// (the file ends: rotated away and idle, or truncated).
+    fn flush_decoder(&mut self, now: Instant, out: &mut Batch) {
+        let Some(d) = &mut self.dec else { return };
+        while let Some(m) = d.flush() {
+            let dropped = std::mem::take(&mut self.dec_dropped);
+            emit(&mut self.ml, m, dropped, now, out);
+        }
+    }
+
+    /// Where a checkpoint of what was emitted so far may go: the end of the
+    /// last complete physical line, held back to the first physical line of
+    /// a message still being assembled (its parts in the decoder, or its
+    /// lines in the multi-line record). It is always the start of a
+    /// physical line, so a restart (or a rewind after a refused batch) in
+    /// the middle of a partial message reads all of its parts again rather
+    /// than resuming after the ones already read. The price: a line of the
+    /// other stream that the runtime wrote between those parts, and that
+    /// was already delivered, is delivered again.
     fn end_offset(&self) -> u64 {
-        self.ml
-            .as_ref()
-            .and_then(|m| m.pending_start())
-            .unwrap_or(self.line_end)
+        let ml = self.ml.as_ref().and_then(|m| m.pending_start());
+        let dec = self.dec.as_ref().and_then(|d| d.pending_start());
+        [ml, dec]
+            .into_iter()
+            .flatten()
+            .fold(self.line_end, u64::min)
     }
 
     fn take_line(&mut self, now: Instant, out: &mut Batch) -> bool {
@@ -686,10 +765,16 @@ impl FileReader {
             return false;
         };
         self.line_end += line.consumed;
-        match &mut self.ml {
-            Some(ml) => ml.push(line.bytes, line.dropped, at, now, out),
-            None => out.push(line.bytes.to_vec(), line.dropped),
-        }
+        push_line(
+            &mut self.dec,
+            &mut self.dec_dropped,
+            &mut self.ml,
+            line.bytes,
+            line.dropped,
+            at,
+            now,
+            out,
+        );
         true
     }
 
@@ -763,10 +848,19 @@ impl FileReader {
             let at = self.line_end;
             if let Some(line) = self.lines.take_partial() {
                 self.line_end += line.consumed;
-                match &mut self.ml {
-                    Some(ml) => ml.push(line.bytes, line.dropped, at, now, &mut f.batch),
-                    None => f.batch.push(line.bytes.to_vec(), line.dropped),
-                }
+                push_line(
+                    &mut self.dec,
+                    &mut self.dec_dropped,
+                    &mut self.ml,
+                    line.bytes,
+                    line.dropped,
+                    at,
+                    now,
+                    &mut f.batch,
+                );
+            }
+            if !f.batch.is_full(lim) {
+                self.flush_decoder(now, &mut f.batch);
             }
         }
         if let Some(ml) = &mut self.ml {
@@ -781,6 +875,48 @@ impl FileReader {
         f.end_offset = self.end_offset();
         f.size = self.size;
         Ok(f)
+    }
+}
+
+/// One physical line, starting at input offset `at`, through the decoder
+/// (when the file may be in a runtime's format) and the multi-line joiner.
+#[allow(clippy::too_many_arguments)]
+fn push_line(
+    dec: &mut Option<Decoder>,
+    dec_dropped: &mut u64,
+    ml: &mut Option<Multiline>,
+    bytes: &[u8],
+    dropped: u64,
+    at: u64,
+    now: Instant,
+    out: &mut Batch,
+) {
+    let Some(d) = dec else {
+        match ml {
+            Some(ml) => ml.push(bytes, dropped, at, LineMeta::default(), now, out),
+            None => out.push(bytes.to_vec(), dropped),
+        }
+        return;
+    };
+    match d.push(bytes, at) {
+        Some(m) => {
+            let dropped = dropped + std::mem::take(dec_dropped);
+            emit(ml, m, dropped, now, out);
+        }
+        None => *dec_dropped += dropped,
+    }
+}
+
+/// A decoded message to the multi-line joiner or the batch.
+fn emit(ml: &mut Option<Multiline>, m: Message<'_>, dropped: u64, now: Instant, out: &mut Batch) {
+    let meta = LineMeta {
+        time_unix_nano: m.time_unix_nano.unwrap_or(0),
+        stream: m.stream,
+    };
+    let dropped = dropped + m.cut;
+    match ml {
+        Some(ml) => ml.push(m.text, dropped, m.start, meta, now, out),
+        None => out.push_with(m.text.to_vec(), dropped, meta),
     }
 }
 
@@ -873,7 +1009,7 @@ mod tests {
             .iter()
             .enumerate()
         {
-            ml.push(l.as_bytes(), 0, i as u64, now, &mut b);
+            ml.push(l.as_bytes(), 0, i as u64, LineMeta::default(), now, &mut b);
         }
         assert_eq!(
             b.lines,
@@ -886,5 +1022,114 @@ mod tests {
         assert_eq!(ml.pending_start(), Some(6));
         ml.flush_if_due(now + Duration::from_secs(2), &mut b);
         assert_eq!(b.lines.last().unwrap(), b"3 c");
+    }
+
+    fn reader_in(path: &std::path::Path, format: LogFormat, ml: Option<Multiline>) -> FileReader {
+        let file = File::open(path).unwrap();
+        let key = Key::of(&read_prefix(&file, 16).unwrap(), 16, 0, 0);
+        FileReader::new(file, key, 16, 0, 1 << 20, 4096, format, ml)
+    }
+
+    fn reader_of(content: &[u8], format: LogFormat, ml: Option<Multiline>) -> FileReader {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        std::fs::write(&path, content).unwrap();
+        // The open file stays readable once the directory is removed.
+        reader_in(&path, format, ml)
+    }
+
+    const LIM: Limits = Limits {
+        max_lines: 100,
+        max_bytes: 1 << 20,
+    };
+
+    #[test]
+    fn cri_partials_hold_the_checkpoint_at_their_first_part() {
+        use std::io::Write;
+        let l1 = "2026-12-06T07:00:00.000000001Z stdout P patient ssn 219-0\n";
+        let l2 = "2026-12-06T07:00:00.000000002Z stderr F boom\n";
+        let l3 = "2026-12-06T07:00:00.000000003Z stdout F 9-9999 seen\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        std::fs::write(&path, format!("{l1}{l2}")).unwrap();
+        let mut r = reader_in(&path, LogFormat::Auto, None);
+        let f = r.fill(&LIM, Instant::now(), false).unwrap();
+        assert_eq!(f.batch.lines, vec![b"boom".to_vec()]);
+        assert_eq!(
+            f.batch.meta,
+            vec![LineMeta {
+                time_unix_nano: 1_796_540_400_000_000_002,
+                stream: Some(crate::decode::container::Stream::Stderr),
+            }]
+        );
+        // The stdout message is not complete: the checkpoint stays at its
+        // first part.
+        assert_eq!(f.end_offset, 0);
+        // A refused batch (or a restart) reads from there again, and the
+        // parts are joined once the final one is written.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(l3.as_bytes())
+            .unwrap();
+        r.rewind(0);
+        let f = r.fill(&LIM, Instant::now(), false).unwrap();
+        assert_eq!(
+            f.batch.lines,
+            vec![b"boom".to_vec(), b"patient ssn 219-09-9999 seen".to_vec()]
+        );
+        assert_eq!(f.batch.meta[1].time_unix_nano, 1_796_540_400_000_000_001);
+        assert_eq!(f.end_offset, (l1.len() + l2.len() + l3.len()) as u64);
+    }
+
+    #[test]
+    fn multiline_sees_the_message_and_keeps_streams_apart() {
+        let re = regex::bytes::Regex::new(r"^\d{4}-").unwrap();
+        let ml = Multiline::new(re, 100, 1 << 20, Duration::from_secs(60));
+        let content = concat!(
+            "2026-12-06T07:00:00Z stderr F 2026-12-06 ERROR failed\n",
+            "2026-12-06T07:00:00Z stderr F \tat a.b(C.java:1)\n",
+            "2026-12-06T07:00:01Z stdout F GET /x 200\n",
+            "2026-12-06T07:00:01Z stderr F \tat d.e(F.java:2)\n",
+            "2026-12-06T07:00:02Z stdout F 2026-12-06 INFO next\n",
+        );
+        let mut r = reader_of(content.as_bytes(), LogFormat::Cri, Some(ml));
+        let f = r.fill(&LIM, Instant::now(), true).unwrap();
+        let got: Vec<String> = f
+            .batch
+            .lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "2026-12-06 ERROR failed\n\tat a.b(C.java:1)",
+                "GET /x 200",
+                "\tat d.e(F.java:2)",
+                "2026-12-06 INFO next",
+            ]
+        );
+    }
+
+    #[test]
+    fn raw_format_passes_a_cri_looking_line_unchanged() {
+        let line = "2026-12-06T07:00:00Z stdout F hello\n";
+        let mut r = reader_of(line.as_bytes(), LogFormat::Raw, None);
+        let f = r.fill(&LIM, Instant::now(), false).unwrap();
+        assert_eq!(f.batch.lines, vec![line.trim_end().as_bytes().to_vec()]);
+        assert!(f.batch.meta.is_empty());
+    }
+
+    #[test]
+    fn malformed_lines_are_passed_on_and_reported() {
+        let content = "2026-12-06T07:00:00Z stdout F ok\nnot a cri line\n";
+        let mut r = reader_of(content.as_bytes(), LogFormat::Auto, None);
+        let f = r.fill(&LIM, Instant::now(), false).unwrap();
+        assert_eq!(f.batch.lines[1], b"not a cri line");
+        assert_eq!(f.batch.meta[1], LineMeta::default());
+        assert_eq!(r.take_malformed(), Some((1, "not_cri")));
+        assert_eq!(r.take_malformed(), None);
     }
 }
