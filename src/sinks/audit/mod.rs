@@ -625,6 +625,9 @@ impl SinkMetrics {
 const MAX_IN_FLIGHT: usize = 20_000;
 /// Commands the writer takes per round (group commit).
 const MAX_CMDS_PER_ROUND: usize = 256;
+/// How long the replay waits after the broker answers again before it
+/// reads the topic back (see `Replay::run`).
+const READ_BACK_SETTLE: Duration = Duration::from_secs(2);
 /// Frames per replay window.
 const REPLAY_WINDOW_FRAMES: usize = 5_000;
 const REPLAY_WINDOW_BYTES: u64 = 8 << 20;
@@ -1635,6 +1638,15 @@ impl Replay {
                     Ok(Ok(())) => {
                         broker_ok = true;
                         probe_warned = None;
+                        // A broker that was frozen (not restarted) still
+                        // holds produce requests in its sockets from before
+                        // the outage, and stores them as it resumes, in
+                        // parallel with answering the probe. Give it a
+                        // moment, so that the read-back sees them.
+                        tokio::select! {
+                            _ = tokio::time::sleep(READ_BACK_SETTLE) => {}
+                            _ = self.stop.changed() => return,
+                        }
                         self.read_back(end).await;
                     }
                     Ok(Err(e)) => {
