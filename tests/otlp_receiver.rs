@@ -28,7 +28,9 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use scrubs::metrics::Metrics;
 use scrubs::pipeline::{BoxFuture, ExportOutcome, OtlpHandler, Rejection};
-use scrubs::sources::otlp::{serve, GrpcConfig, HttpConfig, OtlpConfig, RpcStatus};
+use scrubs::sources::otlp::{
+    serve, GrpcConfig, HttpConfig, OtlpConfig, RpcStatus, BUSY_IDLE_TIMEOUT,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -891,10 +893,16 @@ async fn slow_headers_are_cut_off() {
 #[tokio::test]
 async fn connections_are_bounded() {
     let rx = start(|c| c.max_connections = 2).await;
+    // Two connections busy: each has sent a request's headers and holds
+    // back its body, so a request is in flight on both.
+    let busy = head("POST", rx.http, "/v1/logs", Some(PROTO), None, Some(10)).into_bytes();
     let mut a = TcpStream::connect(rx.http).await.unwrap();
-    let _b = TcpStream::connect(rx.http).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    // The third is closed as soon as it is accepted.
+    a.write_all(&busy).await.unwrap();
+    let mut b = TcpStream::connect(rx.http).await.unwrap();
+    b.write_all(&busy).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // With no idle connection to close, the third is closed as soon as it
+    // is accepted.
     let mut c = TcpStream::connect(rx.http).await.unwrap();
     let mut buf = [0u8; 16];
     let n = tokio::time::timeout(Duration::from_secs(2), c.read(&mut buf))
@@ -907,9 +915,70 @@ async fn connections_are_bounded() {
         Some(1)
     );
     // The first two still work.
-    let req = head("POST", rx.http, "/v1/logs", Some(PROTO), None, Some(0)).into_bytes();
-    a.write_all(&req).await.unwrap();
-    assert_eq!(read_response(&mut a).await.unwrap().status, 200);
+    for s in [&mut a, &mut b] {
+        s.write_all(&[0u8; 10]).await.unwrap();
+        assert!(read_response(s).await.is_some());
+    }
+}
+
+/// Hundreds of idle connections (a client that opens them and sends
+/// nothing) at the default limit of 256: a real client still gets through
+/// at once, each time by closing the connection idle longest, and the idle
+/// ones are closed within seconds because the limit is near.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_do_not_lock_out_a_client() {
+    let rx = start(|_| {}).await;
+    let mut idle = Vec::new();
+    for i in 0..256 {
+        idle.push(TcpStream::connect(rx.http).await.unwrap());
+        if i == 0 {
+            // The first is the oldest by a margin.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let body = logs_req("order shipped").encode_to_vec();
+    for i in 0..20 {
+        let t = Instant::now();
+        let r = post(rx.http, "/v1/logs", PROTO, &body).await;
+        assert_eq!(r.status, 200, "client {i}");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "client {i}: {:?}",
+            t.elapsed()
+        );
+    }
+    let closed = rx
+        .metrics
+        .value("scrubs_otlp_idle_connections_closed_total", &[])
+        .unwrap_or(0);
+    assert!(closed >= 1, "{closed} idle connections closed");
+    assert_eq!(
+        rx.metrics
+            .value("scrubs_otlp_rejected_total", &[("reason", "connections")]),
+        None
+    );
+    // The oldest idle connection was the first closed.
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(1), idle[0].read(&mut buf))
+        .await
+        .expect("the longest-idle connection was closed");
+    assert!(matches!(n, Ok(0) | Err(_)));
+    // Near the limit (three quarters of it), idle connections are closed
+    // after BUSY_IDLE_TIMEOUT, not after idle_timeout (2 minutes), until
+    // the listener is below three quarters again: room for 64 clients.
+    tokio::time::sleep(BUSY_IDLE_TIMEOUT + Duration::from_secs(3)).await;
+    let mut closed_now = 0;
+    for s in idle.iter_mut().skip(1) {
+        if let Ok(n) = tokio::time::timeout(Duration::from_millis(2), s.read(&mut buf)).await {
+            assert!(matches!(n, Ok(0) | Err(_)));
+            closed_now += 1;
+        }
+    }
+    assert!(
+        (255 - 191..255).contains(&closed_now),
+        "{closed_now} of 255 idle connections closed near the limit"
+    );
 }
 
 #[tokio::test]

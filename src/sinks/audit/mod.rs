@@ -19,7 +19,15 @@
 //! probes the broker, replays the spool in order with the same keys and
 //! payloads, and when it has caught up the writer switches back to direct
 //! delivery. So, per stream, Kafka receives events in sequence order across
-//! both paths. When the spool reaches `spool_max_bytes`, new events are
+//! both paths.
+//!
+//! Kafka gets `ack_timeout` (default 2 s) to acknowledge the oldest event in
+//! flight; then everything in flight goes to the spool as if it had failed,
+//! so that a hung broker (open connections, no answers) does not hold
+//! sources and OTLP clients for `delivery_timeout`. librdkafka may still
+//! store those events: a task awaits their delivery reports, the replay
+//! waits for it, then reads the topic back (`readback`) and skips the
+//! spooled events the topic already holds. When the spool reaches `spool_max_bytes`, new events are
 //! refused with [`AuditError::Backpressure`] and [`AuditSink::backpressure`]
 //! is true until the spool has drained: audit events are never dropped.
 //!
@@ -49,7 +57,8 @@
 //! byte sizes and Kafka error codes only.
 //!
 //! - `scrubs_audit_events_total{result="delivered|spooled|refused|failed"}`
-//! - `scrubs_audit_replayed_total`
+//! - `scrubs_audit_replayed_total`, `scrubs_audit_replay_skipped_total`,
+//!   `scrubs_audit_ack_timeouts_total`
 //! - `scrubs_audit_spool_bytes`, `scrubs_audit_spool_limit_bytes`,
 //!   `scrubs_audit_spool_full` (0/1),
 //!   `scrubs_audit_spooling` (0/1) gauges
@@ -59,6 +68,7 @@
 
 mod kafka;
 pub mod payload;
+mod readback;
 mod spool;
 pub mod verify;
 
@@ -150,6 +160,21 @@ pub struct AuditConfig {
         deserialize_with = "deserialize_duration"
     )]
     pub delivery_timeout: Duration,
+    /// How long a source waits for Kafka's acknowledgement of its audit
+    /// events before they are written to the fsynced spool instead and the
+    /// source is answered (the file checkpoint advances, the OTLP request
+    /// is answered 200). A broker that hangs without closing its
+    /// connections (a long GC pause, a partition) otherwise holds every
+    /// OTLP request until `delivery_timeout`, past the 10 s export timeout
+    /// of the OpenTelemetry SDKs. The events Kafka was still working on are
+    /// replayed from the spool; any that reached Kafka after all are
+    /// skipped by the replay (it reads the topic back first). Default `2s`;
+    /// at most `delivery_timeout` is used.
+    #[serde(
+        default = "default_ack_timeout",
+        deserialize_with = "deserialize_duration"
+    )]
+    pub ack_timeout: Duration,
     /// The largest audit message (key plus JSON payload) in bytes; larger
     /// events are refused with an error rather than blocking the spool.
     /// Must not exceed the topic's `max.message.bytes`. Default 1000000.
@@ -238,6 +263,9 @@ fn default_spool_max_bytes() -> u64 {
 fn default_delivery_timeout() -> Duration {
     Duration::from_secs(10)
 }
+fn default_ack_timeout() -> Duration {
+    Duration::from_secs(2)
+}
 fn default_max_message_bytes() -> usize {
     1_000_000
 }
@@ -260,6 +288,7 @@ impl AuditConfig {
             spool_dir: spool_dir.into(),
             spool_max_bytes: default_spool_max_bytes(),
             delivery_timeout: default_delivery_timeout(),
+            ack_timeout: default_ack_timeout(),
             max_message_bytes: default_max_message_bytes(),
             chain_key_file: None,
             spool_encryption_key_file: None,
@@ -329,6 +358,13 @@ impl AuditConfig {
         {
             p.push(format!(
                 "{prefix}.delivery_timeout: must be between 100ms and 1h"
+            ));
+        }
+        if self.ack_timeout < Duration::from_millis(100)
+            || self.ack_timeout > Duration::from_secs(3600)
+        {
+            p.push(format!(
+                "{prefix}.ack_timeout: must be between 100ms and 1h"
             ));
         }
         if !(1000..=100_000_000).contains(&self.max_message_bytes) {
@@ -489,6 +525,8 @@ struct SinkMetrics {
     refused: Handle,
     failed: Handle,
     replayed: Handle,
+    replay_skipped: Handle,
+    ack_timeouts: Handle,
     spool_bytes: Handle,
     spool_full: Handle,
     spooling: Handle,
@@ -510,7 +548,17 @@ impl SinkMetrics {
             failed: m.counter("scrubs_audit_events_total", EV, &[("result", "failed")]),
             replayed: m.counter(
                 "scrubs_audit_replayed_total",
-                "Spooled audit events replayed to Kafka.",
+                "Spooled audit events replayed to Kafka (including those skipped because the topic already held them).",
+                &[],
+            ),
+            replay_skipped: m.counter(
+                "scrubs_audit_replay_skipped_total",
+                "Spooled audit events not replayed because the topic already held them (read back before the replay).",
+                &[],
+            ),
+            ack_timeouts: m.counter(
+                "scrubs_audit_ack_timeouts_total",
+                "Times Kafka did not acknowledge within audit.kafka.ack_timeout and the events in flight were spooled.",
                 &[],
             ),
             spool_bytes: m.gauge(
@@ -577,6 +625,9 @@ impl SinkMetrics {
 const MAX_IN_FLIGHT: usize = 20_000;
 /// Commands the writer takes per round (group commit).
 const MAX_CMDS_PER_ROUND: usize = 256;
+/// How long the replay waits after the broker answers again before it
+/// reads the topic back (see `Replay::run`).
+const READ_BACK_SETTLE: Duration = Duration::from_secs(2);
 /// Frames per replay window.
 const REPLAY_WINDOW_FRAMES: usize = 5_000;
 const REPLAY_WINDOW_BYTES: u64 = 8 << 20;
@@ -609,6 +660,10 @@ struct Shared {
     /// Bytes of the spool that are fsynced (what replay may read).
     durable_len: AtomicU64,
     spool_changed: Notify,
+    /// Delivery reports still awaited for events that went to the spool
+    /// after `ack_timeout`: Kafka may yet store them, so the replay waits
+    /// for these before reading the topic back and replaying.
+    unresolved: AtomicU64,
 }
 
 /// The audit sink. Cheap to clone; all clones feed one writer.
@@ -717,6 +772,7 @@ impl AuditSink {
             spooling: AtomicBool::new(spooling),
             durable_len: AtomicU64::new(spool_len),
             spool_changed: Notify::new(),
+            unresolved: AtomicU64::new(0),
         });
         m.spool_bytes.store(spool_len, Ordering::Relaxed);
         m.spool_full.store(u64::from(full), Ordering::Relaxed);
@@ -762,8 +818,13 @@ impl AuditSink {
             closing: None,
             shutdown_waiters: Vec::new(),
             full_logged: full,
+            ack_timeout: cfg.ack_timeout.min(cfg.delivery_timeout),
+            delivery_timeout: cfg.delivery_timeout,
         };
         let replay = Replay {
+            cfg: cfg.clone(),
+            instance: instance.clone(),
+            held: readback::Held::new(),
             producer: producer.clone(),
             topic: topic.clone(),
             dir: dir.clone(),
@@ -1016,6 +1077,11 @@ struct Writer {
     closing: Option<Instant>,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
     full_logged: bool,
+    /// `ack_timeout`, at most `delivery_timeout`.
+    ack_timeout: Duration,
+    /// `delivery_timeout`: how long before an event handed to Kafka can
+    /// still be stored (the start of the replay's read-back).
+    delivery_timeout: Duration,
 }
 
 /// Polls the oldest in-flight delivery.
@@ -1050,6 +1116,12 @@ impl Writer {
             let deadline = self
                 .closing
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            // The oldest event's ack budget. Not while closing: then the
+            // shutdown deadline decides what is spooled.
+            let ack_deadline = match (&self.closing, self.inflight.front()) {
+                (None, Some(f)) => Some(f.sent + self.ack_timeout),
+                _ => None,
+            };
             tokio::select! {
                 biased;
                 r = Head(&mut self.inflight), if !self.inflight.is_empty() => {
@@ -1070,6 +1142,9 @@ impl Writer {
                     }
                 },
                 Some(msg) = self.replay_rx.recv() => self.on_replay(msg).await,
+                _ = tokio::time::sleep_until(ack_deadline.unwrap_or(deadline).into()), if ack_deadline.is_some() => {
+                    self.abandon_inflight();
+                }
                 _ = tokio::time::sleep_until(deadline.into()), if self.closing.is_some() && !self.inflight.is_empty() => {
                     // Out of time: spool what Kafka has not acknowledged (it
                     // may still arrive: at least once).
@@ -1109,6 +1184,41 @@ impl Writer {
             spool = %self.dir.join(spool::SPOOL_FILE).display(),
             "audit events are being spooled locally: {why}; they will be replayed in order when Kafka is back"
         );
+    }
+
+    /// Kafka has not acknowledged the oldest event within `ack_timeout`
+    /// (a hung broker keeps its connections open, so librdkafka would wait
+    /// for `delivery_timeout`): everything in flight goes to the spool, so
+    /// that sources are answered within the budget. librdkafka may still
+    /// store those events; a task follows their delivery reports, and the
+    /// replay waits for them and then skips what the topic already holds.
+    fn abandon_inflight(&mut self) {
+        let Some(front) = self.inflight.front() else {
+            return;
+        };
+        let why = format!(
+            "Kafka did not acknowledge seq {} of stream {} within audit.kafka.ack_timeout ({} ms)",
+            front.ev.seq,
+            front.ev.stream,
+            self.ack_timeout.as_millis()
+        );
+        self.enter_spool_mode(&why);
+        self.m.ack_timeouts.fetch_add(1, Ordering::Relaxed);
+        let mut futs = Vec::with_capacity(self.inflight.len());
+        while let Some(f) = self.inflight.pop_front() {
+            futs.push(f.fut);
+            self.failed.push((f.ev, f.req));
+        }
+        let n = futs.len() as u64;
+        self.shared.unresolved.fetch_add(n, Ordering::AcqRel);
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            for f in futs {
+                let _ = f.await;
+            }
+            shared.unresolved.fetch_sub(n, Ordering::AcqRel);
+            shared.spool_changed.notify_one();
+        });
     }
 
     fn on_delivery(&mut self, r: <DeliveryFuture as Future>::Output) {
@@ -1364,7 +1474,22 @@ impl Writer {
             encode_frame(ev, &mut buf);
         }
         let spool = self.spool.clone();
+        // When the spool starts afresh, note how far back Kafka may hold
+        // copies of what it is about to take: an event goes to the spool at
+        // most `delivery_timeout` after it was handed to Kafka (a minute
+        // more for clocks, should the topic stamp messages with the
+        // broker's time). The replay reads the topic back from there.
+        let since = (self.spool_len == 0).then(|| {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            now_ms - self.delivery_timeout.as_millis() as i64 - 60_000
+        });
+        let dir = self.dir.clone();
         let res = tokio::task::spawn_blocking(move || {
+            if let Some(ms) = since {
+                spool::write_since(&dir, ms)?;
+            }
             let mut s = spool.lock().unwrap_or_else(|e| e.into_inner());
             s.append(&buf).map(|_| s.len())
         })
@@ -1443,6 +1568,11 @@ impl Writer {
 // ---------------------------------------------------------------------------
 
 struct Replay {
+    cfg: AuditConfig,
+    instance: String,
+    /// Spooled events the topic already holds (found by the read-back at
+    /// the start of a replay): skipped.
+    held: readback::Held,
     producer: FutureProducer<AuditClientContext>,
     topic: Arc<str>,
     dir: PathBuf,
@@ -1482,6 +1612,7 @@ impl Replay {
                     }
                     if rx.await == Ok(true) {
                         self.cursor = 0;
+                        self.held = readback::Held::new();
                         broker_ok = false;
                         continue;
                     }
@@ -1490,6 +1621,13 @@ impl Replay {
                 continue;
             }
             if !broker_ok {
+                // Events given up on after `ack_timeout` may still reach
+                // the topic until librdkafka reports on them; read the
+                // topic back only after that, so that none is missed.
+                if self.shared.unresolved.load(Ordering::Acquire) > 0 {
+                    self.idle(Duration::from_millis(200)).await;
+                    continue;
+                }
                 let p = self.producer.clone();
                 let t = self.topic.clone();
                 match tokio::task::spawn_blocking(move || {
@@ -1500,6 +1638,16 @@ impl Replay {
                     Ok(Ok(())) => {
                         broker_ok = true;
                         probe_warned = None;
+                        // A broker that was frozen (not restarted) still
+                        // holds produce requests in its sockets from before
+                        // the outage, and stores them as it resumes, in
+                        // parallel with answering the probe. Give it a
+                        // moment, so that the read-back sees them.
+                        tokio::select! {
+                            _ = tokio::time::sleep(READ_BACK_SETTLE) => {}
+                            _ = self.stop.changed() => return,
+                        }
+                        self.read_back(end).await;
                     }
                     Ok(Err(e)) => {
                         // Say why the spool is not draining (a missing topic,
@@ -1572,12 +1720,83 @@ impl Replay {
         }
     }
 
-    /// Produces frames in order; returns how many leading frames were
-    /// acknowledged, and the first failure.
+    /// Reads the topic back before replaying the spool from the cursor to
+    /// `end`, so that events Kafka already holds are skipped (see
+    /// [`readback`]). On failure the replay goes on without skipping:
+    /// at least once, and `audit verify` names identical re-sends.
+    async fn read_back(&mut self, end: u64) {
+        self.held.clear();
+        let (reader, from) = (self.reader.clone(), self.cursor);
+        let first_seq = match tokio::task::spawn_blocking(move || {
+            let mut first: HashMap<String, u64> = HashMap::new();
+            let mut at = from;
+            while at < end {
+                let frames = reader.read(at, end, REPLAY_WINDOW_FRAMES, REPLAY_WINDOW_BYTES)?;
+                let Some(last) = frames.last() else {
+                    break;
+                };
+                at = last.end;
+                for f in frames {
+                    first.entry(f.stream).or_insert(f.seq);
+                }
+            }
+            Ok::<_, std::io::Error>(first)
+        })
+        .await
+        {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => {
+                tracing::warn!("audit spool cannot be read before the replay's read-back: {e}");
+                return;
+            }
+            Err(_) => return,
+        };
+        let since = spool::read_since(&self.dir);
+        let (cfg, instance) = (self.cfg.clone(), self.instance.clone());
+        let started = Instant::now();
+        match tokio::task::spawn_blocking(move || {
+            readback::read_back(&cfg, &instance, since, &first_seq)
+        })
+        .await
+        {
+            Ok(Ok(r)) => {
+                if r.truncated {
+                    tracing::warn!(
+                        read = r.read,
+                        held = r.held.len(),
+                        "audit read-back before the replay stopped at its bound; later copies already in Kafka may be sent again (verify names them as duplicates)"
+                    );
+                }
+                tracing::info!(
+                    read = r.read,
+                    held = r.held.len(),
+                    millis = started.elapsed().as_millis() as u64,
+                    "audit topic read back before the replay; spooled events it already holds will be skipped"
+                );
+                self.held = r.held;
+            }
+            Ok(Err(e)) => tracing::warn!(
+                "audit topic cannot be read back before the replay; replaying everything (verify names identical re-sends): {e}"
+            ),
+            Err(_) => {}
+        }
+    }
+
+    /// Produces frames in order, except those the topic already holds;
+    /// returns how many leading frames were acknowledged (or skipped), and
+    /// the first failure.
     async fn send_window(&self, frames: &[spool::Frame]) -> (usize, Option<String>) {
         let mut futs = Vec::with_capacity(frames.len());
         let mut failure = None;
         for f in frames {
+            if !self.held.is_empty()
+                && self.held.get(&(f.stream.clone(), f.seq)).copied()
+                    == payload::stated_hash(&f.payload)
+            {
+                self.m.replay_skipped.fetch_add(1, Ordering::Relaxed);
+                futs.push(None);
+                continue;
+            }
             let seq = f.seq.to_string();
             let headers = OwnedHeaders::new_with_capacity(2)
                 .insert(Header {
@@ -1593,7 +1812,7 @@ impl Replay {
                 .payload(&f.payload[..])
                 .headers(headers);
             match self.producer.send_result(rec) {
-                Ok(fut) => futs.push(fut),
+                Ok(fut) => futs.push(Some(fut)),
                 Err((e, _)) => {
                     failure = Some(format!("producer refused a replayed event: {e}"));
                     break;
@@ -1603,6 +1822,13 @@ impl Replay {
         let mut ok = 0;
         let mut broken = failure.is_some();
         for fut in futs {
+            let Some(fut) = fut else {
+                // Skipped: already in the topic.
+                if !broken {
+                    ok += 1;
+                }
+                continue;
+            };
             match fut.await {
                 Ok(Ok(_)) if !broken => ok += 1,
                 Ok(Ok(_)) => {}
@@ -1660,7 +1886,15 @@ mod tests {
         assert_eq!(c.client_id, "scrubs");
         assert_eq!(c.spool_max_bytes, 256 << 20);
         assert_eq!(c.delivery_timeout, Duration::from_secs(5));
+        assert_eq!(c.ack_timeout, Duration::from_secs(2));
         assert!(c.check_topic_config);
+        let short: AuditConfig =
+            serde_yaml::from_str("brokers: k:1\ntopic: t\nspool_dir: /s\nack_timeout: 10ms\n")
+                .unwrap();
+        assert!(short
+            .validate()
+            .iter()
+            .any(|m| m.starts_with("audit.ack_timeout:")));
         assert!(c.validate().is_empty(), "{:?}", c.validate());
         let secs: AuditConfig =
             serde_yaml::from_str("brokers: k:1\ntopic: t\nspool_dir: /s\ndelivery_timeout: 30\n")

@@ -48,6 +48,8 @@ use super::payload::{hex, parse_hex, stated_hash, ChainHead, SealedEvent};
 
 pub(crate) const SPOOL_FILE: &str = "audit.spool";
 pub(crate) const CURSOR_FILE: &str = "audit.spool.cursor";
+/// When the spool's current contents started: see [`read_since`].
+pub(crate) const SINCE_FILE: &str = "audit.spool.since";
 pub(crate) const JOURNAL_FILE: &str = "chain.journal";
 pub(crate) const INSTANCE_FILE: &str = "chain.id";
 const JOURNAL_COMPACT_BYTES: u64 = 1 << 20;
@@ -612,6 +614,21 @@ pub(crate) fn read_cursor(dir: &Path) -> u64 {
 /// Persists the replay cursor.
 pub(crate) fn write_cursor(dir: &Path, offset: u64) -> io::Result<()> {
     write_atomic(dir, CURSOR_FILE, format!("{offset}\n").as_bytes())
+}
+
+/// Reads the time (Unix milliseconds) before which no event in the spool
+/// can have been handed to Kafka; `None` when absent (a spool written
+/// before this file existed).
+pub(crate) fn read_since(dir: &Path) -> Option<i64> {
+    fs::read_to_string(dir.join(SINCE_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+/// Persists the time before which no spooled event can have been handed to
+/// Kafka; written when an empty spool takes its first frames.
+pub(crate) fn write_since(dir: &Path, unix_ms: i64) -> io::Result<()> {
+    write_atomic(dir, SINCE_FILE, format!("{unix_ms}\n").as_bytes())
 }
 
 /// The chain-state journal (see the module documentation).

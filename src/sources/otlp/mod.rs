@@ -16,7 +16,11 @@
 //! limit), the time to send headers and body (`request_timeout`, then the
 //! connection is closed or answered `408`), the requests decoded at once
 //! (`max_concurrent_requests`, then `429`) and the open connections
-//! (`max_connections`, then new ones are closed at once). Memory in use is
+//! (`max_connections`: at the limit the longest-idle connection is closed
+//! to admit a new one, as mature HTTP servers do, and only when every
+//! connection has a request in flight is a new one closed at once; from
+//! three quarters of the limit on, idle connections are closed after
+//! [`BUSY_IDLE_TIMEOUT`] instead of `idle_timeout`). Memory in use is
 //! therefore at most about `max_concurrent_requests × (max_request_bytes +
 //! max_decompressed_bytes + the decoded request)`.
 //!
@@ -96,8 +100,12 @@ pub struct OtlpConfig {
     /// delay. Bounds memory. Default 8.
     #[serde(default = "default_max_concurrent_requests")]
     pub max_concurrent_requests: usize,
-    /// The most open connections per listener; more are closed as soon as
-    /// they are accepted. Default 256.
+    /// The most open connections per listener. At the limit, the
+    /// connection that has been idle longest (no request in flight) is
+    /// closed to admit the new one; only when all are busy is the new one
+    /// closed at once. From three quarters of the limit on, connections
+    /// idle for 5 s are closed (instead of after `idle_timeout`), so that
+    /// idle clients cannot lock out a real one. Default 256.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
 }
@@ -393,6 +401,107 @@ impl Shared {
 /// The retry delay suggested when the receiver itself is at its limit.
 const BUSY_RETRY: Duration = Duration::from_secs(1);
 
+/// The idle timeout once a listener has three quarters of
+/// `max_connections` open: short, so that idle keep-alive connections make
+/// room before the limit is reached, long enough for an exporter's next
+/// batch (the SDKs' default schedule delays are 1 to 5 s) to reuse its
+/// connection.
+pub const BUSY_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a connection admitted by closing an idle one waits for that
+/// one's slot to be released.
+const EVICT_WAIT: Duration = Duration::from_secs(1);
+
+/// The open connections of one listener, so that the longest-idle one can
+/// be closed when the limit is reached.
+struct Conns {
+    slots: Arc<Semaphore>,
+    max: usize,
+    next_id: AtomicU64,
+    open: std::sync::Mutex<std::collections::HashMap<u64, OpenConn>>,
+}
+
+struct OpenConn {
+    activity: Arc<Activity>,
+    close_if_idle: Arc<tokio::sync::Notify>,
+    /// Already asked to close: not picked twice.
+    asked: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Conns {
+    fn new(max: usize) -> Arc<Conns> {
+        Arc::new(Conns {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            next_id: AtomicU64::new(0),
+            open: std::sync::Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    /// Whether three quarters of the limit are in use.
+    fn near_limit(&self) -> bool {
+        let used = self.max.saturating_sub(self.slots.available_permits());
+        used * 4 >= self.max * 3
+    }
+
+    fn register(self: &Arc<Self>, activity: Arc<Activity>) -> Registered {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let close_if_idle = Arc::new(tokio::sync::Notify::new());
+        let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            id,
+            OpenConn {
+                activity,
+                close_if_idle: close_if_idle.clone(),
+                asked: asked.clone(),
+            },
+        );
+        Registered {
+            conns: self.clone(),
+            id,
+            close_if_idle,
+            asked,
+        }
+    }
+
+    /// Asks the connection idle the longest to close; false when every
+    /// open connection has a request in flight.
+    fn close_longest_idle(&self) -> bool {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let victim = open
+            .values()
+            .filter(|c| !c.asked.load(Ordering::Relaxed))
+            .filter_map(|c| c.activity.idle_for().map(|d| (d, c)))
+            .max_by_key(|(d, _)| *d);
+        match victim {
+            Some((_, c)) => {
+                c.asked.store(true, Ordering::Relaxed);
+                c.close_if_idle.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A connection's entry in [`Conns`], removed when it ends.
+struct Registered {
+    conns: Arc<Conns>,
+    id: u64,
+    close_if_idle: Arc<tokio::sync::Notify>,
+    asked: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.conns
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
 /// Whether a connection is busy, and since when it has been idle.
 struct Activity {
     base: Instant,
@@ -545,19 +654,37 @@ async fn accept_loop(
     max_conns: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let conns = Arc::new(Semaphore::new(max_conns));
+    let conns = Conns::new(max_conns);
     loop {
         tokio::select! {
             _ = wait_shutdown(&mut shutdown) => break,
             res = listener.accept() => match res {
                 Ok((stream, _peer)) => {
-                    let Ok(permit) = conns.clone().try_acquire_owned() else {
+                    let _ = stream.set_nodelay(true);
+                    if let Ok(permit) = conns.slots.clone().try_acquire_owned() {
+                        tokio::spawn(serve_conn(stream, kind.clone(), shared.clone(), shutdown.clone(), permit, conns.clone()));
+                        continue;
+                    }
+                    if !conns.close_longest_idle() {
                         shared.count_rejected("connections");
                         drop(stream);
                         continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_conn(stream, kind.clone(), shared.clone(), shutdown.clone(), permit));
+                    }
+                    // The idle connection closes at once; take its slot.
+                    shared.metrics.add(
+                        "scrubs_otlp_idle_connections_closed_total",
+                        "Idle OTLP connections closed to admit a new one at otlp.max_connections.",
+                        &[],
+                        1,
+                    );
+                    let (kind, shared, shutdown, conns) =
+                        (kind.clone(), shared.clone(), shutdown.clone(), conns.clone());
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(EVICT_WAIT, conns.slots.clone().acquire_owned()).await {
+                            Ok(Ok(permit)) => serve_conn(stream, kind, shared, shutdown, permit, conns).await,
+                            _ => shared.count_rejected("connections"),
+                        }
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off a little
@@ -572,7 +699,7 @@ async fn accept_loop(
     // Connections saw the same signal and are closing; wait for them, but
     // not forever.
     let grace = shared.request_timeout + Duration::from_secs(1);
-    let _ = tokio::time::timeout(grace, conns.acquire_many(max_conns as u32)).await;
+    let _ = tokio::time::timeout(grace, conns.slots.acquire_many(max_conns as u32)).await;
 }
 
 /// A hyper server connection that can be asked to finish gracefully.
@@ -613,10 +740,17 @@ async fn serve_conn(
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
+    conns: Arc<Conns>,
 ) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     let io = TokioIo::new(stream);
     let activity = Activity::new();
+    let me = conns.register(activity.clone());
+    let limits = Limits {
+        conns: &conns,
+        close_if_idle: &me.close_if_idle,
+        asked: &me.asked,
+    };
     match kind {
         Listener::Http => {
             let (sh, act) = (shared.clone(), activity.clone());
@@ -636,7 +770,7 @@ async fn serve_conn(
                 .max_buf_size(64 * 1024)
                 .max_headers(64);
             let conn = b.serve_connection(io, svc);
-            drive(conn, &shared, &activity, shutdown).await;
+            drive(conn, &shared, &activity, &limits, shutdown).await;
         }
         Listener::Grpc(services) => {
             let (sh, act) = (shared.clone(), activity.clone());
@@ -660,22 +794,32 @@ async fn serve_conn(
                 .keep_alive_interval(Some(shared.idle_timeout))
                 .keep_alive_timeout(Duration::from_secs(20));
             let conn = b.serve_connection(io, svc);
-            drive(conn, &shared, &activity, shutdown).await;
+            drive(conn, &shared, &activity, &limits, shutdown).await;
         }
     }
 }
 
+/// What a connection needs to know of its listener's connection limit.
+struct Limits<'a> {
+    conns: &'a Conns,
+    close_if_idle: &'a tokio::sync::Notify,
+    asked: &'a std::sync::atomic::AtomicBool,
+}
+
 /// Runs a connection to its end: closes it gracefully on shutdown or when
-/// it has been idle too long, and drops it if that takes longer than
-/// `request_timeout`.
+/// it has been idle too long (shorter near the connection limit), closes it
+/// at once when it is idle and asked to make room, and drops it if a
+/// graceful close takes longer than `request_timeout`.
 async fn drive<C: Graceful>(
     conn: C,
     shared: &Shared,
     activity: &Activity,
+    limits: &Limits<'_>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     tokio::pin!(conn);
-    let check = (shared.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let check = (shared.idle_timeout.min(BUSY_IDLE_TIMEOUT) / 4)
+        .clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut tick = tokio::time::interval(check);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut closing: Option<Instant> = None;
@@ -693,12 +837,34 @@ async fn drive<C: Graceful>(
                 conn.as_mut().begin_shutdown();
                 closing = Some(Instant::now());
             }
+            _ = limits.close_if_idle.notified() => {
+                // The listener is at its limit and this connection has been
+                // idle longest: close it now (no request is in flight, so
+                // nothing is lost; the client reconnects when it needs to).
+                if activity.idle_for().is_some() {
+                    return;
+                }
+                // A request came in meanwhile: stay, and be a candidate
+                // again next time.
+                limits.asked.store(false, Ordering::Relaxed);
+            }
             _ = tick.tick() => {
                 match closing {
                     Some(since) if since.elapsed() > shared.request_timeout => return,
                     Some(_) => {}
                     None => {
-                        if activity.idle_for().is_some_and(|d| d > shared.idle_timeout) {
+                        let idle = activity.idle_for();
+                        // Near the limit, an idle connection is closed at
+                        // once rather than gracefully: a client that never
+                        // sent a request gives a graceful close nothing to
+                        // finish, and it would hold its slot for
+                        // `request_timeout` more.
+                        if limits.conns.near_limit()
+                            && idle.is_some_and(|d| d > shared.idle_timeout.min(BUSY_IDLE_TIMEOUT))
+                        {
+                            return;
+                        }
+                        if idle.is_some_and(|d| d > shared.idle_timeout) {
                             conn.as_mut().begin_shutdown();
                             closing = Some(Instant::now());
                         }
