@@ -1439,26 +1439,19 @@ impl Engine {
             }
             // An IPv6 address: hex digits then a colon within five bytes.
             if let Some(rule) = self.ipv6 {
-                // Its first group is one to four hex digits and a colon: four
-                // byte compares keep the full check off ordinary words.
-                let colon = |k: usize| hay.get(i + k) == Some(&b':');
-                if class::is(b, class::DIGIT | class::ALPHA)
-                    && (colon(1) || colon(2) || colon(3) || colon(4))
-                {
-                    if let Some(e) = validate::ipv6_at(hay, i) {
-                        if let Some(strength) = self.accept(rule, hay, i, e, &st.hits) {
-                            st.findings.push(Finding {
-                                start: i,
-                                end: e,
-                                rule,
-                                strength,
-                                quote: false,
-                            });
-                        }
-                        i = e;
-                        prev_word = None;
-                        continue;
+                if let Some(e) = validate::ipv6_at(hay, i) {
+                    if let Some(strength) = self.accept(rule, hay, i, e, &st.hits) {
+                        st.findings.push(Finding {
+                            start: i,
+                            end: e,
+                            rule,
+                            strength,
+                            quote: false,
+                        });
                     }
+                    i = e;
+                    prev_word = None;
+                    continue;
                 }
             }
             if c & class::DIGIT != 0 {

@@ -502,12 +502,15 @@ fn public_ip(raw: &[u8]) -> bool {
 /// digits, `:` and `.` (an embedded IPv4 tail) that parses as an address
 /// and has at least three groups, at a word boundary. Times (`12:30:45`)
 /// and MAC addresses (six groups) do not parse.
+///
+/// The engine calls this at the start of every word, so the refusal of an
+/// ordinary word (no colon after one to four hex digits) is inlined at the
+/// call and the rest of the check is not.
+#[inline]
 pub fn ipv6_at(hay: &[u8], i: usize) -> Option<usize> {
     if i > 0 && (hay[i - 1].is_ascii_alphanumeric() || matches!(hay[i - 1], b':' | b'_' | b'.')) {
         return None;
     }
-    // One to four hex digits, then a colon. This is called at the start of
-    // every word, so it must fail fast on the common case (a word).
     let mut k = i;
     while k < hay.len() && k - i < 4 && hay[k].is_ascii_hexdigit() {
         k += 1;
@@ -515,6 +518,12 @@ pub fn ipv6_at(hay: &[u8], i: usize) -> Option<usize> {
     if k == i || hay.get(k) != Some(&b':') {
         return None;
     }
+    ipv6_from(hay, i)
+}
+
+/// [`ipv6_at`] past its first group and colon.
+#[inline(never)]
+fn ipv6_from(hay: &[u8], i: usize) -> Option<usize> {
     let mut e = i;
     while e < hay.len()
         && (hay[e].is_ascii_hexdigit() || hay[e] == b':' || hay[e] == b'.')
