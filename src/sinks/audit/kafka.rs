@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use super::{AuditConfig, SaslMechanism, SecurityConfig, SecurityProtocol};
@@ -82,6 +83,38 @@ impl ClientContext for AuditClientContext {
 }
 
 impl rdkafka::consumer::ConsumerContext for AuditClientContext {}
+
+/// The partitions of `topic` that hold messages, each with its low and high
+/// watermark (the first offset and the one after the last), read with
+/// `consumer`. Blocking, each call bounded by `timeout`. `audit verify` and
+/// the spool's read-back both start a read of the topic here.
+pub(crate) fn partition_bounds(
+    consumer: &BaseConsumer<AuditClientContext>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<(i32, i64, i64)>, String> {
+    let md = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| format!("metadata of topic {topic}: {e}"))?;
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .ok_or_else(|| format!("topic {topic} not found"))?;
+    if let Some(err) = t.error() {
+        return Err(format!("topic {topic}: {}", RDKafkaErrorCode::from(err)));
+    }
+    let mut bounds = Vec::new();
+    for p in t.partitions() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p.id(), timeout)
+            .map_err(|e| format!("end offsets of {topic} partition {}: {e}", p.id()))?;
+        if high > low {
+            bounds.push((p.id(), low, high));
+        }
+    }
+    Ok(bounds)
+}
 
 /// The settings common to every client: brokers, client id, security.
 pub(crate) fn base_config(

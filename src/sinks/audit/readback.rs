@@ -24,12 +24,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Deserialize;
 
-use super::kafka::{base_config, AuditClientContext};
+use super::kafka::{base_config, partition_bounds, AuditClientContext};
 use super::payload::stated_hash;
 use super::AuditConfig;
 
@@ -86,30 +85,10 @@ pub(crate) fn read_back(
         .create_with_context(AuditClientContext::default())
         .map_err(|e| format!("cannot create Kafka consumer: {e}"))?;
     let timeout = Duration::from_secs(5);
-    let md = consumer
-        .fetch_metadata(Some(&cfg.topic), timeout)
-        .map_err(|e| format!("metadata of topic {}: {e}", cfg.topic))?;
-    let t = md
-        .topics()
-        .iter()
-        .find(|t| t.name() == cfg.topic)
-        .ok_or_else(|| format!("topic {} not in metadata", cfg.topic))?;
-    if let Some(err) = t.error() {
-        return Err(format!(
-            "topic {}: {}",
-            cfg.topic,
-            RDKafkaErrorCode::from(err)
-        ));
-    }
-    let mut bounds: HashMap<i32, (i64, i64)> = HashMap::new();
-    for p in t.partitions() {
-        let (low, high) = consumer
-            .fetch_watermarks(&cfg.topic, p.id(), timeout)
-            .map_err(|e| format!("end offsets of {} partition {}: {e}", cfg.topic, p.id()))?;
-        if high > low {
-            bounds.insert(p.id(), (low, high));
-        }
-    }
+    let bounds: HashMap<i32, (i64, i64)> = partition_bounds(&consumer, &cfg.topic, timeout)?
+        .into_iter()
+        .map(|(p, low, high)| (p, (low, high)))
+        .collect();
     let mut starts: HashMap<i32, i64> = HashMap::new();
     match since_ms {
         Some(ms) => {

@@ -30,12 +30,11 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use sha2::{Digest, Sha256};
 
-use super::kafka::{base_config, AuditClientContext};
+use super::kafka::{base_config, partition_bounds, AuditClientContext};
 use super::payload::{check_payload, ChainKey, ZERO_HASH};
 
 /// One message of the audit topic.
@@ -514,37 +513,14 @@ pub fn read_topic(
     let consumer: BaseConsumer<AuditClientContext> = c
         .create_with_context(AuditClientContext::default())
         .map_err(|e| format!("cannot create Kafka consumer: {e}"))?;
-    let md = consumer
-        .fetch_metadata(Some(&opts.topic), opts.idle_timeout)
-        .map_err(|e| {
-            format!(
-                "cannot read metadata of topic {} from {}: {e}",
-                opts.topic, opts.brokers
-            )
-        })?;
-    let t = md
-        .topics()
-        .iter()
-        .find(|t| t.name() == opts.topic)
-        .ok_or_else(|| format!("topic {} not found", opts.topic))?;
-    if let Some(err) = t.error() {
-        return Err(format!(
-            "topic {}: {}",
-            opts.topic,
-            RDKafkaErrorCode::from(err)
-        ));
-    }
+    let bounds = partition_bounds(&consumer, &opts.topic, opts.idle_timeout)
+        .map_err(|e| format!("{e} (brokers {})", opts.brokers))?;
     let mut tpl = TopicPartitionList::new();
     let mut ends: HashMap<i32, i64> = HashMap::new();
-    for p in t.partitions() {
-        let (low, high) = consumer
-            .fetch_watermarks(&opts.topic, p.id(), opts.idle_timeout)
-            .map_err(|e| format!("end offsets of {} partition {}: {e}", opts.topic, p.id()))?;
-        if high > low {
-            tpl.add_partition_offset(&opts.topic, p.id(), Offset::Offset(low))
-                .map_err(|e| format!("assigning partition {}: {e}", p.id()))?;
-            ends.insert(p.id(), high);
-        }
+    for (p, low, high) in bounds {
+        tpl.add_partition_offset(&opts.topic, p, Offset::Offset(low))
+            .map_err(|e| format!("assigning partition {p}: {e}"))?;
+        ends.insert(p, high);
     }
     if ends.is_empty() {
         return Ok(0);
