@@ -24,10 +24,11 @@ use std::time::{Duration, Instant};
 use scrubs::metrics::Metrics;
 use scrubs::pipeline::AuditEvent;
 use scrubs::sinks::audit::payload::check_payload;
-use scrubs::sinks::audit::verify::{read_topic, verify, RawMessage, TopicReadOptions};
+use scrubs::sinks::audit::verify::verify;
 use scrubs::sinks::audit::{AuditConfig, AuditSink};
 use support::{
-    bootstrap, create_topic, http_get, metric, start_vendor, Audit, Ports, Scrubs, Sidecar,
+    audit_messages, bootstrap, create_topic, http_get, metric, start_vendor, Audit, Ports, Scrubs,
+    Sidecar,
 };
 
 /// One freeze at a time: both tests stop the same broker.
@@ -77,28 +78,6 @@ fn unique(name: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("scrubs-freeze-{name}-{}-{nanos}", std::process::id())
-}
-
-fn messages(topic: &str) -> Vec<RawMessage> {
-    let mut out = Vec::new();
-    read_topic(
-        &TopicReadOptions {
-            brokers: bootstrap(),
-            topic: topic.to_string(),
-            properties: Vec::new(),
-            idle_timeout: Duration::from_secs(10),
-        },
-        |partition, offset, key, value| {
-            out.push(RawMessage {
-                partition,
-                offset,
-                key: key.map(<[u8]>::to_vec),
-                payload: value.map(<[u8]>::to_vec),
-            })
-        },
-    )
-    .unwrap();
-    out
 }
 
 /// `scrubs audit verify --strict`: exit 0 means no problem at all, not even
@@ -196,7 +175,7 @@ fn replay_skips_events_the_frozen_broker_stored_after_all() {
             value("scrubs_audit_events_total", &[("result", "spooled")]),
         )
     });
-    let msgs = messages(&topic);
+    let msgs = audit_messages(&topic, Duration::from_secs(10));
     let report = verify(&msgs, None);
     eprintln!(
         "sent {sent}, spooled {spooled}, skipped by the replay {skipped}, {} in the topic; {}",
@@ -364,7 +343,7 @@ fn otlp_is_answered_within_the_ack_budget_while_the_broker_is_frozen() {
     let skipped = metric(&m, "scrubs_audit_replay_skipped_total");
     eprintln!("ack timeouts {timeouts}, replay skipped {skipped}");
     assert!(timeouts > 0, "the freeze never hit the ack budget");
-    let msgs = messages(&topic);
+    let msgs = audit_messages(&topic, Duration::from_secs(10));
     let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
     for msg in &msgs {
         let payload = msg.payload.as_deref().unwrap();

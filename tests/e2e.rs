@@ -15,8 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use scrubs::sinks::audit::verify::{read_topic, verify, RawMessage, TopicReadOptions};
-use support::{bootstrap, create_topic, http_get, start_vendor, Audit, Ports, Scrubs, Sidecar};
+use scrubs::sinks::audit::verify::verify;
+use support::{
+    audit_messages, bootstrap, create_topic, http_get, start_vendor, Audit, Ports, Scrubs, Sidecar,
+};
 
 fn write_config(dir: &Path, log: &Path, topic: &str, p: &Ports) -> PathBuf {
     Sidecar {
@@ -150,24 +152,7 @@ fn tail_rotate_audit_to_kafka_and_scrubbed_to_vendor() {
 
     // Kafka: every audit line exactly once, unredacted, in order per key,
     // with a valid chain.
-    let mut messages = Vec::new();
-    read_topic(
-        &TopicReadOptions {
-            brokers: bootstrap(),
-            topic: topic.clone(),
-            properties: Vec::new(),
-            idle_timeout: Duration::from_secs(10),
-        },
-        |partition, offset, key, value| {
-            messages.push(RawMessage {
-                partition,
-                offset,
-                key: key.map(<[u8]>::to_vec),
-                payload: value.map(<[u8]>::to_vec),
-            })
-        },
-    )
-    .unwrap();
+    let messages = audit_messages(&topic, Duration::from_secs(10));
     assert_eq!(messages.len(), N / 5, "audit events in Kafka");
     let report = verify(&messages, None);
     assert!(report.problems.is_empty(), "{:?}", report.problems);

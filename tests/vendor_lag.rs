@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Response;
-use scrubs::sinks::audit::verify::{read_topic, verify, ProblemKind, RawMessage, TopicReadOptions};
+use scrubs::sinks::audit::verify::{verify, ProblemKind, RawMessage};
 use support::{
-    bootstrap, create_topic, http_get, metric, read_body, serve, Audit, Ports, Received, Scrubs,
-    Sidecar,
+    audit_messages, bootstrap, create_topic, http_get, metric, read_body, serve, Audit, Ports,
+    Received, Scrubs, Sidecar,
 };
 
 /// Lines per file batch in these tests: the unit of "at most one batch
@@ -104,28 +104,6 @@ fn append(path: &Path, range: std::ops::Range<usize>) {
         buf.push('\n');
     }
     f.write_all(buf.as_bytes()).unwrap();
-}
-
-fn audit_messages(topic: &str) -> Vec<RawMessage> {
-    let mut messages = Vec::new();
-    read_topic(
-        &TopicReadOptions {
-            brokers: bootstrap(),
-            topic: topic.to_string(),
-            properties: Vec::new(),
-            idle_timeout: Duration::from_secs(5),
-        },
-        |partition, offset, key, value| {
-            messages.push(RawMessage {
-                partition,
-                offset,
-                key: key.map(<[u8]>::to_vec),
-                payload: value.map(<[u8]>::to_vec),
-            })
-        },
-    )
-    .unwrap();
-    messages
 }
 
 /// The `i` of every audit line in the topic, with how often it came.
@@ -249,7 +227,7 @@ fn slow_vendor_lags_and_delivers_everything_across_two_kill_9() {
 
     // Audit: every audit line, identical re-sends (if any) the only
     // problem.
-    let messages = audit_messages(&topic);
+    let messages = audit_messages(&topic, Duration::from_secs(5));
     let seen = audit_numbers(&messages);
     let want: Vec<usize> = (0..N).filter(|i| i.is_multiple_of(20)).collect();
     assert_eq!(
@@ -357,7 +335,7 @@ fn vendor_down_past_the_bound_skips_counted_exactly_and_audit_unaffected() {
         dropped(&m, "retry_exhausted")
     );
     // The audit lane was not held back.
-    let seen = audit_numbers(&audit_messages(&topic));
+    let seen = audit_numbers(&audit_messages(&topic, Duration::from_secs(5)));
     assert_eq!(seen.len(), N / 20, "audit lines in Kafka");
 
     // The vendor answers again: a probe (every 10 s) ends the episode and

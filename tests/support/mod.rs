@@ -586,3 +586,31 @@ pub fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Every message of an audit topic on the test broker, read until the topic
+/// has been idle for `idle`.
+pub fn audit_messages(
+    topic: &str,
+    idle: Duration,
+) -> Vec<scrubs::sinks::audit::verify::RawMessage> {
+    use scrubs::sinks::audit::verify::{read_topic, RawMessage, TopicReadOptions};
+    let mut messages = Vec::new();
+    read_topic(
+        &TopicReadOptions {
+            brokers: bootstrap(),
+            topic: topic.to_string(),
+            properties: Vec::new(),
+            idle_timeout: idle,
+        },
+        |partition, offset, key, value| {
+            messages.push(RawMessage {
+                partition,
+                offset,
+                key: key.map(<[u8]>::to_vec),
+                payload: value.map(<[u8]>::to_vec),
+            })
+        },
+    )
+    .unwrap();
+    messages
+}
