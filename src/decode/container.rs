@@ -414,23 +414,25 @@ impl Decoder {
     /// Ends the file (rotation, or shutdown): pending parts are handed out
     /// as they are, stdout first. Call until it returns `None`.
     pub fn flush(&mut self) -> Option<Message<'_>> {
-        let i = self.pending.iter().position(|p| p.open)?;
-        let p = &mut self.pending[i];
+        let stream = [Stream::Stdout, Stream::Stderr]
+            .into_iter()
+            .find(|s| self.pending[s.index()].open)?;
+        Some(self.finish(stream))
+    }
+
+    /// Hands out the message pending on `stream`, as it is, and closes it.
+    fn finish(&mut self, stream: Stream) -> Message<'_> {
+        let p = &mut self.pending[stream.index()];
         p.open = false;
         self.out.clear();
         self.out.append(&mut p.text);
-        let cut = std::mem::take(&mut p.cut);
-        Some(Message {
+        Message {
             text: &self.out,
             time_unix_nano: Some(p.time_unix_nano),
-            stream: Some(if i == 0 {
-                Stream::Stdout
-            } else {
-                Stream::Stderr
-            }),
-            cut,
+            stream: Some(stream),
+            cut: std::mem::take(&mut p.cut),
             start: p.start,
-        })
+        }
     }
 
     /// Which format a malformed line failed to read as: `cri` or `docker`
@@ -509,17 +511,7 @@ impl Decoder {
         if partial {
             return None;
         }
-        p.open = false;
-        self.out.clear();
-        self.out.append(&mut p.text);
-        let cut = std::mem::take(&mut p.cut);
-        Some(Message {
-            text: &self.out,
-            time_unix_nano: Some(p.time_unix_nano),
-            stream: Some(stream),
-            cut,
-            start: p.start,
-        })
+        Some(self.finish(stream))
     }
 }
 
