@@ -526,6 +526,19 @@ impl VendorSink {
             }
             return Err(reason);
         }
+        self.enqueue(measured, signal, records, bytes)
+    }
+
+    /// Hands a batch whose queue space is reserved to the sender task,
+    /// without waiting for its request. A closed sink releases the space and
+    /// counts the batch dropped (`closed`).
+    fn enqueue(
+        &self,
+        measured: Measured,
+        signal: Signal,
+        records: u64,
+        bytes: u64,
+    ) -> Result<(), DropReason> {
         let body = measured.encode();
         debug_assert_eq!(body.len() as u64, bytes);
         let q = Queued {
@@ -598,18 +611,8 @@ impl VendorSink {
             }
             return;
         }
-        let q = Queued {
-            body: measured.encode(),
-            signal,
-            records,
-            bytes,
-            waiter: None,
-        };
-        if self.tx.send(q).is_err() {
-            self.shared.release(bytes, 1);
-            self.shared
-                .count_dropped(signal, records, &DropReason::Closed);
-        }
+        // A closed sink has counted the batch; nothing more to do here.
+        let _ = self.enqueue(measured, signal, records, bytes);
     }
 
     /// Whether OTLP clients should be asked to wait (429 with
