@@ -551,6 +551,93 @@ async fn outage_spools_applies_backpressure_and_replays_in_order() {
     assert_logs_clean();
 }
 
+/// Spools `n` events of stream "a" while the sink's broker port is closed,
+/// and returns them spooled (the sink is in spool mode).
+async fn spool_while_down(sink: &AuditSink, metrics: &Metrics, n: u64) {
+    sink.send_batch((0..n).map(|i| event("a", i, None)).collect())
+        .await
+        .expect("spooled");
+    assert!(sink.spooling());
+    assert_eq!(
+        metrics.value("scrubs_audit_events_total", &[("result", "spooled")]),
+        Some(n)
+    );
+}
+
+fn spool_file_len(dir: &std::path::Path) -> u64 {
+    std::fs::metadata(dir.join("audit.spool"))
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+/// Issue 11, item 2: a pod's spool lives on an `emptyDir` and is gone
+/// when the pod is deleted, so a shutdown whose Kafka answers again must
+/// deliver what the spool holds before it returns, not leave it for a
+/// next start that never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_the_spool_to_kafka_when_the_broker_answers() {
+    let (brokers, topic, dir) = fresh_topic("shutdown-drain", 1).await;
+    let port = closed_port();
+    let mut cfg = config(&format!("127.0.0.1:{port}"), &topic, dir.path());
+    cfg.delivery_timeout = Duration::from_secs(1);
+    let metrics = Metrics::new();
+    let sink = AuditSink::start(&cfg, metrics.clone()).await.unwrap();
+    spool_while_down(&sink, &metrics, 300).await;
+    assert!(spool_file_len(dir.path()) > 0);
+
+    // The broker comes back, and the pod is told to stop straight away:
+    // the replay is still in its backoff, nothing replayed yet.
+    let fwd = forward(port, brokers.clone()).await;
+    let t0 = Instant::now();
+    sink.shutdown(Duration::from_secs(25)).await;
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(25), "shutdown took {took:?}");
+
+    assert_eq!(
+        metrics.value("scrubs_audit_replayed_total", &[]),
+        Some(300),
+        "shutdown returned before the spool was replayed"
+    );
+    assert_eq!(spool_file_len(dir.path()), 0, "the spool was not emptied");
+    assert_eq!(metrics.value("scrubs_audit_spooling", &[]), Some(0));
+    let msgs = read_all(&brokers, &topic).await;
+    let by = seqs_by_stream(&msgs);
+    assert_complete_in_order("a", &by["a"], 300);
+    let report = verify(&msgs, None);
+    assert!(report.is_clean(), "{:?}", report.problems);
+    fwd.abort();
+    assert_logs_clean();
+}
+
+/// The other half of issue 11, item 2: with Kafka down, waiting for the
+/// spool to drain would only hold the pod until its deadline; shutdown
+/// returns at once and the events stay spooled for the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_kafka_down_keeps_the_spool_and_returns_quickly() {
+    let (_brokers, topic, dir) = fresh_topic("shutdown-down", 1).await;
+    let port = closed_port();
+    let mut cfg = config(&format!("127.0.0.1:{port}"), &topic, dir.path());
+    cfg.delivery_timeout = Duration::from_secs(1);
+    let metrics = Metrics::new();
+    let sink = AuditSink::start(&cfg, metrics.clone()).await.unwrap();
+    spool_while_down(&sink, &metrics, 50).await;
+    let spooled = spool_file_len(dir.path());
+    assert!(spooled > 0);
+
+    let t0 = Instant::now();
+    sink.shutdown(Duration::from_secs(20)).await;
+    let took = t0.elapsed();
+    // A fresh probe (1 s timeout) and the producer's flush, not the 20 s
+    // deadline.
+    assert!(
+        took < Duration::from_secs(5),
+        "shutdown with Kafka down took {took:?}"
+    );
+    assert_eq!(spool_file_len(dir.path()), spooled, "the spool changed");
+    assert_eq!(metrics.value("scrubs_audit_replayed_total", &[]), Some(0));
+    assert_logs_clean();
+}
+
 /// The spool encrypted at rest (`spool_encryption_key_file`): events
 /// spooled while Kafka is down are unreadable on disk, survive a restart,
 /// are refused without their key, and are all replayed, in order and with

@@ -31,6 +31,13 @@
 //! refused with [`AuditError::Backpressure`] and [`AuditSink::backpressure`]
 //! is true until the spool has drained: audit events are never dropped.
 //!
+//! At shutdown the writer first settles every event in flight (delivered
+//! or spooled). If the spool then holds events, it asks the replay for a
+//! fresh probe: when Kafka answers, shutdown waits, within its deadline,
+//! until the replay has emptied the spool, because a pod deleted with its
+//! spool on an `emptyDir` loses what is left in it; when Kafka is down it
+//! returns at once and the events wait in the spool for the next start.
+//!
 //! Delivery is at least once: after a crash, a shutdown in the middle of a
 //! replay or a delivery timeout whose acknowledgement was lost, an event can
 //! reach the topic twice (verify reports it as `duplicate`, identical copy).
@@ -664,6 +671,20 @@ struct Shared {
     /// after `ack_timeout`: Kafka may yet store them, so the replay waits
     /// for these before reading the topic back and replaying.
     unresolved: AtomicU64,
+    /// What the replay's last probe found (see [`Reach`]). The writer
+    /// reads it while draining the spool at shutdown.
+    reach: watch::Sender<Reach>,
+}
+
+/// Whether the replay task's last probe reached the broker and found the
+/// topic. A shutdown sets it back to `Unknown` and wakes the replay, so
+/// that the decision to wait for the spool to drain rests on a probe made
+/// then, not on one from before a backoff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reach {
+    Unknown,
+    Up,
+    Down,
 }
 
 /// The audit sink. Cheap to clone; all clones feed one writer.
@@ -773,6 +794,7 @@ impl AuditSink {
             durable_len: AtomicU64::new(spool_len),
             spool_changed: Notify::new(),
             unresolved: AtomicU64::new(0),
+            reach: watch::Sender::new(Reach::Unknown),
         });
         m.spool_bytes.store(spool_len, Ordering::Relaxed);
         m.spool_full.store(u64::from(full), Ordering::Relaxed);
@@ -962,8 +984,11 @@ impl AuditSink {
 
     /// Stops accepting events, waits (until `deadline` from now) for events
     /// in flight, spools whatever Kafka has not acknowledged by then, and
-    /// flushes the producer. Spooled events are replayed by the next start.
-    /// Acts on the writer shared by every clone.
+    /// flushes the producer. If the spool holds events and a fresh probe
+    /// finds Kafka answering, the replay goes on until the spool is empty
+    /// or the deadline passes; if Kafka is down it returns without waiting.
+    /// What stays spooled is replayed by the next start with the same
+    /// `spool_dir`. Acts on the writer shared by every clone.
     pub async fn shutdown(self, deadline: Duration) {
         let end = Instant::now() + deadline;
         let (done, rx) = oneshot::channel();
@@ -1156,6 +1181,9 @@ impl Writer {
                 }
             }
         }
+        if let Some(deadline) = self.closing {
+            self.drain_spool(deadline).await;
+        }
         let _ = stop_replay.send(true);
         let producer = self.producer.clone();
         let left = self
@@ -1167,6 +1195,57 @@ impl Writer {
             let _ = w.send(());
         }
         tracing::info!("audit sink stopped");
+    }
+
+    /// At shutdown, with every event durable: if the spool still holds
+    /// events and Kafka answers, keeps the replay going until it has caught
+    /// up (the spool is then truncated) or `deadline` passes. A pod deleted
+    /// with its spool on an `emptyDir` loses what is left in it, so the
+    /// remaining grace period is spent delivering it. If the broker is down
+    /// (a fresh probe fails) it returns at once: waiting would only delay
+    /// the exit, and the next start with the same `spool_dir` replays.
+    async fn drain_spool(&mut self, deadline: Instant) {
+        if !self.spooling {
+            return;
+        }
+        let mut reach = self.shared.reach.subscribe();
+        self.shared.reach.send_replace(Reach::Unknown);
+        reach.mark_unchanged();
+        // Wake the replay from its backoff so that it probes now.
+        self.shared.spool_changed.notify_one();
+        tracing::info!(
+            bytes = self.spool_len,
+            "audit spool holds events at shutdown; replaying them to Kafka before exit if it answers"
+        );
+        loop {
+            if !self.spooling {
+                tracing::info!("audit spool drained to Kafka before exit");
+                return;
+            }
+            if *reach.borrow_and_update() == Reach::Down {
+                tracing::warn!(
+                    bytes = self.spool_len,
+                    "Kafka is unreachable at shutdown; audit events stay in the spool for the next start"
+                );
+                return;
+            }
+            tokio::select! {
+                msg = self.replay_rx.recv() => match msg {
+                    Some(msg) => self.on_replay(msg).await,
+                    None => return,
+                },
+                r = reach.changed() => if r.is_err() {
+                    return;
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    tracing::warn!(
+                        bytes = self.spool_len,
+                        "audit shutdown deadline reached while replaying the spool; the rest stays in the spool for the next start"
+                    );
+                    return;
+                }
+            }
+        }
     }
 
     fn enter_spool_mode(&mut self, why: &str) {
@@ -1621,13 +1700,6 @@ impl Replay {
                 continue;
             }
             if !broker_ok {
-                // Events given up on after `ack_timeout` may still reach
-                // the topic until librdkafka reports on them; read the
-                // topic back only after that, so that none is missed.
-                if self.shared.unresolved.load(Ordering::Acquire) > 0 {
-                    self.idle(Duration::from_millis(200)).await;
-                    continue;
-                }
                 let p = self.producer.clone();
                 let t = self.topic.clone();
                 match tokio::task::spawn_blocking(move || {
@@ -1636,8 +1708,18 @@ impl Replay {
                 .await
                 {
                     Ok(Ok(())) => {
-                        broker_ok = true;
+                        self.shared.reach.send_replace(Reach::Up);
                         probe_warned = None;
+                        // Events given up on after `ack_timeout` may still
+                        // reach the topic until librdkafka reports on them;
+                        // read the topic back only after that, so that none
+                        // is missed. The probe comes first all the same, so
+                        // that a shutdown learns whether Kafka answers.
+                        if self.shared.unresolved.load(Ordering::Acquire) > 0 {
+                            self.idle(Duration::from_millis(200)).await;
+                            continue;
+                        }
+                        broker_ok = true;
                         // A broker that was frozen (not restarted) still
                         // holds produce requests in its sockets from before
                         // the outage, and stores them as it resumes, in
@@ -1650,6 +1732,7 @@ impl Replay {
                         self.read_back(end).await;
                     }
                     Ok(Err(e)) => {
+                        self.shared.reach.send_replace(Reach::Down);
                         // Say why the spool is not draining (a missing topic,
                         // an unreachable broker), then at most once a minute.
                         if probe_warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
