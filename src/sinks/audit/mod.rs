@@ -6,7 +6,7 @@
 //! appended to the local spool and fsynced. Each event is sealed with a
 //! per-stream sequence number and the hash of the stream's previous event
 //! (see [`payload`] for the exact format and hash), and `scrubs audit verify`
-//! ([`verify`]) reads the topic back and names gaps, reordering, duplicates
+//! ([`verify`](mod@verify)) reads the topic back and names gaps, reordering, duplicates
 //! and altered events.
 //!
 //! # Delivery, spool and replay
@@ -67,7 +67,7 @@
 //! spool's file format in `spool.rs`, the payload and its chain hash in
 //! [`payload`], the read-back before a replay in `readback.rs`, producer
 //! settings and topic checks in `kafka.rs`, and `audit verify` in
-//! [`verify`].
+//! [`verify`](mod@verify).
 //!
 //! # Logs and metrics
 //!
