@@ -27,6 +27,9 @@ pub struct AuditArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
+    /// The breach clock: record PHI incidents on the audit topic (open,
+    /// close) and list the open ones with the days left to notify.
+    Incident(super::incident::IncidentArgs),
     /// Read the whole audit topic and check every stream's sequence numbers
     /// and hash chain: report gaps, reordering, duplicates and altered events.
     Verify {
@@ -75,6 +78,7 @@ fn error(msg: String) -> CliError {
 
 pub fn run(args: AuditArgs) -> Result<ExitCode, CliError> {
     match args.command {
+        AuditCommand::Incident(args) => super::incident::run(args),
         AuditCommand::Verify {
             brokers,
             topic,

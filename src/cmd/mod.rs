@@ -1,6 +1,7 @@
 //! Command-line parsing and the subcommands.
 
 mod audit;
+mod incident;
 mod inject;
 mod redact;
 mod rules;
@@ -33,7 +34,7 @@ enum Command {
     Run(run::RunArgs),
     /// Check a configuration file and report every problem at once.
     Validate(run::ValidateArgs),
-    /// Audit topic tools (verify the hash chains).
+    /// Audit topic tools: verify the hash chains; the breach clock.
     Audit(audit::AuditArgs),
     /// Add the scrubs sidecar to Kubernetes workloads (YAML in, YAML out).
     Inject(inject::InjectArgs),

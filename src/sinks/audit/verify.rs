@@ -487,14 +487,13 @@ pub struct TopicReadOptions {
     pub idle_timeout: Duration,
 }
 
-/// Reads every partition of the topic from its first to its end offset (as
-/// of the start of the read), calling `f(partition, offset, key, value)`
-/// per message. Blocking. Returns how many messages were read.
-pub fn read_topic(
-    opts: &TopicReadOptions,
-    mut f: impl FnMut(i32, i64, Option<&[u8]>, Option<&[u8]>),
-) -> Result<u64, String> {
-    let mut c = base_config(&opts.brokers, "scrubs-audit-verify", None)?;
+/// A consumer's settings for reading the topic from its start without
+/// leaving a trace in the cluster: a fresh group id, no offset commits.
+pub(crate) fn reader_config(
+    brokers: &str,
+    security: Option<&super::SecurityConfig>,
+) -> Result<rdkafka::ClientConfig, String> {
+    let mut c = base_config(brokers, "scrubs-audit-verify", security)?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -507,18 +506,43 @@ pub fn read_topic(
     .set("enable.auto.offset.store", "false")
     .set("auto.offset.reset", "earliest")
     .set("fetch.max.bytes", "52428800");
+    Ok(c)
+}
+
+/// Reads every partition of the topic from its first to its end offset (as
+/// of the start of the read), calling `f(partition, offset, key, value)`
+/// per message. Blocking. Returns how many messages were read.
+pub fn read_topic(
+    opts: &TopicReadOptions,
+    f: impl FnMut(i32, i64, Option<&[u8]>, Option<&[u8]>),
+) -> Result<u64, String> {
+    let mut c = reader_config(&opts.brokers, None)?;
     for (k, v) in &opts.properties {
         c.set(k, v);
     }
+    read_all_partitions(c, &opts.brokers, &opts.topic, opts.idle_timeout, f)
+}
+
+/// [`read_topic`] with the client's settings made by the caller (a fresh
+/// group id, no commits, earliest offsets): reads every partition from its
+/// first to its end offset as of the start. `brokers` only names them in
+/// errors.
+pub(crate) fn read_all_partitions(
+    c: rdkafka::ClientConfig,
+    brokers: &str,
+    topic: &str,
+    idle_timeout: Duration,
+    mut f: impl FnMut(i32, i64, Option<&[u8]>, Option<&[u8]>),
+) -> Result<u64, String> {
     let consumer: BaseConsumer<AuditClientContext> = c
         .create_with_context(AuditClientContext::default())
         .map_err(|e| format!("cannot create Kafka consumer: {e}"))?;
-    let bounds = partition_bounds(&consumer, &opts.topic, opts.idle_timeout)
-        .map_err(|e| format!("{e} (brokers {})", opts.brokers))?;
+    let bounds = partition_bounds(&consumer, topic, idle_timeout)
+        .map_err(|e| format!("{e} (brokers {brokers})"))?;
     let mut tpl = TopicPartitionList::new();
     let mut ends: HashMap<i32, i64> = HashMap::new();
     for (p, low, high) in bounds {
-        tpl.add_partition_offset(&opts.topic, p, Offset::Offset(low))
+        tpl.add_partition_offset(topic, p, Offset::Offset(low))
             .map_err(|e| format!("assigning partition {p}: {e}"))?;
         ends.insert(p, high);
     }
@@ -545,7 +569,7 @@ pub fn read_topic(
                 }
                 last_progress = Instant::now();
             }
-            Some(Err(e)) => return Err(format!("reading topic {}: {e}", opts.topic)),
+            Some(Err(e)) => return Err(format!("reading topic {}: {e}", topic)),
             None => {
                 // Partitions whose position passed the end (control records).
                 if let Ok(pos) = consumer.position() {
@@ -559,11 +583,11 @@ pub fn read_topic(
                         }
                     }
                 }
-                if !ends.is_empty() && last_progress.elapsed() > opts.idle_timeout {
+                if !ends.is_empty() && last_progress.elapsed() > idle_timeout {
                     return Err(format!(
                         "no progress reading topic {} for {:?} ({} partitions not read to the end, {n} messages read)",
-                        opts.topic,
-                        opts.idle_timeout,
+                        topic,
+                        idle_timeout,
                         ends.len()
                     ));
                 }
