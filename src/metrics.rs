@@ -107,6 +107,20 @@ impl Metrics {
             .unwrap_or(0)
     }
 
+    /// Every series of a family with its labels and current value (for the
+    /// flow record, which reads counters by source and category).
+    pub fn series(&self, name: &str) -> Vec<(Vec<(String, String)>, u64)> {
+        let fams = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        fams.get(name)
+            .map(|f| {
+                f.series
+                    .iter()
+                    .map(|(l, h)| (l.clone(), h.load(Ordering::Relaxed)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Renders the Prometheus text format.
     pub fn render(&self) -> String {
         let fams = self.families.lock().unwrap_or_else(|e| e.into_inner());

@@ -30,6 +30,9 @@ pub enum AuditCommand {
     /// The breach clock: record PHI incidents on the audit topic (open,
     /// close) and list the open ones with the days left to notify.
     Incident(super::incident::IncidentArgs),
+    /// The map of where PHI flows: read the sidecars' flow records from the
+    /// audit topic and render them (table, DOT, Mermaid, SVG).
+    Flowmap(super::flowmap::FlowmapArgs),
     /// Read the whole audit topic and check every stream's sequence numbers
     /// and hash chain: report gaps, reordering, duplicates and altered events.
     Verify {
@@ -76,9 +79,37 @@ fn error(msg: String) -> CliError {
     CliError::Io(std::io::Error::other(msg))
 }
 
+/// The sidecar's configuration and its `audit.kafka` section, for the
+/// commands that write to or read the audit topic with the sidecar's own
+/// settings (`incident`, `flowmap`).
+pub(super) fn load_audit_config(
+    path: Option<&std::path::Path>,
+) -> Result<(scrubs::config::Config, scrubs::sinks::audit::AuditConfig), CliError> {
+    let path =
+        path.ok_or_else(|| error("--config is required: the sidecar's scrubs.yaml".into()))?;
+    // Nothing outside the file is checked (the sidecar's log directories
+    // need not exist where this runs); the secrets it names are read when
+    // the Kafka client is made.
+    let cfg = scrubs::config::Config::load_checked(path, false).map_err(|problems| {
+        error(format!(
+            "{}: {} problem(s): {}",
+            path.display(),
+            problems.len(),
+            problems.join("; ")
+        ))
+    })?;
+    let audit = cfg
+        .audit
+        .as_ref()
+        .map(|a| a.kafka.clone())
+        .ok_or_else(|| error(format!("{}: no audit section", path.display())))?;
+    Ok((cfg, audit))
+}
+
 pub fn run(args: AuditArgs) -> Result<ExitCode, CliError> {
     match args.command {
         AuditCommand::Incident(args) => super::incident::run(args),
+        AuditCommand::Flowmap(args) => super::flowmap::run(args),
         AuditCommand::Verify {
             brokers,
             topic,

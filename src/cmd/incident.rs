@@ -108,28 +108,6 @@ fn now_nanos() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// The audit section and rules of the sidecar's configuration.
-fn load(path: Option<&Path>) -> Result<(Config, AuditConfig), CliError> {
-    let path = path.ok_or_else(|| error("--config is required: the sidecar's scrubs.yaml"))?;
-    // Nothing outside the file is checked (the sidecar's log directories
-    // need not exist where this runs); the secrets it names are read when
-    // the Kafka client is made.
-    let cfg = Config::load_checked(path, false).map_err(|problems| {
-        error(format!(
-            "{}: {} problem(s): {}",
-            path.display(),
-            problems.len(),
-            problems.join("; ")
-        ))
-    })?;
-    let audit = cfg
-        .audit
-        .as_ref()
-        .map(|a| a.kafka.clone())
-        .ok_or_else(|| error(format!("{}: no audit section", path.display())))?;
-    Ok((cfg, audit))
-}
-
 /// Refuses operator text that any rule of the configuration would redact,
 /// naming the rules (never the text).
 fn check_text(engine: &Engine, flag: &str, text: &str) -> Result<(), CliError> {
@@ -148,7 +126,7 @@ fn check_text(engine: &Engine, flag: &str, text: &str) -> Result<(), CliError> {
 }
 
 pub fn run(args: IncidentArgs) -> Result<ExitCode, CliError> {
-    let (cfg, audit) = load(args.config.as_deref())?;
+    let (cfg, audit) = super::audit::load_audit_config(args.config.as_deref())?;
     match args.command {
         IncidentCommand::List { all } => list(&audit, args.timeout, all),
         IncidentCommand::Open {

@@ -1,6 +1,7 @@
 //! Command-line parsing and the subcommands.
 
 mod audit;
+mod flowmap;
 mod incident;
 mod inject;
 mod redact;

@@ -500,6 +500,8 @@ impl Pipeline {
         events: Vec<AuditEvent>,
     ) -> Result<impl std::future::Future<Output = Result<(), String>> + '_, String> {
         let n = events.len() as u64;
+        // A batch's events come from one source (a file, stdin, or OTLP).
+        let source = events.first().map(|e| e.source.clone()).unwrap_or_default();
         let durable = if events.is_empty() {
             None
         } else {
@@ -513,8 +515,8 @@ impl Pipeline {
                 durable.await?;
                 self.metrics.add(
                     "scrubs_audit_records_total",
-                    "Audit-grade records made durable.",
-                    &[],
+                    "Audit-grade records made durable, by source.",
+                    &[("source", &source)],
                     n,
                 );
             }

@@ -86,6 +86,7 @@
 
 mod config;
 mod error;
+pub mod flowmap;
 pub mod incident;
 mod kafka;
 pub mod payload;
