@@ -41,7 +41,7 @@ use opentelemetry_proto::tonic::metrics::v1::{Exemplar, Metric, ResourceMetrics}
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
-use super::fault;
+use crate::pipeline::fault;
 use crate::{Category, Engine, FieldResult, Scratch};
 
 /// Containers (arrays and key/value lists) nested deeper than this inside
@@ -128,17 +128,6 @@ pub struct RedactStats {
     /// Records (log records, spans, metric data points) removed because
     /// their redaction panicked.
     pub failed: u64,
-}
-
-impl RedactStats {
-    /// Adds another walk's counts to these.
-    pub fn merge(&mut self, other: &RedactStats) {
-        self.values += other.values;
-        self.rewritten += other.rewritten;
-        self.dropped += other.dropped;
-        self.depth_truncated += other.depth_truncated;
-        self.failed += other.failed;
-    }
 }
 
 /// Redacts one `ResourceLogs` in place.
