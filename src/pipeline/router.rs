@@ -46,13 +46,7 @@ use crate::{Engine, Scratch};
 pub type Durable = BoxFuture<'static, Result<(), String>>;
 
 /// One signal's resource walker (`otlp::redact_*_with_stats`).
-type Walker<R> = fn(
-    &Engine,
-    &mut Scratch,
-    &mut R,
-    &mut RedactStats,
-    &mut dyn FnMut(&mut Scratch),
-) -> Result<(), RedactError>;
+type Walker<R> = fn(&Engine, &mut Scratch, &mut R, &mut RedactStats) -> Result<(), RedactError>;
 
 /// Hands out turns in the order line batches were taken from the queue.
 ///
@@ -437,9 +431,7 @@ impl Pipeline {
         let mut stats = RedactStats::default();
         let mut errors = Vec::new();
         for r in resources {
-            if let Err(e) = walk(&engine, &mut scratch, r, &mut stats, &mut |old| {
-                self.count_redactions(&engine, old, "otlp")
-            }) {
+            if let Err(e) = walk(&engine, &mut scratch, r, &mut stats) {
                 errors.push(e);
             }
         }
@@ -921,11 +913,7 @@ impl Pipeline {
                     }
                 });
             }
-            if let Err(e) =
-                otlp::redact_logs_with_stats(&engine, &mut scratch, rl, &mut stats, &mut |old| {
-                    self.count_redactions(&engine, old, "otlp")
-                })
-            {
+            if let Err(e) = otlp::redact_logs_with_stats(&engine, &mut scratch, rl, &mut stats) {
                 errors.push(e);
             }
         }

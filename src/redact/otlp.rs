@@ -27,7 +27,9 @@
 //! removed and counted in [`RedactStats::failed`]; a panic outside a record
 //! (resource or scope attributes) empties the whole resource and returns
 //! [`RedactError::RedactionFailed`]. The scratch space is replaced after a
-//! caught panic (its counts are handed to the caller's `retire` first).
+//! caught panic, keeping its per-rule counts ([`Scratch::renew`]), so that
+//! the caller's next drain of the scratch still reports what was redacted
+//! before the panic.
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
@@ -136,13 +138,7 @@ pub fn redact_logs(
     scratch: &mut Scratch,
     rl: &mut ResourceLogs,
 ) -> Result<(), RedactError> {
-    redact_logs_with_stats(
-        engine,
-        scratch,
-        rl,
-        &mut RedactStats::default(),
-        &mut |_| {},
-    )
+    redact_logs_with_stats(engine, scratch, rl, &mut RedactStats::default())
 }
 
 /// Redacts one `ResourceSpans` in place.
@@ -151,13 +147,7 @@ pub fn redact_spans(
     scratch: &mut Scratch,
     rs: &mut ResourceSpans,
 ) -> Result<(), RedactError> {
-    redact_spans_with_stats(
-        engine,
-        scratch,
-        rs,
-        &mut RedactStats::default(),
-        &mut |_| {},
-    )
+    redact_spans_with_stats(engine, scratch, rs, &mut RedactStats::default())
 }
 
 /// Redacts one `ResourceMetrics` in place.
@@ -166,30 +156,20 @@ pub fn redact_metrics(
     scratch: &mut Scratch,
     rm: &mut ResourceMetrics,
 ) -> Result<(), RedactError> {
-    redact_metrics_with_stats(
-        engine,
-        scratch,
-        rm,
-        &mut RedactStats::default(),
-        &mut |_| {},
-    )
+    redact_metrics_with_stats(engine, scratch, rm, &mut RedactStats::default())
 }
 
-/// [`redact_logs`], adding what it did to `stats`. `retire` receives the
-/// scratch space that a caught panic replaced, so that its per-rule counts
-/// can still be drained.
+/// [`redact_logs`], adding what it did to `stats`.
 pub fn redact_logs_with_stats(
     engine: &Engine,
     scratch: &mut Scratch,
     rl: &mut ResourceLogs,
     stats: &mut RedactStats,
-    retire: &mut dyn FnMut(&mut Scratch),
 ) -> Result<(), RedactError> {
     guarded(
         engine,
         scratch,
         stats,
-        retire,
         rl,
         |w, rl| w.logs(rl),
         |rl| {
@@ -202,20 +182,17 @@ pub fn redact_logs_with_stats(
     )
 }
 
-/// [`redact_spans`], adding what it did to `stats`; `retire` as for
-/// [`redact_logs_with_stats`].
+/// [`redact_spans`], adding what it did to `stats`.
 pub fn redact_spans_with_stats(
     engine: &Engine,
     scratch: &mut Scratch,
     rs: &mut ResourceSpans,
     stats: &mut RedactStats,
-    retire: &mut dyn FnMut(&mut Scratch),
 ) -> Result<(), RedactError> {
     guarded(
         engine,
         scratch,
         stats,
-        retire,
         rs,
         |w, rs| w.spans(rs),
         |rs| {
@@ -228,20 +205,17 @@ pub fn redact_spans_with_stats(
     )
 }
 
-/// [`redact_metrics`], adding what it did to `stats`; `retire` as for
-/// [`redact_logs_with_stats`].
+/// [`redact_metrics`], adding what it did to `stats`.
 pub fn redact_metrics_with_stats(
     engine: &Engine,
     scratch: &mut Scratch,
     rm: &mut ResourceMetrics,
     stats: &mut RedactStats,
-    retire: &mut dyn FnMut(&mut Scratch),
 ) -> Result<(), RedactError> {
     guarded(
         engine,
         scratch,
         stats,
-        retire,
         rm,
         |w, rm| w.metrics(rm),
         |rm| {
@@ -268,14 +242,13 @@ fn guarded<R>(
     engine: &Engine,
     scratch: &mut Scratch,
     stats: &mut RedactStats,
-    retire: &mut dyn FnMut(&mut Scratch),
     resource: &mut R,
     walk: impl FnOnce(&mut Walk<'_, '_>, &mut R) -> Step,
     empty: impl FnOnce(&mut R) -> usize,
 ) -> Result<(), RedactError> {
     let res = catch_unwind(AssertUnwindSafe(|| {
         walk(
-            &mut Walk::new(engine, &mut *scratch, &mut *stats, &mut *retire),
+            &mut Walk::new(engine, &mut *scratch, &mut *stats),
             &mut *resource,
         )
     }));
@@ -283,7 +256,7 @@ fn guarded<R>(
         Ok(Ok(())) => return Ok(()),
         Ok(Err(OverBudget)) => Failure::OverBudget,
         Err(_) => {
-            renew(engine, scratch, retire);
+            scratch.renew(engine);
             Failure::Panicked
         }
     };
@@ -325,13 +298,6 @@ impl Failure {
     }
 }
 
-/// Replaces scratch space that a panic may have left inconsistent, after
-/// handing it to `retire` (which drains its counts).
-fn renew(engine: &Engine, scratch: &mut Scratch, retire: &mut dyn FnMut(&mut Scratch)) {
-    let mut old = std::mem::replace(scratch, engine.scratch());
-    retire(&mut old);
-}
-
 /// The number of data points in a metric.
 pub fn data_points(m: &Metric) -> usize {
     match &m.data {
@@ -359,7 +325,6 @@ struct Walk<'e, 's> {
     engine: &'e Engine,
     scratch: &'s mut Scratch,
     stats: &'s mut RedactStats,
-    retire: &'s mut dyn FnMut(&mut Scratch),
     budget: usize,
     /// Reused buffer for `parent + key` lookups.
     joined: String,
@@ -419,17 +384,11 @@ impl KeyMemo {
 }
 
 impl<'e, 's> Walk<'e, 's> {
-    fn new(
-        engine: &'e Engine,
-        scratch: &'s mut Scratch,
-        stats: &'s mut RedactStats,
-        retire: &'s mut dyn FnMut(&mut Scratch),
-    ) -> Self {
+    fn new(engine: &'e Engine, scratch: &'s mut Scratch, stats: &'s mut RedactStats) -> Self {
         Walk {
             engine,
             scratch,
             stats,
-            retire,
             budget: MAX_VALUES,
             joined: String::new(),
             num: String::new(),
@@ -457,7 +416,7 @@ impl<'e, 's> Walk<'e, 's> {
         match catch_unwind(AssertUnwindSafe(|| f(self))) {
             Ok(step) => step.map(Some),
             Err(_) => {
-                renew(self.engine, self.scratch, self.retire);
+                self.scratch.renew(self.engine);
                 self.stats.failed += records as u64;
                 Ok(None)
             }
@@ -1042,15 +1001,14 @@ mod tests {
         let mut scratch = e.scratch();
         let mut one_walk = resource_logs((0..4).map(record).collect());
         let mut stats = RedactStats::default();
-        redact_logs_with_stats(e, &mut scratch, &mut one_walk, &mut stats, &mut |_| {}).unwrap();
+        redact_logs_with_stats(e, &mut scratch, &mut one_walk, &mut stats).unwrap();
         let one_walk_counts = counts(&mut scratch);
 
         let mut separate = Vec::new();
         let mut separate_stats = RedactStats::default();
         for i in 0..4 {
             let mut rl = resource_logs(vec![record(i)]);
-            redact_logs_with_stats(e, &mut scratch, &mut rl, &mut separate_stats, &mut |_| {})
-                .unwrap();
+            redact_logs_with_stats(e, &mut scratch, &mut rl, &mut separate_stats).unwrap();
             separate.extend(rl.scope_logs.remove(0).log_records);
         }
         let separate_counts = counts(&mut scratch);
@@ -1149,7 +1107,7 @@ mod tests {
             schema_url: String::new(),
         };
         let mut stats = RedactStats::default();
-        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats, &mut |_| {}).unwrap();
+        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats).unwrap();
         assert_clean("logs", &dump(&rl));
         assert_attrs_ok("resource", &rl.resource.as_ref().unwrap().attributes);
         let sl = &rl.scope_logs[0];
@@ -1391,7 +1349,7 @@ mod tests {
         };
         let before = rl.clone();
         let mut stats = RedactStats::default();
-        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats, &mut |_| {}).unwrap();
+        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats).unwrap();
         assert_eq!(rl, before);
         assert_eq!(stats.rewritten, 0);
         assert_eq!(scratch.pending_total(), 0);
@@ -1428,7 +1386,7 @@ mod tests {
             ..Default::default()
         };
         let mut stats = RedactStats::default();
-        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats, &mut |_| {}).unwrap();
+        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats).unwrap();
         let text = dump(&rl);
         assert_clean("deep", &text);
         assert!(text.contains(DEPTH_PLACEHOLDER));

@@ -114,6 +114,17 @@ impl Scratch {
     pub fn pending_total(&self) -> u64 {
         self.counts.iter().sum()
     }
+
+    /// Replaces this scratch space with a fresh one from `engine`, the
+    /// engine that made it, keeping the per-rule counts. After a caught
+    /// panic the buffers may be inconsistent, but the counts of what was
+    /// redacted before it are true, and whoever drains this scratch next
+    /// must still report them.
+    pub(in crate::redact) fn renew(&mut self, engine: &Engine) {
+        let counts = std::mem::take(&mut self.counts);
+        *self = engine.scratch();
+        self.counts = counts;
+    }
 }
 
 impl Engine {
@@ -133,5 +144,21 @@ impl Engine {
         slot.key[..raw.len()].copy_from_slice(raw);
         slot.rule = rule.unwrap_or(u32::MAX);
         rule
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Engine;
+
+    #[test]
+    fn renew_keeps_the_counts() {
+        let engine = Engine::builtin().expect("builtin rules");
+        let mut scratch = engine.scratch();
+        engine.redact(&mut scratch, b"callback 415-555-0132 for SSN 219-09-9999");
+        let before = scratch.pending_total();
+        assert_eq!(before, 2);
+        scratch.renew(&engine);
+        assert_eq!(scratch.pending_total(), before);
     }
 }
