@@ -133,6 +133,10 @@ pub struct RedactStats {
 }
 
 /// Redacts one `ResourceLogs` in place.
+///
+/// Without stats: for the fuzz entry points and the tests (the router uses
+/// [`redact_logs_with_stats`]), so compiled only for them.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn redact_logs(
     engine: &Engine,
     scratch: &mut Scratch,
@@ -142,6 +146,10 @@ pub fn redact_logs(
 }
 
 /// Redacts one `ResourceSpans` in place.
+///
+/// Without stats: for the fuzz entry points and the tests (the router uses
+/// [`redact_spans_with_stats`]), so compiled only for them.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn redact_spans(
     engine: &Engine,
     scratch: &mut Scratch,
@@ -151,6 +159,10 @@ pub fn redact_spans(
 }
 
 /// Redacts one `ResourceMetrics` in place.
+///
+/// Without stats: for the fuzz entry points and the tests (the router uses
+/// [`redact_metrics_with_stats`]), so compiled only for them.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn redact_metrics(
     engine: &Engine,
     scratch: &mut Scratch,
