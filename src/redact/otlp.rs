@@ -1450,6 +1450,26 @@ mod tests {
         assert!(rl.resource.is_none() && rl.scope_logs.is_empty());
     }
 
+    /// A record whose redaction panics is dropped and the scratch space
+    /// renewed, but what the engine redacted in it before the panic stays
+    /// counted: the router reports those counts after the request.
+    #[test]
+    fn a_panicked_record_keeps_its_redaction_counts() {
+        let e = engine();
+        let mut scratch = e.scratch();
+        let mut stats = RedactStats::default();
+        let mut walk = Walk::new(e, &mut scratch, &mut stats);
+        let res = walk.guarded(1, |w| {
+            let mut v = SSN_TEXT.to_string();
+            w.text(&mut v)?;
+            assert_ne!(v, SSN_TEXT, "the SSN was redacted");
+            panic!("a bug after the first value of the record");
+        });
+        assert!(matches!(res, Ok(None)), "the panic is caught");
+        assert_eq!(stats.failed, 1);
+        assert_eq!(scratch.pending_total(), 1);
+    }
+
     #[test]
     fn remove_at_removes_exactly_the_given_indices() {
         let mut v: Vec<u32> = (0..10).collect();
