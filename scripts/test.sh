@@ -3,7 +3,8 @@
 # checkout's dev broker (deploy/dev/kafka.sh, official jars from Maven
 # Central; its own state dir, and a free port unless SCRUBS_KAFKA_PORT is
 # set), runs `cargo test` with SCRUBS_KAFKA_BOOTSTRAP pointing at it, and
-# stops the broker whatever happens (if this script started it).
+# stops the broker whatever happens (if this script started it). The tests
+# that need a cargo feature (fault-injection, fuzzing) run in a second pass.
 #
 # With SCRUBS_KAFKA_BOOTSTRAP already set, that broker is used and none is
 # started.
@@ -29,4 +30,4 @@ cleanup() {
 trap cleanup EXIT
 
 cargo test "$@"
-cargo test --features fault-injection --test fail_closed --test probes "$@"
+cargo test --features "fault-injection fuzzing" --test fail_closed --test probes --test fuzz_regressions "$@"

@@ -11,12 +11,16 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
-use crate::pipeline::otlp_redact;
+use crate::redact::otlp;
 use crate::sources::otlp::http::{self, Decoded, Encoding};
 use crate::sources::otlp::Signal;
 use crate::{Engine, Scratch};
 
 pub mod structured;
+
+/// How deep the OTLP walk lets containers nest (`redact::otlp` is private to
+/// the crate; the `otlp_decode` target checks the walk's output against it).
+pub use crate::redact::otlp::MAX_DEPTH;
 
 /// The OTLP signal an HTTP request was posted for (`/v1/logs`,
 /// `/v1/traces`, `/v1/metrics`).
@@ -79,7 +83,7 @@ pub fn decode_otlp_http(
 }
 
 /// Redacts every resource of a request in place with the walker the
-/// pipeline uses (`pipeline::otlp_redact`), resource by resource as the
+/// pipeline uses (`redact::otlp`), resource by resource as the
 /// router does. Returns the number of records dropped with resources that
 /// went over the value budget.
 pub fn redact_otlp(engine: &Engine, scratch: &mut Scratch, req: &mut OtlpRequest) -> usize {
@@ -87,21 +91,21 @@ pub fn redact_otlp(engine: &Engine, scratch: &mut Scratch, req: &mut OtlpRequest
     match req {
         OtlpRequest::Logs(r) => {
             for rl in &mut r.resource_logs {
-                if let Err(e) = otlp_redact::redact_logs(engine, scratch, rl) {
+                if let Err(e) = otlp::redact_logs(engine, scratch, rl) {
                     rejected += e.records();
                 }
             }
         }
         OtlpRequest::Traces(r) => {
             for rs in &mut r.resource_spans {
-                if let Err(e) = otlp_redact::redact_spans(engine, scratch, rs) {
+                if let Err(e) = otlp::redact_spans(engine, scratch, rs) {
                     rejected += e.records();
                 }
             }
         }
         OtlpRequest::Metrics(r) => {
             for rm in &mut r.resource_metrics {
-                if let Err(e) = otlp_redact::redact_metrics(engine, scratch, rm) {
+                if let Err(e) = otlp::redact_metrics(engine, scratch, rm) {
                     rejected += e.records();
                 }
             }

@@ -35,6 +35,7 @@ pub mod admin;
 pub mod config;
 pub mod decode;
 mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lines;

@@ -22,7 +22,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::AnyValue;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message;
-use support::{deep_json, http_get, phi_line, start_vendor, Ports, Scrubs, Sidecar, CANARIES};
+use support::{deep_json, gz, http_get, phi_line, start_vendor, Ports, Scrubs, Sidecar, CANARIES};
 
 /// `limits.memory_budget_bytes` in the configuration below (the default of
 /// deploy/scrubs.yaml): in-flight OTLP bytes above it are refused with 429.
@@ -83,12 +83,6 @@ fn head(path: &str, ct: &str, extra: &str, len: usize) -> String {
 
 fn post(port: u16, path: &str, ct: &str, extra: &str, body: &[u8]) -> Option<u16> {
     exchange(port, &head(path, ct, extra, body.len()), body)
-}
-
-fn gz(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
 }
 
 fn logs_request(body: &str) -> ExportLogsServiceRequest {

@@ -10,24 +10,12 @@
 
 mod support;
 
-use std::io::Write;
-use std::path::Path;
-
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use support::{http_get, metric, start_vendor, Ports, Scrubs, Sidecar};
+use support::{append, http_get, metric, start_vendor, Ports, Scrubs, Sidecar};
 
 /// 2026-12-06T07:00:00Z in Unix nanoseconds.
 const T0: u64 = 1_796_540_400_000_000_000;
-
-fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
 
 fn iostream(lr: &LogRecord) -> Option<String> {
     lr.attributes

@@ -195,7 +195,7 @@ fn records_over_the_engine_limits_never_leave_raw() {
 #[cfg(feature = "fault-injection")]
 mod hook {
     use super::*;
-    use crate::support::{http_get, kv, metric};
+    use crate::support::{audit_messages, http_get, kv, metric, phi_attrs};
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
     use opentelemetry_proto::tonic::collector::metrics::v1::{
         ExportMetricsServiceRequest, ExportMetricsServiceResponse,
@@ -211,15 +211,6 @@ mod hook {
     use opentelemetry_proto::tonic::trace::v1::Span;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 
-    fn phi_attrs() -> Vec<KeyValue> {
-        vec![
-            kv("patient.name", s("Maria Gonzalez")),
-            kv("patient.ssn", s("219-09-9999")),
-            kv("email", s("maria.gonzalez@example.com")),
-            kv("mrn", s("48291734")),
-        ]
-    }
-
     fn log_record(body: &str, attrs: Vec<KeyValue>) -> LogRecord {
         LogRecord {
             time_unix_nano: 1_700_000_000_000_000_000,
@@ -227,27 +218,6 @@ mod hook {
             attributes: attrs,
             ..Default::default()
         }
-    }
-
-    /// The payloads of every message in the topic.
-    fn read_audit(topic: &str) -> Vec<serde_json::Value> {
-        use scrubs::sinks::audit::verify::{read_topic, TopicReadOptions};
-        let mut out = Vec::new();
-        read_topic(
-            &TopicReadOptions {
-                brokers: bootstrap(),
-                topic: topic.to_string(),
-                properties: Vec::new(),
-                idle_timeout: Duration::from_secs(5),
-            },
-            |_, _, _, value| {
-                if let Some(v) = value {
-                    out.push(serde_json::from_slice(v).expect("audit JSON"));
-                }
-            },
-        )
-        .expect("read the audit topic");
-        out
     }
 
     /// The marker that makes redaction panic (test-only hook).
@@ -499,7 +469,11 @@ mod hook {
         // audit record reached Kafka, unredacted, the marked ones included.
         let mut audit = Vec::new();
         wait_for("3 audit records in Kafka", 30, || {
-            audit = read_audit(&topic);
+            audit = audit_messages(&topic, Duration::from_secs(5))
+                .into_iter()
+                .filter_map(|m| m.payload)
+                .map(|p| serde_json::from_slice::<serde_json::Value>(&p).expect("audit JSON"))
+                .collect();
             audit.len() >= 3
         });
         assert_eq!(audit.len(), 3, "{audit:?}");

@@ -2,6 +2,10 @@
 //! `tests/fuzz_regressions/<target>-<name>` and run here through the same
 //! code as its target, so that CI checks them on the stable toolchain.
 //!
+//! The entry points are behind the `fuzzing` feature, so this test is built
+//! only with it (`cargo test --features fuzzing --test fuzz_regressions`;
+//! `scripts/test.sh` runs it).
+//!
 //! An input that fails because of a bug not yet fixed is `#[ignore]`d with
 //! the reason; `cargo test --test fuzz_regressions -- --ignored` shows it.
 

@@ -15,21 +15,9 @@
 
 mod support;
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
-use support::{free_port, http_get, metric, wait_for, Audit, Ports, Scrubs, Sidecar};
-
-fn append(path: &std::path::Path, lines: &[String]) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    for l in lines {
-        writeln!(f, "{l}").unwrap();
-    }
-}
+use support::{append_lines, free_port, http_get, metric, wait_for, Audit, Ports, Scrubs, Sidecar};
 
 fn metrics(admin: u16) -> String {
     http_get(admin, "/metrics").map(|r| r.1).unwrap_or_default()
@@ -73,7 +61,7 @@ fn vendor_and_kafka_down_ready_alive_and_drained_within_the_deadline() {
             }
         })
         .collect();
-    append(&log, &lines);
+    append_lines(&log, &lines);
     wait_for("audit events in the spool", 60, || {
         metric(&metrics(ports.admin), "scrubs_audit_spool_bytes") > 0
     });
@@ -134,14 +122,14 @@ fn a_stalled_pipeline_fails_healthz_but_not_readyz() {
     .write(dir.path(), &ports);
     let mut scrubs = Scrubs::start(&cfg, &[("SCRUBS_FAULT_REDACT_STALL", "HANG-HERE")]);
     scrubs.wait_ready(ports.admin);
-    append(&log, &["first line".to_string()]);
+    append_lines(&log, ["first line"]);
     wait_for("the first line at the vendor", 60, || {
         received.lock().unwrap().logs.len() == 1
     });
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(http_get(ports.admin, "/healthz").unwrap().0, 200, "idle");
 
-    append(&log, &["this line HANG-HERE never finishes".to_string()]);
+    append_lines(&log, ["this line HANG-HERE never finishes"]);
     let t = Instant::now();
     wait_for("/healthz to fail", 30, || {
         http_get(ports.admin, "/healthz").is_some_and(|r| r.0 == 503)

@@ -8,15 +8,9 @@
 
 mod support;
 
-use std::io::Write;
-use std::path::Path;
-
-use support::{http_get, metric, start_vendor, wait_for, Ports, Scrubs, Sidecar, CANARIES};
-
-fn append(path: &Path, line: &str) {
-    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
-    writeln!(f, "{line}").unwrap();
-}
+use support::{
+    append_lines, http_get, metric, start_vendor, wait_for, Ports, Scrubs, Sidecar, CANARIES,
+};
 
 fn sighup(s: &Scrubs) {
     let ok = std::process::Command::new("kill")
@@ -56,7 +50,7 @@ fn stderr_on_a_pipe_is_json_one_field_per_fact_without_phi() {
     let mut scrubs = Scrubs::start(&cfg, &[("SCRUBS_LOG", "trace")]);
     scrubs.wait_ready(ports.admin);
     for i in 0..50 {
-        append(&log, &support::phi_line(i));
+        append_lines(&log, [support::phi_line(i)]);
     }
     let r = received.clone();
     wait_for("50 lines at the vendor", 30, move || {
@@ -126,7 +120,7 @@ fn pseudonyms_without_a_key_file_survive_sighup_and_rejections_are_counted() {
     );
 
     let line = "contact maria.gonzalez@example.com about the visit";
-    append(&log, line);
+    append_lines(&log, [line]);
     let r = received.clone();
     wait_for("the first line", 30, move || {
         !r.lock().unwrap().bodies.is_empty()
@@ -142,7 +136,7 @@ fn pseudonyms_without_a_key_file_survive_sighup_and_rejections_are_counted() {
             "scrubs_config_reloads_total{result=\"applied\"}",
         ) == 1
     });
-    append(&log, line);
+    append_lines(&log, [line]);
     let r = received.clone();
     wait_for("the second line", 30, move || {
         r.lock().unwrap().bodies.len() >= 2
@@ -166,7 +160,7 @@ fn pseudonyms_without_a_key_file_survive_sighup_and_rejections_are_counted() {
         metric(&text, "scrubs_config_reloads_total{result=\"applied\"}"),
         1
     );
-    append(&log, line);
+    append_lines(&log, [line]);
     let r = received.clone();
     wait_for("the third line", 30, move || {
         r.lock().unwrap().bodies.len() >= 3

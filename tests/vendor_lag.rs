@@ -9,7 +9,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,8 +19,8 @@ use http_body_util::Full;
 use hyper::Response;
 use scrubs::sinks::audit::verify::{verify, ProblemKind, RawMessage};
 use support::{
-    audit_messages, bootstrap, create_topic, http_get, metric, read_body, serve, Audit, Ports,
-    Received, Scrubs, Sidecar,
+    append_lines, audit_messages, bootstrap, create_topic, http_get, metric, read_body, serve,
+    Audit, Ports, Received, Scrubs, Sidecar,
 };
 
 /// Lines per file batch in these tests: the unit of "at most one batch
@@ -92,18 +91,9 @@ fn slow_vendor(rt: &tokio::runtime::Runtime, delay: Duration) -> SlowVendor {
     }
 }
 
+/// Appends lines `range` ([`line`]) to the log, in one write.
 fn append(path: &Path, range: std::ops::Range<usize>) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    let mut buf = String::new();
-    for i in range {
-        buf.push_str(&line(i));
-        buf.push('\n');
-    }
-    f.write_all(buf.as_bytes()).unwrap();
+    append_lines(path, range.map(line));
 }
 
 /// The `i` of every audit line in the topic, with how often it came.

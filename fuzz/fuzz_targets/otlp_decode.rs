@@ -25,8 +25,9 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::{Exemplar, Metric};
 use prost::Message;
-use scrubs::fuzzing::{decode_otlp_http, redact_otlp, OtlpEncoding, OtlpRequest, OtlpSignal};
-use scrubs::pipeline::otlp_redact::MAX_DEPTH;
+use scrubs::fuzzing::{
+    decode_otlp_http, redact_otlp, OtlpEncoding, OtlpRequest, OtlpSignal, MAX_DEPTH,
+};
 use scrubs::{Engine, Scratch};
 
 /// `max_decompressed_bytes` for the run: small, so that a gzip bomb meets

@@ -200,7 +200,6 @@ pub trait OtlpHandler: Send + Sync + 'static {
 }
 pub mod classify;
 pub mod lane;
-pub mod otlp_redact;
 pub mod router;
 
 /// A test-only fault hook: with the `fault-injection` feature, redaction

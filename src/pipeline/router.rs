@@ -33,26 +33,20 @@ use tokio::sync::Notify;
 use super::classify::{self, Selector};
 use super::fault;
 use super::lane::{LaneDecision, VendorLane};
-use super::otlp_redact::{self, RedactError, RedactStats};
 use super::{
     AuditEvent, BoxFuture, ExportOutcome, Lane, LineBatch, LineMeta, OtlpHandler, Rejection,
     VendorBatch,
 };
 use crate::admin::{Watchdog, Work};
 use crate::metrics::{self, Metrics};
+use crate::redact::otlp::{self, RedactError, RedactStats};
 use crate::{Engine, Scratch};
 
 /// Resolves once submitted audit events are durable.
 pub type Durable = BoxFuture<'static, Result<(), String>>;
 
-/// One signal's resource walker (`otlp_redact::redact_*_with_stats`).
-type Walker<R> = fn(
-    &Engine,
-    &mut Scratch,
-    &mut R,
-    &mut RedactStats,
-    &mut dyn FnMut(&mut Scratch),
-) -> Result<(), RedactError>;
+/// One signal's resource walker (`otlp::redact_*_with_stats`).
+type Walker<R> = fn(&Engine, &mut Scratch, &mut R, &mut RedactStats) -> Result<(), RedactError>;
 
 /// Hands out turns in the order line batches were taken from the queue.
 ///
@@ -430,16 +424,14 @@ impl Pipeline {
     }
 
     /// Redacts each resource of an OTLP request with the signal's walker
-    /// (`otlp_redact::redact_*_with_stats`), counts the redactions, and
+    /// (`otlp::redact_*_with_stats`), counts the redactions, and
     /// returns the number of records rejected (partial success).
     fn redact_resources<R>(&self, resources: &mut [R], walk: Walker<R>) -> i64 {
         let (engine, mut scratch) = self.engine_and_scratch();
         let mut stats = RedactStats::default();
         let mut errors = Vec::new();
         for r in resources {
-            if let Err(e) = walk(&engine, &mut scratch, r, &mut stats, &mut |old| {
-                self.count_redactions(&engine, old, "otlp")
-            }) {
+            if let Err(e) = walk(&engine, &mut scratch, r, &mut stats) {
                 errors.push(e);
             }
         }
@@ -923,13 +915,7 @@ impl Pipeline {
                     }
                 });
             }
-            if let Err(e) = otlp_redact::redact_logs_with_stats(
-                &engine,
-                &mut scratch,
-                rl,
-                &mut stats,
-                &mut |old| self.count_redactions(&engine, old, "otlp"),
-            ) {
+            if let Err(e) = otlp::redact_logs_with_stats(&engine, &mut scratch, rl, &mut stats) {
                 errors.push(e);
             }
         }
@@ -963,10 +949,8 @@ impl Pipeline {
         mut req: ExportTraceServiceRequest,
     ) -> Result<ExportOutcome, Rejection> {
         let _guard = self.admit(req.encoded_len() as u64)?;
-        let rejected = self.redact_resources(
-            &mut req.resource_spans,
-            otlp_redact::redact_spans_with_stats,
-        );
+        let rejected =
+            self.redact_resources(&mut req.resource_spans, otlp::redact_spans_with_stats);
         req.resource_spans
             .retain(|r| r.scope_spans.iter().any(|s| !s.spans.is_empty()));
         if !req.resource_spans.is_empty() {
@@ -982,10 +966,8 @@ impl Pipeline {
         mut req: ExportMetricsServiceRequest,
     ) -> Result<ExportOutcome, Rejection> {
         let _guard = self.admit(req.encoded_len() as u64)?;
-        let rejected = self.redact_resources(
-            &mut req.resource_metrics,
-            otlp_redact::redact_metrics_with_stats,
-        );
+        let rejected =
+            self.redact_resources(&mut req.resource_metrics, otlp::redact_metrics_with_stats);
         req.resource_metrics
             .retain(|r| r.scope_metrics.iter().any(|s| !s.metrics.is_empty()));
         if !req.resource_metrics.is_empty() {

@@ -23,6 +23,7 @@ mod formats;
 mod literals;
 mod names;
 mod numeric;
+pub(crate) mod otlp;
 mod prose;
 mod pseudonym;
 mod script;

@@ -1,7 +1,6 @@
-//! Helpers shared by the integration tests that run `scrubs run` as a child
-//! process against a vendor endpoint and, for some, a Kafka topic
-//! (tests/fail_closed.rs, tests/log_hygiene.rs, tests/bad_input.rs,
-//! tests/e2e.rs).
+//! Helpers shared by the integration tests: PHI to plant, files to append
+//! to, a vendor endpoint, Kafka topics, `scrubs run` as a child process and
+//! an HTTP client. One copy of each, so that the tests agree on them.
 //!
 //! Each test binary compiles its own copy of this module and uses only part
 //! of it, so unused items are allowed here instead of warned about in every
@@ -57,8 +56,14 @@ pub const CANARIES: &[&str] = &[
 
 /// A logfmt line carrying every value of [`CANARIES`], numbered `i`.
 pub fn phi_line(i: usize) -> String {
+    phi_line_with(i, "")
+}
+
+/// [`phi_line`] with `extra` (more fields, each after a space) before the
+/// number.
+pub fn phi_line_with(i: usize, extra: &str) -> String {
     format!(
-        r#"level=info msg="lookup" patient_name="Maria Gonzalez" ssn=219-09-9999 email=maria.gonzalez@example.com phone=(415) 555-0132 mrn=48291734 i={i}"#
+        r#"level=info msg="lookup" patient_name="Maria Gonzalez" ssn=219-09-9999 email=maria.gonzalez@example.com phone=(415) 555-0132 mrn=48291734{extra} i={i}"#
     )
 }
 
@@ -86,6 +91,49 @@ pub fn kv(k: &str, v: AnyValue) -> KeyValue {
         value: Some(v),
         key_strindex: 0,
     }
+}
+
+/// OTLP attributes that are PHI by key: a name, an SSN, an email address
+/// and a medical record number.
+pub fn phi_attrs() -> Vec<KeyValue> {
+    vec![
+        kv("patient.name", s("Maria Gonzalez")),
+        kv("patient.ssn", s("219-09-9999")),
+        kv("email", s("maria.gonzalez@example.com")),
+        kv("mrn", s("48291734")),
+    ]
+}
+
+// ---------------------------------------------------------------- files
+
+/// Appends `text` to the file at `path`, creating it if needed, in one
+/// write.
+pub fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// Appends each of `lines` and a newline to the file at `path`, in one
+/// write (see [`append`]).
+pub fn append_lines<L: AsRef<str>>(path: &Path, lines: impl IntoIterator<Item = L>) {
+    let mut text = String::new();
+    for l in lines {
+        text.push_str(l.as_ref());
+        text.push('\n');
+    }
+    append(path, &text);
+}
+
+/// `data` gzipped (best compression), as a client sends a
+/// `Content-Encoding: gzip` body.
+pub fn gz(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
 }
 
 // ---------------------------------------------------------------- ports, Kafka

@@ -27,7 +27,9 @@
 //! removed and counted in [`RedactStats::failed`]; a panic outside a record
 //! (resource or scope attributes) empties the whole resource and returns
 //! [`RedactError::RedactionFailed`]. The scratch space is replaced after a
-//! caught panic (its counts are handed to the caller's `retire` first).
+//! caught panic, keeping its per-rule counts ([`Scratch::renew`]), so that
+//! the caller's next drain of the scratch still reports what was redacted
+//! before the panic.
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
@@ -41,7 +43,7 @@ use opentelemetry_proto::tonic::metrics::v1::{Exemplar, Metric, ResourceMetrics}
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
-use super::fault;
+use crate::pipeline::fault;
 use crate::{Category, Engine, FieldResult, Scratch};
 
 /// Containers (arrays and key/value lists) nested deeper than this inside
@@ -130,77 +132,56 @@ pub struct RedactStats {
     pub failed: u64,
 }
 
-impl RedactStats {
-    /// Adds another walk's counts to these.
-    pub fn merge(&mut self, other: &RedactStats) {
-        self.values += other.values;
-        self.rewritten += other.rewritten;
-        self.dropped += other.dropped;
-        self.depth_truncated += other.depth_truncated;
-        self.failed += other.failed;
-    }
-}
-
 /// Redacts one `ResourceLogs` in place.
+///
+/// Without stats: for the fuzz entry points and the tests (the router uses
+/// [`redact_logs_with_stats`]), so compiled only for them.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn redact_logs(
     engine: &Engine,
     scratch: &mut Scratch,
     rl: &mut ResourceLogs,
 ) -> Result<(), RedactError> {
-    redact_logs_with_stats(
-        engine,
-        scratch,
-        rl,
-        &mut RedactStats::default(),
-        &mut |_| {},
-    )
+    redact_logs_with_stats(engine, scratch, rl, &mut RedactStats::default())
 }
 
 /// Redacts one `ResourceSpans` in place.
+///
+/// Without stats: for the fuzz entry points and the tests (the router uses
+/// [`redact_spans_with_stats`]), so compiled only for them.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn redact_spans(
     engine: &Engine,
     scratch: &mut Scratch,
     rs: &mut ResourceSpans,
 ) -> Result<(), RedactError> {
-    redact_spans_with_stats(
-        engine,
-        scratch,
-        rs,
-        &mut RedactStats::default(),
-        &mut |_| {},
-    )
+    redact_spans_with_stats(engine, scratch, rs, &mut RedactStats::default())
 }
 
 /// Redacts one `ResourceMetrics` in place.
+///
+/// Without stats: for the fuzz entry points and the tests (the router uses
+/// [`redact_metrics_with_stats`]), so compiled only for them.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn redact_metrics(
     engine: &Engine,
     scratch: &mut Scratch,
     rm: &mut ResourceMetrics,
 ) -> Result<(), RedactError> {
-    redact_metrics_with_stats(
-        engine,
-        scratch,
-        rm,
-        &mut RedactStats::default(),
-        &mut |_| {},
-    )
+    redact_metrics_with_stats(engine, scratch, rm, &mut RedactStats::default())
 }
 
-/// [`redact_logs`], adding what it did to `stats`. `retire` receives the
-/// scratch space that a caught panic replaced, so that its per-rule counts
-/// can still be drained.
+/// [`redact_logs`], adding what it did to `stats`.
 pub fn redact_logs_with_stats(
     engine: &Engine,
     scratch: &mut Scratch,
     rl: &mut ResourceLogs,
     stats: &mut RedactStats,
-    retire: &mut dyn FnMut(&mut Scratch),
 ) -> Result<(), RedactError> {
     guarded(
         engine,
         scratch,
         stats,
-        retire,
         rl,
         |w, rl| w.logs(rl),
         |rl| {
@@ -213,20 +194,17 @@ pub fn redact_logs_with_stats(
     )
 }
 
-/// [`redact_spans`], adding what it did to `stats`; `retire` as for
-/// [`redact_logs_with_stats`].
+/// [`redact_spans`], adding what it did to `stats`.
 pub fn redact_spans_with_stats(
     engine: &Engine,
     scratch: &mut Scratch,
     rs: &mut ResourceSpans,
     stats: &mut RedactStats,
-    retire: &mut dyn FnMut(&mut Scratch),
 ) -> Result<(), RedactError> {
     guarded(
         engine,
         scratch,
         stats,
-        retire,
         rs,
         |w, rs| w.spans(rs),
         |rs| {
@@ -239,20 +217,17 @@ pub fn redact_spans_with_stats(
     )
 }
 
-/// [`redact_metrics`], adding what it did to `stats`; `retire` as for
-/// [`redact_logs_with_stats`].
+/// [`redact_metrics`], adding what it did to `stats`.
 pub fn redact_metrics_with_stats(
     engine: &Engine,
     scratch: &mut Scratch,
     rm: &mut ResourceMetrics,
     stats: &mut RedactStats,
-    retire: &mut dyn FnMut(&mut Scratch),
 ) -> Result<(), RedactError> {
     guarded(
         engine,
         scratch,
         stats,
-        retire,
         rm,
         |w, rm| w.metrics(rm),
         |rm| {
@@ -279,14 +254,13 @@ fn guarded<R>(
     engine: &Engine,
     scratch: &mut Scratch,
     stats: &mut RedactStats,
-    retire: &mut dyn FnMut(&mut Scratch),
     resource: &mut R,
     walk: impl FnOnce(&mut Walk<'_, '_>, &mut R) -> Step,
     empty: impl FnOnce(&mut R) -> usize,
 ) -> Result<(), RedactError> {
     let res = catch_unwind(AssertUnwindSafe(|| {
         walk(
-            &mut Walk::new(engine, &mut *scratch, &mut *stats, &mut *retire),
+            &mut Walk::new(engine, &mut *scratch, &mut *stats),
             &mut *resource,
         )
     }));
@@ -294,7 +268,7 @@ fn guarded<R>(
         Ok(Ok(())) => return Ok(()),
         Ok(Err(OverBudget)) => Failure::OverBudget,
         Err(_) => {
-            renew(engine, scratch, retire);
+            scratch.renew(engine);
             Failure::Panicked
         }
     };
@@ -336,13 +310,6 @@ impl Failure {
     }
 }
 
-/// Replaces scratch space that a panic may have left inconsistent, after
-/// handing it to `retire` (which drains its counts).
-fn renew(engine: &Engine, scratch: &mut Scratch, retire: &mut dyn FnMut(&mut Scratch)) {
-    let mut old = std::mem::replace(scratch, engine.scratch());
-    retire(&mut old);
-}
-
 /// The number of data points in a metric.
 pub fn data_points(m: &Metric) -> usize {
     match &m.data {
@@ -370,7 +337,6 @@ struct Walk<'e, 's> {
     engine: &'e Engine,
     scratch: &'s mut Scratch,
     stats: &'s mut RedactStats,
-    retire: &'s mut dyn FnMut(&mut Scratch),
     budget: usize,
     /// Reused buffer for `parent + key` lookups.
     joined: String,
@@ -430,17 +396,11 @@ impl KeyMemo {
 }
 
 impl<'e, 's> Walk<'e, 's> {
-    fn new(
-        engine: &'e Engine,
-        scratch: &'s mut Scratch,
-        stats: &'s mut RedactStats,
-        retire: &'s mut dyn FnMut(&mut Scratch),
-    ) -> Self {
+    fn new(engine: &'e Engine, scratch: &'s mut Scratch, stats: &'s mut RedactStats) -> Self {
         Walk {
             engine,
             scratch,
             stats,
-            retire,
             budget: MAX_VALUES,
             joined: String::new(),
             num: String::new(),
@@ -468,7 +428,7 @@ impl<'e, 's> Walk<'e, 's> {
         match catch_unwind(AssertUnwindSafe(|| f(self))) {
             Ok(step) => step.map(Some),
             Err(_) => {
-                renew(self.engine, self.scratch, self.retire);
+                self.scratch.renew(self.engine);
                 self.stats.failed += records as u64;
                 Ok(None)
             }
@@ -1053,15 +1013,14 @@ mod tests {
         let mut scratch = e.scratch();
         let mut one_walk = resource_logs((0..4).map(record).collect());
         let mut stats = RedactStats::default();
-        redact_logs_with_stats(e, &mut scratch, &mut one_walk, &mut stats, &mut |_| {}).unwrap();
+        redact_logs_with_stats(e, &mut scratch, &mut one_walk, &mut stats).unwrap();
         let one_walk_counts = counts(&mut scratch);
 
         let mut separate = Vec::new();
         let mut separate_stats = RedactStats::default();
         for i in 0..4 {
             let mut rl = resource_logs(vec![record(i)]);
-            redact_logs_with_stats(e, &mut scratch, &mut rl, &mut separate_stats, &mut |_| {})
-                .unwrap();
+            redact_logs_with_stats(e, &mut scratch, &mut rl, &mut separate_stats).unwrap();
             separate.extend(rl.scope_logs.remove(0).log_records);
         }
         let separate_counts = counts(&mut scratch);
@@ -1160,7 +1119,7 @@ mod tests {
             schema_url: String::new(),
         };
         let mut stats = RedactStats::default();
-        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats, &mut |_| {}).unwrap();
+        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats).unwrap();
         assert_clean("logs", &dump(&rl));
         assert_attrs_ok("resource", &rl.resource.as_ref().unwrap().attributes);
         let sl = &rl.scope_logs[0];
@@ -1402,7 +1361,7 @@ mod tests {
         };
         let before = rl.clone();
         let mut stats = RedactStats::default();
-        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats, &mut |_| {}).unwrap();
+        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats).unwrap();
         assert_eq!(rl, before);
         assert_eq!(stats.rewritten, 0);
         assert_eq!(scratch.pending_total(), 0);
@@ -1439,7 +1398,7 @@ mod tests {
             ..Default::default()
         };
         let mut stats = RedactStats::default();
-        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats, &mut |_| {}).unwrap();
+        redact_logs_with_stats(e, &mut scratch, &mut rl, &mut stats).unwrap();
         let text = dump(&rl);
         assert_clean("deep", &text);
         assert!(text.contains(DEPTH_PLACEHOLDER));
@@ -1489,6 +1448,26 @@ mod tests {
         let err = redact_logs(e, &mut scratch, &mut rl).unwrap_err();
         assert_eq!(err.records(), 2);
         assert!(rl.resource.is_none() && rl.scope_logs.is_empty());
+    }
+
+    /// A record whose redaction panics is dropped and the scratch space
+    /// renewed, but what the engine redacted in it before the panic stays
+    /// counted: the router reports those counts after the request.
+    #[test]
+    fn a_panicked_record_keeps_its_redaction_counts() {
+        let e = engine();
+        let mut scratch = e.scratch();
+        let mut stats = RedactStats::default();
+        let mut walk = Walk::new(e, &mut scratch, &mut stats);
+        let res = walk.guarded(1, |w| {
+            let mut v = SSN_TEXT.to_string();
+            w.text(&mut v)?;
+            assert_ne!(v, SSN_TEXT, "the SSN was redacted");
+            panic!("a bug after the first value of the record");
+        });
+        assert!(matches!(res, Ok(None)), "the panic is caught");
+        assert_eq!(stats.failed, 1);
+        assert_eq!(scratch.pending_total(), 1);
     }
 
     #[test]
