@@ -108,6 +108,8 @@ enum Kind {
     Io,
     /// The rules or the pseudonym key could not be loaded.
     Rules,
+    /// The process could not run the component (no runtime, no thread).
+    Runtime,
 }
 
 impl BuildError {
@@ -133,6 +135,22 @@ impl BuildError {
     /// The rules or the key could not be loaded.
     pub(crate) fn rules(err: &crate::Error) -> BuildError {
         BuildError::new("rules", Kind::Rules, err.to_string())
+    }
+
+    /// The process could not run `component`.
+    pub(crate) fn runtime(component: &str, message: impl Into<String>) -> BuildError {
+        BuildError::new(component, Kind::Runtime, message)
+    }
+
+    /// An error of the crate's own, from building `component`, said as
+    /// `message`.
+    pub(crate) fn from_error(
+        component: &str,
+        err: &crate::Error,
+        message: impl Into<String>,
+    ) -> BuildError {
+        let kind = if err.is_io() { Kind::Io } else { Kind::Config };
+        BuildError::new(component, kind, message)
     }
 
     /// The component that could not be built (`admin`, `audit`, a source's

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn, Instrument};
 
 pub use self::component::{BuildError, Built, Context};
-use crate::admin::{self, Ready, Watchdog};
+use crate::admin::{Admin, Ready};
 use crate::config::{build_rules, Config, SourceConfig};
 use crate::metrics::{Handle, Metrics};
 use crate::pipeline::classify::Selector;
@@ -28,7 +28,7 @@ use crate::pipeline::router::{AuditOut, Handler, Pipeline, RouterConfig, VendorO
 use crate::pipeline::{LagLimit, Lane, LineBatch, VendorLane};
 use crate::sinks::audit::AuditSink;
 use crate::sinks::otlp::{Signal, VendorSink};
-use crate::sources::{file, otlp, stdin};
+pub use crate::sources::otlp::OtlpAddrs;
 use crate::{Engine, PseudonymKey};
 
 /// Tasks taking line batches from the queue (see where they are spawned).
@@ -50,16 +50,6 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(500);
 /// Builds the pipeline a configuration describes.
 #[derive(Debug)]
 pub struct Topology;
-
-/// The addresses an OTLP receiver listens on (the real ports when the
-/// configuration asked for port 0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OtlpAddrs {
-    /// The OTLP/HTTP listener, if configured.
-    pub http: Option<SocketAddr>,
-    /// The OTLP/gRPC listener, if configured.
-    pub grpc: Option<SocketAddr>,
-}
 
 /// A started pipeline. Dropping it does not stop it: call
 /// [`Running::drain`].
@@ -151,15 +141,15 @@ impl Topology {
             resource,
         } = cfg;
         let metrics = Metrics::new();
-        let ready = Ready::default();
-        let watchdog = Watchdog::new(admin_cfg.stall_timeout);
-        let admin_addr = admin::spawn(
-            admin_cfg.address,
-            metrics.clone(),
-            ready.clone(),
-            watchdog.clone(),
-        )
-        .map_err(|e| BuildError::io("admin", e))?;
+        // Every component is told to stop by this one signal, sent first in
+        // the drain (the sinks are stopped later, by their own shutdown).
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let cx = Context::new("scrubs", metrics.clone()).with_shutdown(stop_rx);
+        let Admin {
+            address: admin_addr,
+            ready,
+            watchdog,
+        } = admin_cfg.build(&cx.named("admin"))?;
         info!(address = %admin_addr, "admin endpoint listening");
         // The data path's heartbeat: if its runtime stops running tasks
         // (every worker thread stuck), `/healthz` says so.
@@ -194,21 +184,14 @@ impl Topology {
         })?;
 
         let audit_sink = match audit {
-            Some(a) => Some(Arc::new(
-                AuditSink::start(&a.kafka, metrics.clone())
-                    .await
-                    .map_err(|e| {
-                        BuildError::config("audit", audit_start_error(&e.to_string(), &a.kafka))
-                    })?,
-            )),
+            Some(a) => Some(Arc::new(a.kafka.build(&cx.named("audit")).await?)),
             None => None,
         };
         let mut vendor_sinks = Vec::new();
         for v in vendors {
             // The export task ends by itself after the sink's shutdown in
             // the drain.
-            let (sink, _task) = VendorSink::start(v, metrics.clone())
-                .map_err(|e| BuildError::config(&v.name, e))?;
+            let Built { handle: sink, .. } = v.build(&cx.named(v.name.as_str()))?;
             vendor_sinks.push(Arc::new(sink));
         }
         let selector = audit
@@ -236,7 +219,6 @@ impl Topology {
         pipeline.set_watchdog(watchdog.clone());
 
         // Sources.
-        let (stop_tx, stop_rx) = watch::channel(false);
         let (tx, rx) = mpsc::channel::<LineBatch>(limits.queue_batches);
         let mut line_tasks = Vec::new();
         let mut lane_workers = Vec::new();
@@ -244,6 +226,7 @@ impl Topology {
         let mut otlp_addrs = Vec::new();
         let mut only_stdin = true;
         for (name, src) in sources {
+            let source_cx = cx.named(name.as_str());
             match src {
                 SourceConfig::File(f) => {
                     only_stdin = false;
@@ -266,18 +249,7 @@ impl Topology {
                         } else {
                             Lane::All
                         };
-                        line_tasks.push(
-                            file::spawn_lane(
-                                name.clone(),
-                                f.clone(),
-                                data_dir.clone(),
-                                lane,
-                                tx.clone(),
-                                metrics.clone(),
-                                stop_rx.clone(),
-                            )
-                            .map_err(|e| BuildError::config(name, e))?,
-                        );
+                        line_tasks.push(f.build(&source_cx, data_dir, lane, tx.clone())?.task);
                     }
                     for (k, &i) in log_vendors.iter().enumerate() {
                         let v = &vendors[i];
@@ -294,16 +266,8 @@ impl Topology {
                         );
                         let (lane_tx, lane_rx) = mpsc::channel::<LineBatch>(1);
                         line_tasks.push(
-                            file::spawn_lane(
-                                name.clone(),
-                                f.clone(),
-                                data_dir.clone(),
-                                Lane::Vendor(lane.clone()),
-                                lane_tx,
-                                metrics.clone(),
-                                stop_rx.clone(),
-                            )
-                            .map_err(|e| BuildError::config(name, e))?,
+                            f.build(&source_cx, data_dir, Lane::Vendor(lane.clone()), lane_tx)?
+                                .task,
                         );
                         // Two workers: one redacts the next batch while the
                         // other waits for the vendor.
@@ -333,25 +297,22 @@ impl Topology {
                         }
                     }
                 }
-                SourceConfig::Stdin(_) => {
-                    line_tasks.push(stdin::spawn_stdin(
-                        name.clone(),
-                        limits.max_record_bytes,
-                        stdin::StdinBatching::default(),
-                        tx.clone(),
-                        metrics.clone(),
-                        stop_rx.clone(),
-                    ));
+                SourceConfig::Stdin(s) => {
+                    line_tasks.push(
+                        s.build(&source_cx, limits.max_record_bytes, tx.clone())?
+                            .task,
+                    );
                 }
                 SourceConfig::Otlp(o) => {
                     only_stdin = false;
                     let handler = Arc::new(Handler(pipeline.clone()));
-                    let (http, grpc, task) =
-                        otlp::serve(o.clone(), handler, metrics.clone(), stop_rx.clone())
-                            .await
-                            .map_err(|e| BuildError::config(name, e))?;
+                    let Built {
+                        handle: addrs,
+                        task,
+                    } = o.build(&source_cx, handler).await?;
+                    let OtlpAddrs { http, grpc } = addrs;
                     info!(source = %name, http = ?http, grpc = ?grpc, "OTLP receiver listening");
-                    otlp_addrs.push((name.clone(), OtlpAddrs { http, grpc }));
+                    otlp_addrs.push((name.clone(), addrs));
                     servers.push(task);
                 }
             }
@@ -689,34 +650,6 @@ fn report_drain(
     }
     info!("stopped");
     report
-}
-
-/// The audit sink's start-up error, prefixed `audit:` once (most of its
-/// messages already name their setting, `audit.chain_key_file: ...`). A
-/// TLS file that the checks before start-up accepted can still be refused
-/// by librdkafka (a certificate it cannot use); its error names the
-/// librdkafka property, so the configured file is named too.
-fn audit_start_error(msg: &str, kafka: &crate::sinks::audit::AuditConfig) -> String {
-    let mut out = if msg.starts_with("audit") {
-        msg.to_string()
-    } else {
-        format!("audit: {msg}")
-    };
-    if let Some(s) = &kafka.security {
-        for (property, setting, file) in [
-            ("ssl.ca.location", "ca_file", &s.ca_file),
-            ("ssl.certificate.location", "cert_file", &s.cert_file),
-            ("ssl.key.location", "key_file", &s.key_file),
-        ] {
-            if let Some(f) = file.as_ref().filter(|_| msg.contains(property)) {
-                out.push_str(&format!(
-                    " (audit.kafka.security.{setting}: {})",
-                    f.display()
-                ));
-            }
-        }
-    }
-    out
 }
 
 /// The engine for a configuration: its key file's key, or the process's
