@@ -21,7 +21,7 @@ use tracing::{error, info, warn, Instrument};
 
 pub use self::component::{BuildError, Built, Context};
 use crate::admin::{Admin, Ready};
-use crate::config::{build_rules, Config, SourceConfig};
+use crate::config::{build_rules, AuditSection, Config, SourceConfig};
 use crate::metrics::{Handle, Metrics};
 use crate::pipeline::classify::Selector;
 use crate::pipeline::router::{AuditOut, Handler, Pipeline, RouterConfig, VendorOut};
@@ -183,9 +183,19 @@ impl Topology {
             BuildError::io("data_dir", format!("data_dir {}: {e}", data_dir.display()))
         })?;
 
-        let audit_sink = match audit {
-            Some(a) => Some(Arc::new(a.kafka.build(&cx.named("audit")).await?)),
-            None => None,
+        // The audit section is taken apart in full, so that a setting added
+        // to it cannot be left unused here.
+        let (audit_sink, selector, audit_to_vendors) = match audit {
+            Some(AuditSection {
+                kafka,
+                select,
+                to_vendors,
+            }) => (
+                Some(Arc::new(kafka.build(&cx.named("audit")).await?)),
+                Selector::new(select),
+                *to_vendors,
+            ),
+            None => (None, Selector::default(), true),
         };
         let mut vendor_sinks = Vec::new();
         for v in vendors {
@@ -194,10 +204,6 @@ impl Topology {
             let Built { handle: sink, .. } = v.build(&cx.named(v.name.as_str()))?;
             vendor_sinks.push(Arc::new(sink));
         }
-        let selector = audit
-            .as_ref()
-            .map(|a| Selector::new(&a.select))
-            .unwrap_or_default();
         let pipeline = Arc::new(Pipeline::new(
             engine,
             selector,
@@ -208,7 +214,7 @@ impl Topology {
                 .collect(),
             metrics.clone(),
             RouterConfig {
-                audit_to_vendors: audit.as_ref().is_none_or(|a| a.to_vendors),
+                audit_to_vendors,
                 memory_budget_bytes: limits.memory_budget_bytes,
                 resource: resource
                     .iter()
