@@ -23,7 +23,11 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
+use tracing::Instrument as _;
+
+use crate::config::AdminConfig;
 use crate::metrics::Metrics;
+use crate::topology::{BuildError, Context};
 
 /// A check that names why the audit path is not accepting, if it is not.
 type AuditCheck = Box<dyn Fn() -> Option<&'static str> + Send + Sync>;
@@ -233,37 +237,63 @@ impl Watchdog {
     }
 }
 
-/// Binds the admin address and serves it on a dedicated thread. Returns the
-/// bound address (useful with port 0).
-pub fn spawn(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    ready: Ready,
-    watchdog: Arc<Watchdog>,
-) -> Result<SocketAddr, String> {
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|e| format!("admin: cannot bind {addr}: {e}"))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| format!("admin: {e}"))?;
-    let bound = listener.local_addr().map_err(|e| format!("admin: {e}"))?;
-    std::thread::Builder::new()
-        .name("scrubs-admin".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!(error = %e, "admin runtime did not start");
-                    return;
-                }
-            };
-            rt.block_on(serve(listener, metrics, ready, watchdog));
+/// The admin endpoint, started: the address it is bound to and the
+/// readiness and liveness it reports, which the rest of the process sets.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// The bound address (the real port when the configuration asked for
+    /// port 0).
+    pub address: SocketAddr,
+    /// What `/readyz` reports.
+    pub ready: Ready,
+    /// What `/healthz` reports.
+    pub watchdog: Arc<Watchdog>,
+}
+
+impl AdminConfig {
+    /// Binds the admin address and serves it on a dedicated thread, for
+    /// the life of the process, with the metrics of `cx`. Readiness starts
+    /// closed.
+    pub fn build(&self, cx: &Context) -> Result<Admin, BuildError> {
+        let AdminConfig {
+            address,
+            stall_timeout,
+        } = self;
+        let name = cx.name();
+        let ready = Ready::default();
+        let watchdog = Watchdog::new(*stall_timeout);
+        let listener = std::net::TcpListener::bind(address)
+            .map_err(|e| BuildError::io(name, format!("{name}: cannot bind {address}: {e}")))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| BuildError::io(name, format!("{name}: {e}")))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| BuildError::io(name, format!("{name}: {e}")))?;
+        let (metrics, serve_ready, serve_watchdog) =
+            (cx.metrics().clone(), ready.clone(), watchdog.clone());
+        std::thread::Builder::new()
+            .name("scrubs-admin".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "admin runtime did not start");
+                        return;
+                    }
+                };
+                rt.block_on(serve(listener, metrics, serve_ready, serve_watchdog));
+            })
+            .map_err(|e| BuildError::runtime(name, format!("{name}: {e}")))?;
+        Ok(Admin {
+            address: bound,
+            ready,
+            watchdog,
         })
-        .map_err(|e| format!("admin: {e}"))?;
-    Ok(bound)
+    }
 }
 
 async fn serve(
@@ -287,17 +317,20 @@ async fn serve(
         let metrics = metrics.clone();
         let ready = ready.clone();
         let watchdog = watchdog.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let metrics = metrics.clone();
-                let ready = ready.clone();
-                let watchdog = watchdog.clone();
-                async move { Ok::<_, Infallible>(route(&req, &metrics, &ready, &watchdog)) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
+        tokio::spawn(
+            async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let metrics = metrics.clone();
+                    let ready = ready.clone();
+                    let watchdog = watchdog.clone();
+                    async move { Ok::<_, Infallible>(route(&req, &metrics, &ready, &watchdog)) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            }
+            .instrument(tracing::debug_span!("admin_connection")),
+        );
     }
 }
 

@@ -87,6 +87,12 @@ impl Error {
         }
     }
 
+    /// Whether a file could not be read or written (as opposed to a
+    /// configuration, key or rule problem).
+    pub(crate) fn is_io(&self) -> bool {
+        matches!(self.kind, ErrorKind::Io { .. })
+    }
+
     /// The rule-file problems behind this error, if it is a rules error.
     pub fn rule_problems(&self) -> &[RuleProblem] {
         match &self.kind {

@@ -47,6 +47,7 @@ mod rules;
 pub mod secret;
 pub mod sinks;
 pub mod sources;
+pub mod topology;
 pub mod units;
 
 pub use crate::error::{Error, RuleProblem};

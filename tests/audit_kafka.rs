@@ -21,6 +21,7 @@ use scrubs::sinks::audit::{
     check_topic, verify, verify_topic, AuditConfig, AuditError, AuditSink, ProblemKind, RawMessage,
     TopicReadOptions,
 };
+use scrubs::topology::Context;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -233,7 +234,8 @@ fn assert_logs_clean() {
 async fn delivers_every_event_once_in_order_with_a_valid_chain() {
     let (brokers, topic, dir) = fresh_topic("deliver", 3).await;
     let metrics = Metrics::new();
-    let sink = AuditSink::start(&config(&brokers, &topic, dir.path()), metrics.clone())
+    let sink = config(&brokers, &topic, dir.path())
+        .build(&Context::new("audit", metrics.clone()))
         .await
         .unwrap();
     sink.healthcheck().await.expect("healthcheck");
@@ -326,7 +328,8 @@ async fn verify_names_deleted_altered_reordered_duplicated_and_forged_events() {
     create_topic(&brokers, &source, 1).await;
     create_topic(&brokers, &target, 1).await;
     let dir = tempfile::tempdir().unwrap();
-    let sink = AuditSink::start(&config(&brokers, &source, dir.path()), Metrics::new())
+    let sink = config(&brokers, &source, dir.path())
+        .build(&Context::new("audit", Metrics::new()))
         .await
         .unwrap();
     send_events(&sink, "s", 0..60).await;
@@ -459,7 +462,10 @@ async fn outage_spools_applies_backpressure_and_replays_in_order() {
     cfg.delivery_timeout = Duration::from_secs(1);
     cfg.spool_max_bytes = 1 << 20;
     let metrics = Metrics::new();
-    let sink = AuditSink::start(&cfg, metrics.clone()).await.unwrap();
+    let sink = cfg
+        .build(&Context::new("audit", metrics.clone()))
+        .await
+        .unwrap();
 
     // Kafka unreachable: events resolve once fsynced to the spool.
     let big = |stream: &str, n: u64| {
@@ -653,7 +659,10 @@ async fn encrypted_spool_holds_no_plaintext_and_replays_everything_after_an_outa
     cfg.delivery_timeout = Duration::from_secs(1);
     cfg.spool_encryption_key_file = Some(key);
     let metrics = Metrics::new();
-    let sink = AuditSink::start(&cfg, metrics.clone()).await.unwrap();
+    let sink = cfg
+        .build(&Context::new("audit", metrics.clone()))
+        .await
+        .unwrap();
     for batch in 0..5u64 {
         let evs = (batch * 20..batch * 20 + 20)
             .map(|n| {
@@ -691,7 +700,7 @@ async fn encrypted_spool_holds_no_plaintext_and_replays_everything_after_an_outa
     // Without the key the sink does not start, and says which key it needs.
     let mut no_key = cfg.clone();
     no_key.spool_encryption_key_file = None;
-    let err = match AuditSink::start(&no_key, Metrics::new()).await {
+    let err = match no_key.build(&Context::new("audit", Metrics::new())).await {
         Ok(_) => panic!("started without the spool's key"),
         Err(e) => e.to_string(),
     };
@@ -700,7 +709,10 @@ async fn encrypted_spool_holds_no_plaintext_and_replays_everything_after_an_outa
     // Kafka is back: a restarted sink replays everything.
     let fwd = forward(port, brokers.clone()).await;
     let metrics = Metrics::new();
-    let sink = AuditSink::start(&cfg, metrics.clone()).await.unwrap();
+    let sink = cfg
+        .build(&Context::new("audit", metrics.clone()))
+        .await
+        .unwrap();
     let s = sink.clone();
     wait_for(
         "the encrypted spool to be replayed",
@@ -746,7 +758,10 @@ async fn encrypted_spool_applies_backpressure_and_replays_in_order() {
     cfg.spool_max_bytes = 1 << 20;
     cfg.spool_encryption_key_file = Some(key);
     let metrics = Metrics::new();
-    let sink = AuditSink::start(&cfg, metrics.clone()).await.unwrap();
+    let sink = cfg
+        .build(&Context::new("audit", metrics.clone()))
+        .await
+        .unwrap();
     let big = |n: u64| {
         let stream = if n.is_multiple_of(2) { "a" } else { "b" };
         let mut e = event(stream, n / 2, Some(format!("patient-{n}")));
@@ -805,13 +820,19 @@ async fn restarts_continue_sequence_numbers_and_chains() {
     let (brokers, topic, dir) = fresh_topic("restart", 2).await;
     let cfg = config(&brokers, &topic, dir.path());
 
-    let sink = AuditSink::start(&cfg, Metrics::new()).await.unwrap();
+    let sink = cfg
+        .build(&Context::new("audit", Metrics::new()))
+        .await
+        .unwrap();
     send_events(&sink, "r", 0..10).await;
     send_events(&sink, "q", 0..5).await;
     sink.shutdown(Duration::from_secs(5)).await;
 
     // A second run over the same spool_dir continues at seq 10 / 5.
-    let sink = AuditSink::start(&cfg, Metrics::new()).await.unwrap();
+    let sink = cfg
+        .build(&Context::new("audit", Metrics::new()))
+        .await
+        .unwrap();
     send_events(&sink, "r", 10..20).await;
     sink.shutdown(Duration::from_secs(5)).await;
 
@@ -820,14 +841,20 @@ async fn restarts_continue_sequence_numbers_and_chains() {
     let mut down = cfg.clone();
     down.brokers = format!("127.0.0.1:{}", closed_port());
     down.delivery_timeout = Duration::from_secs(1);
-    let sink = AuditSink::start(&down, Metrics::new()).await.unwrap();
+    let sink = down
+        .build(&Context::new("audit", Metrics::new()))
+        .await
+        .unwrap();
     send_events(&sink, "r", 20..30).await;
     send_events(&sink, "q", 5..8).await;
     assert!(sink.spooling());
     sink.shutdown(Duration::from_secs(2)).await;
 
     let metrics = Metrics::new();
-    let sink = AuditSink::start(&cfg, metrics.clone()).await.unwrap();
+    let sink = cfg
+        .build(&Context::new("audit", metrics.clone()))
+        .await
+        .unwrap();
     assert!(
         sink.spooling(),
         "starts by replaying the previous run's spool"
@@ -862,7 +889,8 @@ async fn restarts_continue_sequence_numbers_and_chains() {
     // Another sidecar (its own spool_dir) writing the same stream name to
     // the same topic has its own chain.
     let other_dir = tempfile::tempdir().unwrap();
-    let sink = AuditSink::start(&config(&brokers, &topic, other_dir.path()), Metrics::new())
+    let sink = config(&brokers, &topic, other_dir.path())
+        .build(&Context::new("audit", Metrics::new()))
         .await
         .unwrap();
     send_events(&sink, "r", 0..3).await;
@@ -881,7 +909,8 @@ async fn restarts_continue_sequence_numbers_and_chains() {
 async fn throughput_with_delivery_awaited() {
     let (brokers, topic, dir) = fresh_topic("throughput", 3).await;
     let metrics = Metrics::new();
-    let sink = AuditSink::start(&config(&brokers, &topic, dir.path()), metrics.clone())
+    let sink = config(&brokers, &topic, dir.path())
+        .build(&Context::new("audit", metrics.clone()))
         .await
         .unwrap();
     // Warm up (producer id, connections).
@@ -1013,7 +1042,10 @@ async fn broker_stopped_under_traffic_loses_nothing() {
     cfg.delivery_timeout = Duration::from_secs(2);
     cfg.spool_max_bytes = 64 << 20;
     let metrics = Metrics::new();
-    let sink = AuditSink::start(&cfg, metrics.clone()).await.unwrap();
+    let sink = cfg
+        .build(&Context::new("audit", metrics.clone()))
+        .await
+        .unwrap();
 
     // Steady traffic over 3 streams, ~2,000 events/s.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -25,7 +25,8 @@ use scrubs::metrics::Metrics;
 use scrubs::pipeline::AuditEvent;
 use scrubs::sinks::audit::payload::check_payload;
 use scrubs::sinks::audit::verify::verify;
-use scrubs::sinks::audit::{AuditConfig, AuditSink};
+use scrubs::sinks::audit::AuditConfig;
+use scrubs::topology::Context;
 use support::{
     audit_messages, bootstrap, create_topic, http_get, metric, start_vendor, Audit, Ports, Scrubs,
     Sidecar,
@@ -123,7 +124,10 @@ fn replay_skips_events_the_frozen_broker_stored_after_all() {
     cfg.delivery_timeout = Duration::from_secs(10);
     let metrics = Metrics::new();
     let (sent, skipped, spooled) = rt.block_on(async {
-        let sink = AuditSink::start(&cfg, metrics.clone()).await.unwrap();
+        let sink = cfg
+            .build(&Context::new("audit", metrics.clone()))
+            .await
+            .unwrap();
         let streams = ["/var/log/a.log", "otlp"];
         let mut n = 0u64;
         let mut send = |count: u64| {

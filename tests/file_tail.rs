@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scrubs::metrics::Metrics;
-use scrubs::pipeline::LineBatch;
-use scrubs::sources::file::{self, FileSourceConfig, MultilineConfig, StartAt};
+use scrubs::pipeline::{Lane, LineBatch};
+use scrubs::sources::file::{FileSourceConfig, MultilineConfig, StartAt};
+use scrubs::topology::Context;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -57,15 +58,8 @@ fn start(cfg: FileSourceConfig, data: &Path) -> Src {
     let (tx, rx) = mpsc::channel(8);
     let (stop, stop_rx) = watch::channel(false);
     let metrics = Metrics::new();
-    let handle = file::spawn(
-        "app".into(),
-        cfg,
-        data.to_path_buf(),
-        tx,
-        metrics.clone(),
-        stop_rx,
-    )
-    .unwrap();
+    let cx = Context::new("app", metrics.clone()).with_shutdown(stop_rx);
+    let handle = cfg.build(&cx, data, Lane::All, tx).unwrap().task;
     Src {
         handle,
         rx,

@@ -30,8 +30,9 @@ use prost::Message;
 use scrubs::metrics::Metrics;
 use scrubs::pipeline::{BoxFuture, ExportOutcome, OtlpHandler, Rejection};
 use scrubs::sources::otlp::{
-    serve, GrpcConfig, HttpConfig, OtlpConfig, RpcStatus, BUSY_IDLE_TIMEOUT,
+    GrpcConfig, HttpConfig, OtlpAddrs, OtlpConfig, RpcStatus, BUSY_IDLE_TIMEOUT,
 };
+use scrubs::topology::{Built, Context};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -143,14 +144,14 @@ async fn start(tweak: impl FnOnce(&mut OtlpConfig)) -> Rx {
     });
     let metrics = Metrics::new();
     let (stop, rx) = watch::channel(false);
-    let (http, grpc, task) = serve(
-        cfg,
-        handler.clone() as Arc<dyn OtlpHandler>,
-        metrics.clone(),
-        rx,
-    )
-    .await
-    .expect("receiver starts");
+    let cx = Context::new("otlp", metrics.clone()).with_shutdown(rx);
+    let Built {
+        handle: OtlpAddrs { http, grpc },
+        task,
+    } = cfg
+        .build(&cx, handler.clone() as Arc<dyn OtlpHandler>)
+        .await
+        .expect("receiver starts");
     let (http, grpc) = (http.expect("http bound"), grpc.expect("grpc bound"));
     assert_ne!(http.port(), 0);
     assert_ne!(grpc.port(), 0);
@@ -1019,7 +1020,11 @@ async fn bad_config_is_refused() {
         max_request_bytes: 0,
         ..OtlpConfig::default()
     };
-    let err = serve(cfg, handler, Metrics::new(), rx).await.unwrap_err();
+    let cx = Context::new("otlp", Metrics::new()).with_shutdown(rx);
+    let err = cfg.build(&cx, handler).await.unwrap_err();
+    assert!(err.is_config(), "{err:?}");
+    assert_eq!(err.component(), "otlp");
+    let err = err.to_string();
     assert!(err.contains("max_request_bytes"), "{err}");
 }
 

@@ -28,6 +28,7 @@ use prost::Message;
 use scrubs::metrics::Metrics;
 use scrubs::pipeline::VendorBatch;
 use scrubs::sinks::otlp::{DropReason, VendorConfig, VendorSink};
+use scrubs::topology::{Built, Context};
 use tokio::net::TcpListener;
 
 // ---------------------------------------------------------------- helpers
@@ -100,7 +101,7 @@ fn dropped_records(m: &Metrics, vendor: &str) -> u64 {
 /// A vendor sink on the configuration `yaml`, with metrics of its own.
 fn start_sink(yaml: &str) -> (VendorSink, tokio::task::JoinHandle<()>, Arc<Metrics>) {
     let m = Metrics::new();
-    let (sink, task) = VendorSink::start(&cfg(yaml), m.clone()).unwrap();
+    let Built { handle: sink, task } = cfg(yaml).build(&Context::new("test", m.clone())).unwrap();
     (sink, task, m)
 }
 
@@ -296,7 +297,7 @@ batch: {{ max_records: 10, max_wait: 100ms }}
     ));
     assert!(c.validate("vendors[0]").is_empty());
     let m = Metrics::new();
-    let (sink, task) = VendorSink::start(&c, m.clone()).unwrap();
+    let Built { handle: sink, task } = c.build(&Context::new("test", m.clone())).unwrap();
     assert!(!format!("{sink:?} {c:?}").contains(token));
     sink.healthcheck().await.expect("healthy");
     let health_requests = ep.got().len();
@@ -604,7 +605,7 @@ async fn tls_with_ca_file_succeeds_and_without_it_fails_as_tls_error() {
         "name: tls-good\nendpoint: https://localhost:{port}\nbaa_covered: true\ntls: {{ ca_file: {} }}\nbatch: {{ max_wait: 10ms }}\n",
         fx.ca_file.display()
     ));
-    let (sink, _t) = VendorSink::start(&good, m.clone()).unwrap();
+    let sink = good.build(&Context::new("test", m.clone())).unwrap().handle;
     sink.healthcheck().await.expect("healthy over TLS");
     sink.send(logs("t", 0, 4, 0)).unwrap();
     assert!(wait_for(Duration::from_secs(5), || sent(&m, "tls-good") == 4).await);
@@ -617,7 +618,10 @@ async fn tls_with_ca_file_succeeds_and_without_it_fails_as_tls_error() {
         fx.other_ca_file.display()
     ));
     let before = ep.got().len();
-    let (sink, _t) = VendorSink::start(&wrong, m.clone()).unwrap();
+    let sink = wrong
+        .build(&Context::new("test", m.clone()))
+        .unwrap()
+        .handle;
     let health = sink.healthcheck().await.unwrap_err();
     assert!(
         health.contains("tls-wrong") && health.contains("tls_error"),
@@ -638,8 +642,8 @@ async fn tls_with_ca_file_succeeds_and_without_it_fails_as_tls_error() {
     let none = cfg(&format!(
         "name: tls-none\nendpoint: https://localhost:{port}\nbaa_covered: true\nbatch: {{ max_wait: 10ms }}\nretry: {{ initial_backoff: 20ms, max_backoff: 50ms, max_elapsed: 200ms }}\n",
     ));
-    match VendorSink::start(&none, m.clone()) {
-        Ok((sink, _t)) => {
+    match none.build(&Context::new("test", m.clone())) {
+        Ok(Built { handle: sink, .. }) => {
             sink.send(logs("n", 0, 1, 0)).unwrap();
             assert!(
                 wait_for(Duration::from_secs(5), || dropped(
@@ -652,7 +656,7 @@ async fn tls_with_ca_file_succeeds_and_without_it_fails_as_tls_error() {
             sink.shutdown(Duration::from_millis(100)).await;
         }
         // A machine without a CA bundle refuses at startup instead.
-        Err(e) => assert!(e.contains("no system root certificates"), "{e}"),
+        Err(e) => assert!(e.to_string().contains("no system root certificates"), "{e}"),
     }
     assert_eq!(
         ep.got().len(),
@@ -866,7 +870,10 @@ async fn vendor_without_baa_is_refused_by_validate_and_start() {
         assert!(p.contains("baa_covered is not true"), "{p}");
         assert!(p.contains("Business Associate Agreement"), "{p}");
 
-        let err = VendorSink::start(&c, m.clone()).unwrap_err();
+        let err = c
+            .build(&Context::new("test", m.clone()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("\"cheap-apm\""), "{err}");
         assert!(err.contains("baa_covered is not true"), "{err}");
     }

@@ -11,17 +11,18 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::{debug, warn, Instrument as _};
 
 use super::file::{Batch, Limits, LineBuf};
+use crate::config::StdinConfig;
 use crate::metrics::{Handle, Metrics};
 use crate::pipeline::LineBatch;
+use crate::topology::{BuildError, Built, Context};
 
 /// How the stdin source forms batches.
 #[derive(Clone, Copy, Debug)]
@@ -57,40 +58,52 @@ const READ_CHUNK: usize = 64 << 10;
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// Reads the process's standard input until end of input or `shutdown`.
-pub fn spawn_stdin(
-    name: String,
-    max_line_bytes: usize,
-    batching: StdinBatching,
-    out: mpsc::Sender<LineBatch>,
-    metrics: Arc<Metrics>,
-    shutdown: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    spawn_reader(
-        name,
-        tokio::io::stdin(),
-        max_line_bytes,
-        batching,
-        out,
-        metrics,
-        shutdown,
-    )
+impl StdinConfig {
+    /// Reads the process's standard input, as the source named by `cx`,
+    /// into `out` until end of input or the shutdown signal of `cx`. Lines
+    /// longer than `max_line_bytes` (the global `limits.max_record_bytes`)
+    /// are cut. Nothing can fail: the `Result` is the shape every
+    /// component's `build` has.
+    pub fn build(
+        &self,
+        cx: &Context,
+        max_line_bytes: usize,
+        out: mpsc::Sender<LineBatch>,
+    ) -> Result<Built<()>, BuildError> {
+        // Standard input has no settings of its own (yet): a new one would
+        // have to be handled here.
+        let StdinConfig {} = self;
+        let task = spawn_reader(
+            cx,
+            tokio::io::stdin(),
+            max_line_bytes,
+            StdinBatching::default(),
+            out,
+        );
+        Ok(Built { handle: (), task })
+    }
 }
 
-/// Like [`spawn_stdin`], for any reader (stream name `stdin`).
+/// Reads any reader as the stdin source named by `cx` (stream name
+/// `stdin`), until end of input or the shutdown signal of `cx`.
 pub fn spawn_reader<R: AsyncRead + Unpin + Send + 'static>(
-    name: String,
+    cx: &Context,
     input: R,
     max_line_bytes: usize,
     batching: StdinBatching,
     out: mpsc::Sender<LineBatch>,
-    metrics: Arc<Metrics>,
-    shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut s = Stdin::new(name, max_line_bytes, batching, out, &metrics);
-        s.run(input, shutdown).await;
-    })
+    let name = cx.name().to_string();
+    let metrics = cx.metrics().clone();
+    let shutdown = cx.shutdown();
+    let span = tracing::info_span!("stdin", source = %name);
+    tokio::spawn(
+        async move {
+            let mut s = Stdin::new(name, max_line_bytes, batching, out, &metrics);
+            s.run(input, shutdown).await;
+        }
+        .instrument(span),
+    )
 }
 
 struct Sent {
@@ -303,7 +316,7 @@ mod tests {
         let (_stop_tx, stop) = watch::channel(false);
         let m = Metrics::new();
         let h = spawn_reader(
-            "in".into(),
+            &Context::new("in", m.clone()).with_shutdown(stop),
             r,
             16,
             StdinBatching {
@@ -311,8 +324,6 @@ mod tests {
                 ..StdinBatching::default()
             },
             tx,
-            m.clone(),
-            stop,
         );
         w.write_all(b"a\nbb\n0123456789 0123456789 x\nlast")
             .await

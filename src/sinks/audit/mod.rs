@@ -226,15 +226,61 @@ fn io_error(path: &Path, e: std::io::Error) -> crate::Error {
     crate::Error::io(path, e)
 }
 
-impl AuditSink {
+impl AuditConfig {
     /// Validates the configuration, opens the spool (recovering chain state
-    /// and any events left from a previous run) and connects the producer.
-    /// Does not wait for Kafka: if it is unreachable, events are spooled.
-    /// Must be called inside a tokio runtime.
-    pub async fn start(
-        cfg: &AuditConfig,
-        metrics: Arc<Metrics>,
-    ) -> Result<AuditSink, crate::Error> {
+    /// and any events left from a previous run) and connects the producer,
+    /// with the metrics of `cx`. Does not wait for Kafka: if it is
+    /// unreachable, events are spooled. Must be called inside a tokio
+    /// runtime. The sink stops on [`AuditSink::shutdown`], not on the
+    /// shutdown signal of `cx`, so that the drain decides when what Kafka
+    /// has not acknowledged is spooled.
+    pub async fn build(
+        &self,
+        cx: &crate::topology::Context,
+    ) -> Result<AuditSink, crate::topology::BuildError> {
+        AuditSink::start(self, cx.metrics().clone())
+            .await
+            .map_err(|e| {
+                crate::topology::BuildError::from_error(
+                    "audit",
+                    &e,
+                    start_error_message(&e.to_string(), self),
+                )
+            })
+    }
+}
+
+/// The sink's start-up error, prefixed `audit:` once (most of its messages
+/// already name their setting, `audit.chain_key_file: ...`). A TLS file
+/// that the checks before start-up accepted can still be refused by
+/// librdkafka (a certificate it cannot use); its error names the librdkafka
+/// property, so the configured file is named too.
+fn start_error_message(msg: &str, cfg: &AuditConfig) -> String {
+    let mut out = if msg.starts_with("audit") {
+        msg.to_string()
+    } else {
+        format!("audit: {msg}")
+    };
+    if let Some(s) = &cfg.security {
+        for (property, setting, file) in [
+            ("ssl.ca.location", "ca_file", &s.ca_file),
+            ("ssl.certificate.location", "cert_file", &s.cert_file),
+            ("ssl.key.location", "key_file", &s.key_file),
+        ] {
+            if let Some(f) = file.as_ref().filter(|_| msg.contains(property)) {
+                out.push_str(&format!(
+                    " (audit.kafka.security.{setting}: {})",
+                    f.display()
+                ));
+            }
+        }
+    }
+    out
+}
+
+impl AuditSink {
+    /// See [`AuditConfig::build`].
+    async fn start(cfg: &AuditConfig, metrics: Arc<Metrics>) -> Result<AuditSink, crate::Error> {
         let problems = cfg.validate();
         if !problems.is_empty() {
             return Err(start_error(problems.join("; ")));

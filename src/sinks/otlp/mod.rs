@@ -15,7 +15,7 @@
 //! here.
 //!
 //! A vendor not flagged `baa_covered: true` is refused by
-//! [`VendorConfig::validate`] and again by [`VendorSink::start`]: no sink
+//! [`VendorConfig::validate`] and again by [`VendorConfig::build`]: no sink
 //! exists for it, so no record can be routed to it.
 //!
 //! # Drops
@@ -61,7 +61,7 @@ use bytes::Bytes;
 use hyper::http::header::{HeaderMap, HeaderName};
 use rand::Rng as _;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
 pub use self::config::{
@@ -72,6 +72,7 @@ use self::encode::Measured;
 use self::transport::{Attempt, FailClass, Transport};
 use crate::metrics::{Handle, Metrics};
 use crate::pipeline::VendorBatch;
+use crate::topology::{BuildError, Built, Context};
 
 const M_RECORDS: &str = "scrubs_vendor_records_total";
 const H_RECORDS: &str =
@@ -346,43 +347,55 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-impl VendorSink {
+impl VendorConfig {
     /// Starts the vendor's queue and export task (call inside a tokio
     /// runtime). Refuses a vendor without `baa_covered: true`, an invalid
     /// configuration, a secret that cannot be read, or TLS files that cannot
     /// be loaded; the error names the vendor and never shows a secret.
     ///
-    /// The task ends after [`VendorSink::shutdown`], or when the handle is
-    /// dropped and the queue has drained.
-    pub fn start(
-        cfg: &VendorConfig,
-        metrics: Arc<Metrics>,
-    ) -> Result<(VendorSink, JoinHandle<()>), String> {
+    /// The sink takes its name (labels, errors) from the vendor's own
+    /// `name`, and its metrics from `cx`; it stops on
+    /// [`VendorSink::shutdown`], not on the shutdown signal of `cx`, so that
+    /// the drain decides when its queue is abandoned. The task ends after
+    /// [`VendorSink::shutdown`], or when the handle is dropped and the
+    /// queue has drained.
+    pub fn build(&self, cx: &Context) -> Result<Built<VendorSink>, BuildError> {
+        let cfg = self;
+        let metrics = cx.metrics();
+        let component = cfg.name.as_str();
         // Defence in depth: whatever the caller validated, no sink exists
         // for a vendor without a BAA.
         if !cfg.baa_covered {
-            return Err(cfg.baa_refusal("vendor"));
+            return Err(BuildError::config(component, cfg.baa_refusal("vendor")));
         }
         let problems = cfg.validate("vendor");
         if !problems.is_empty() {
-            return Err(format!(
-                "vendor {:?}: invalid configuration: {}",
-                cfg.name,
-                problems.join("; ")
+            return Err(BuildError::config(
+                component,
+                format!(
+                    "vendor {:?}: invalid configuration: {}",
+                    cfg.name,
+                    problems.join("; ")
+                ),
             ));
         }
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| format!("vendor {:?}: start needs a tokio runtime", cfg.name))?;
-        let headers = resolve_headers(cfg).map_err(|e| format!("vendor {:?}: {e}", cfg.name))?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            BuildError::runtime(
+                component,
+                format!("vendor {:?}: start needs a tokio runtime", cfg.name),
+            )
+        })?;
+        let refused =
+            |e: String| BuildError::config(component, format!("vendor {:?}: {e}", cfg.name));
+        let headers = resolve_headers(cfg).map_err(refused)?;
         let header_names: Vec<String> = headers.keys().map(|k| k.as_str().to_owned()).collect();
         let allow = cfg
             .allow
             .as_ref()
-            .map(|a| allow::Applier::new(a, &metrics, &cfg.name))
+            .map(|a| allow::Applier::new(a, metrics, &cfg.name))
             .transpose()
-            .map_err(|e| format!("vendor {:?}: {e}", cfg.name))?;
-        let transport =
-            Transport::new(cfg, headers).map_err(|e| format!("vendor {:?}: {e}", cfg.name))?;
+            .map_err(refused)?;
+        let transport = Transport::new(cfg, headers).map_err(refused)?;
 
         let endpoint = cfg.endpoint_for_logs();
         if cfg.tls.as_ref().is_some_and(|t| t.insecure_skip_verify) {
@@ -453,7 +466,11 @@ impl VendorSink {
             retry: cfg.retry.clone(),
             max_in_flight: cfg.max_in_flight,
         };
-        let handle = runtime.spawn(worker.run(rx, abort_rx, done_tx));
+        let handle = runtime.spawn(
+            worker
+                .run(rx, abort_rx, done_tx)
+                .instrument(tracing::info_span!("vendor", vendor = %name)),
+        );
         tracing::info!(
             vendor = %name,
             endpoint = %endpoint,
@@ -463,8 +480,8 @@ impl VendorSink {
             headers = ?header_names,
             "vendor export started (baa_covered: true)"
         );
-        Ok((
-            VendorSink {
+        Ok(Built {
+            handle: VendorSink {
                 shared,
                 allow,
                 transport,
@@ -472,10 +489,12 @@ impl VendorSink {
                 abort: abort_tx,
                 done: done_rx,
             },
-            handle,
-        ))
+            task: handle,
+        })
     }
+}
 
+impl VendorSink {
     /// The vendor's name.
     pub fn name(&self) -> &str {
         &self.shared.name
@@ -1125,7 +1144,10 @@ mod tests {
     async fn start_refuses_non_baa_vendor() {
         let cfg: VendorConfig =
             serde_yaml::from_str("name: nobaa\nendpoint: http://127.0.0.1:1\n").unwrap();
-        let err = VendorSink::start(&cfg, Metrics::new()).unwrap_err();
+        let err = cfg
+            .build(&Context::new("test", Metrics::new()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("\"nobaa\""), "{err}");
         assert!(err.contains("baa_covered is not true"), "{err}");
     }
@@ -1136,7 +1158,10 @@ mod tests {
             "name: v\nendpoint: http://127.0.0.1:1\nbaa_covered: true\nheaders: { x-key: { env: SCRUBS_OTLP_TEST_UNSET_VAR } }\n",
         )
         .unwrap();
-        let err = VendorSink::start(&cfg, Metrics::new()).unwrap_err();
+        let err = cfg
+            .build(&Context::new("test", Metrics::new()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("SCRUBS_OTLP_TEST_UNSET_VAR"), "{err}");
         assert!(err.contains("x-key"), "{err}");
     }

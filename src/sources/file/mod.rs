@@ -66,7 +66,8 @@
 //! the tail simply reads later; `scrubs_file_lag_bytes` reports how far
 //! behind it is (bytes written and not yet acknowledged).
 //!
-//! `scrubs run` starts one tail per destination of a source ([`spawn_lane`]):
+//! `scrubs run` starts one tail per destination of a source
+//! ([`FileSourceConfig::build`]):
 //! the audit lane and one lane per vendor, each with its own checkpoint, so
 //! that a vendor that makes its lane wait never holds back the audit fork
 //! (see `crate::pipeline::lane`).
@@ -79,14 +80,12 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info, warn, Instrument as _};
 
 pub use self::config::{parse_bytes, parse_duration, FileSourceConfig, MultilineConfig, StartAt};
 pub(crate) use self::reader::{Batch, Limits, LineBuf};
@@ -96,6 +95,7 @@ use self::reader::{hash, read_prefix, FileReader, Fill, Key, Multiline};
 use crate::decode::container::LogFormat;
 use crate::metrics::{Handle, Metrics};
 use crate::pipeline::{Lane, LineBatch};
+use crate::topology::{BuildError, Built, Context};
 
 /// How long shutdown waits for the acknowledgement of batches in flight.
 const SHUTDOWN_ACK_WAIT: Duration = Duration::from_secs(5);
@@ -108,103 +108,104 @@ const ACTIVE_RECHECK: Duration = Duration::from_millis(10);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// Starts tailing. Returns once the configuration is checked and the
-/// checkpoint loaded; the task runs until `shutdown` turns `true` (then it
-/// waits briefly for acknowledgements, writes its checkpoint and ends) or
-/// `out` is closed.
-///
-/// The checkpoint is `data_dir/checkpoints/<name>.json`. Two sources (or two
-/// processes) must not share a name and data directory.
-pub fn spawn(
-    name: String,
-    cfg: FileSourceConfig,
-    data_dir: PathBuf,
-    out: mpsc::Sender<LineBatch>,
-    metrics: Arc<Metrics>,
-    shutdown: watch::Receiver<bool>,
-) -> Result<JoinHandle<()>, String> {
-    spawn_lane(name, cfg, data_dir, Lane::All, out, metrics, shutdown)
-}
-
 /// Batches a vendor lane keeps in the pipeline at most: one being
 /// delivered and one being redacted meanwhile. More would only hold memory
 /// (the lane delivers one batch at a time, see the module doc).
 const VENDOR_LANE_INFLIGHT: usize = 2;
 
-/// Starts one lane of a file source (see [`crate::pipeline::lane`]): its
-/// batches carry `lane`. The audit lane (or `Lane::All`), and a vendor lane
-/// marked primary, keep the source's checkpoint
-/// (`checkpoints/<name>.json`) and its metrics; any other vendor lane keeps
-/// `checkpoints/vendors/<vendor>/<name>.json`, which starts as a copy of the
-/// source's checkpoint when it does not exist yet (so that adding a vendor,
-/// or upgrading from a scrubs without lanes, does not send the files again
-/// from their beginning), and reports its lag in
-/// `scrubs_vendor_lag_bytes{source,vendor}`.
-pub fn spawn_lane(
-    name: String,
-    cfg: FileSourceConfig,
-    data_dir: PathBuf,
-    lane: Lane,
-    out: mpsc::Sender<LineBatch>,
-    metrics: Arc<Metrics>,
-    shutdown: watch::Receiver<bool>,
-) -> Result<JoinHandle<()>, String> {
-    let problems = cfg.validate(&format!("sources.{name}"));
-    if !problems.is_empty() {
-        return Err(problems.join("; "));
-    }
-    let main_path = checkpoint::path(&data_dir, &name);
-    let (ckpt_path, primary) = match &lane {
-        Lane::Vendor(l) if !l.primary => (
-            checkpoint::lane_path(&data_dir, &name, &l.vendor_name),
-            false,
-        ),
-        _ => (main_path.clone(), true),
-    };
-    if let Some(dir) = ckpt_path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("source {name}: cannot create {}: {e}", dir.display()))?;
-    }
-    if !primary && !ckpt_path.exists() && main_path.exists() {
-        std::fs::copy(&main_path, &ckpt_path).map_err(|e| {
-            format!(
-                "source {name}: cannot copy {} to {}: {e}",
-                main_path.display(),
-                ckpt_path.display()
+impl FileSourceConfig {
+    /// Starts one lane of the file source named by `cx` (see
+    /// [`crate::pipeline::lane`]): its batches carry `lane` and go to
+    /// `out`. Returns once the configuration is checked and the checkpoint
+    /// loaded; the task runs until the shutdown signal of `cx` (then it
+    /// waits briefly for acknowledgements, writes its checkpoint and ends)
+    /// or until `out` is closed.
+    ///
+    /// The audit lane (or `Lane::All`), and a vendor lane marked primary,
+    /// keep the source's checkpoint (`data_dir/checkpoints/<name>.json`) and
+    /// its metrics; any other vendor lane keeps
+    /// `checkpoints/vendors/<vendor>/<name>.json`, which starts as a copy of
+    /// the source's checkpoint when it does not exist yet (so that adding a
+    /// vendor, or upgrading from a scrubs without lanes, does not send the
+    /// files again from their beginning), and reports its lag in
+    /// `scrubs_vendor_lag_bytes{source,vendor}`. Two sources (or two
+    /// processes) must not share a name and data directory.
+    pub fn build(
+        &self,
+        cx: &Context,
+        data_dir: &Path,
+        lane: Lane,
+        out: mpsc::Sender<LineBatch>,
+    ) -> Result<Built<()>, BuildError> {
+        let name = cx.name();
+        let problems = self.validate(&format!("sources.{name}"));
+        if !problems.is_empty() {
+            return Err(BuildError::config(name, problems.join("; ")));
+        }
+        let main_path = checkpoint::path(data_dir, name);
+        let (ckpt_path, primary) = match &lane {
+            Lane::Vendor(l) if !l.primary => {
+                (checkpoint::lane_path(data_dir, name, &l.vendor_name), false)
+            }
+            _ => (main_path.clone(), true),
+        };
+        if let Some(dir) = ckpt_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                BuildError::io(
+                    name,
+                    format!("source {name}: cannot create {}: {e}", dir.display()),
+                )
+            })?;
+        }
+        if !primary && !ckpt_path.exists() && main_path.exists() {
+            std::fs::copy(&main_path, &ckpt_path).map_err(|e| {
+                BuildError::io(
+                    name,
+                    format!(
+                        "source {name}: cannot copy {} to {}: {e}",
+                        main_path.display(),
+                        ckpt_path.display()
+                    ),
+                )
+            })?;
+        }
+        let loaded = checkpoint::load(&ckpt_path).map_err(|e| {
+            BuildError::io(
+                name,
+                format!("source {name}: cannot read {}: {e}", ckpt_path.display()),
             )
         })?;
+        // A secondary lane's reads, lag and errors are not the source's:
+        // they would count every line twice. Its lag is reported per vendor.
+        let own_metrics;
+        let counters_in = if primary {
+            cx.metrics()
+        } else {
+            own_metrics = Metrics::new();
+            &own_metrics
+        };
+        let mut tail = Tail::new(name.to_string(), self, loaded, counters_in)
+            .map_err(|e| BuildError::config(name, e))?;
+        tail.lane = lane.clone();
+        let ckpt = Committer {
+            path: ckpt_path,
+            last_sync: Instant::now(),
+            warned: false,
+        };
+        let span = match &lane {
+            Lane::Vendor(l) => tracing::info_span!("file", source = %name, vendor = %l.vendor_name),
+            _ => tracing::info_span!("file", source = %name),
+        };
+        let max_inflight = match lane {
+            Lane::Vendor(_) => self.max_inflight_batches.min(VENDOR_LANE_INFLIGHT),
+            _ => self.max_inflight_batches,
+        };
+        let poll = self.poll_interval;
+        let task = tokio::spawn(
+            run(Box::new(tail), out, cx.shutdown(), ckpt, max_inflight, poll).instrument(span),
+        );
+        Ok(Built { handle: (), task })
     }
-    let loaded = checkpoint::load(&ckpt_path)
-        .map_err(|e| format!("source {name}: cannot read {}: {e}", ckpt_path.display()))?;
-    // A secondary lane's reads, lag and errors are not the source's: they
-    // would count every line twice. Its lag is reported per vendor.
-    let own_metrics;
-    let counters_in = if primary {
-        &metrics
-    } else {
-        own_metrics = Metrics::new();
-        &own_metrics
-    };
-    let mut tail = Tail::new(name.clone(), &cfg, loaded, counters_in)?;
-    tail.lane = lane.clone();
-    let ckpt = Committer {
-        path: ckpt_path,
-        last_sync: Instant::now(),
-        warned: false,
-    };
-    let max_inflight = match lane {
-        Lane::Vendor(_) => cfg.max_inflight_batches.min(VENDOR_LANE_INFLIGHT),
-        _ => cfg.max_inflight_batches,
-    };
-    let poll = cfg.poll_interval;
-    Ok(tokio::spawn(run(
-        Box::new(tail),
-        out,
-        shutdown,
-        ckpt,
-        max_inflight,
-        poll,
-    )))
 }
 
 struct InFlight {

@@ -42,9 +42,11 @@ use serde::{Deserialize, Deserializer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 use crate::metrics::Metrics;
 use crate::pipeline::OtlpHandler;
+use crate::topology::{BuildError, Built, Context};
 
 pub use status::{code, ProtoAny, ProtoDuration, RetryInfo, RpcStatus, RETRY_INFO_TYPE};
 
@@ -544,23 +546,55 @@ impl Drop for ActivityGuard {
     }
 }
 
-/// Starts the OTLP receiver: binds the configured listeners and serves them
-/// until `shutdown` turns `true` (or its sender is dropped).
-///
-/// Returns the bound HTTP and gRPC addresses (with the real port when the
-/// configuration asked for port 0) and the task serving them, which ends
-/// once both listeners are closed and their connections drained (each
-/// connection gets up to `request_timeout` to finish).
-pub async fn serve(
-    cfg: OtlpConfig,
+/// The addresses an OTLP receiver listens on (the real ports when the
+/// configuration asked for port 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtlpAddrs {
+    /// The OTLP/HTTP listener, if configured.
+    pub http: Option<SocketAddr>,
+    /// The OTLP/gRPC listener, if configured.
+    pub grpc: Option<SocketAddr>,
+}
+
+impl OtlpConfig {
+    /// Starts the OTLP receiver named by `cx`: binds the configured
+    /// listeners and serves them, handing what it receives to `handler`,
+    /// until the shutdown signal of `cx` (or its sender is dropped).
+    ///
+    /// Returns the bound addresses (with the real port when the
+    /// configuration asked for port 0) and the task serving them, which
+    /// ends once both listeners are closed and their connections drained
+    /// (each connection gets up to `request_timeout` to finish).
+    pub async fn build(
+        &self,
+        cx: &Context,
+        handler: Arc<dyn OtlpHandler>,
+    ) -> Result<Built<OtlpAddrs>, BuildError> {
+        let name = cx.name();
+        let problems = self.validate();
+        if !problems.is_empty() {
+            return Err(BuildError::config(name, problems.join("; ")));
+        }
+        let span = tracing::info_span!("otlp", source = %name);
+        let (http, grpc, task) = serve(self, handler, cx.metrics().clone(), cx.shutdown(), span)
+            .await
+            .map_err(|e| BuildError::io(name, e))?;
+        Ok(Built {
+            handle: OtlpAddrs { http, grpc },
+            task,
+        })
+    }
+}
+
+/// Binds and serves a checked configuration; errors name the setting and
+/// the address.
+async fn serve(
+    cfg: &OtlpConfig,
     handler: Arc<dyn OtlpHandler>,
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
+    span: tracing::Span,
 ) -> Result<(Option<SocketAddr>, Option<SocketAddr>, JoinHandle<()>), String> {
-    let problems = cfg.validate();
-    if !problems.is_empty() {
-        return Err(problems.join("; "));
-    }
     let shared = Arc::new(Shared {
         handler,
         metrics,
@@ -598,7 +632,8 @@ pub async fn serve(
     let grpc_addr = local(&grpc)?;
     let grpc_services = Arc::new(grpc::Services::new(shared.clone()));
     let max_conns = cfg.max_connections;
-    let task = tokio::spawn(async move {
+    let task = tokio::spawn(
+        async move {
         let mut loops = Vec::new();
         if let Some(l) = http {
             tracing::info!(address = %http_addr.map(|a| a.to_string()).unwrap_or_default(), "OTLP/HTTP receiver listening");
@@ -608,7 +643,7 @@ pub async fn serve(
                 shared.clone(),
                 max_conns,
                 shutdown.clone(),
-            )));
+            ).in_current_span()));
         }
         if let Some(l) = grpc {
             tracing::info!(address = %grpc_addr.map(|a| a.to_string()).unwrap_or_default(), "OTLP/gRPC receiver listening");
@@ -618,13 +653,15 @@ pub async fn serve(
                 shared.clone(),
                 max_conns,
                 shutdown.clone(),
-            )));
+            ).in_current_span()));
         }
         for l in loops {
             let _ = l.await;
         }
         tracing::info!("OTLP receiver stopped");
-    });
+    }
+        .instrument(span),
+    );
     Ok((http_addr, grpc_addr, task))
 }
 
