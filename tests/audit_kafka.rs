@@ -587,7 +587,10 @@ async fn shutdown_drains_the_spool_to_kafka_when_the_broker_answers() {
     let mut cfg = config(&format!("127.0.0.1:{port}"), &topic, dir.path());
     cfg.delivery_timeout = Duration::from_secs(1);
     let metrics = Metrics::new();
-    let sink = AuditSink::start(&cfg, metrics.clone()).await.unwrap();
+    let sink = cfg
+        .build(&Context::new("audit", metrics.clone()))
+        .await
+        .unwrap();
     spool_while_down(&sink, &metrics, 300).await;
     assert!(spool_file_len(dir.path()) > 0);
 
@@ -625,7 +628,10 @@ async fn shutdown_with_kafka_down_keeps_the_spool_and_returns_quickly() {
     let mut cfg = config(&format!("127.0.0.1:{port}"), &topic, dir.path());
     cfg.delivery_timeout = Duration::from_secs(1);
     let metrics = Metrics::new();
-    let sink = AuditSink::start(&cfg, metrics.clone()).await.unwrap();
+    let sink = cfg
+        .build(&Context::new("audit", metrics.clone()))
+        .await
+        .unwrap();
     spool_while_down(&sink, &metrics, 50).await;
     let spooled = spool_file_len(dir.path());
     assert!(spooled > 0);

@@ -26,7 +26,8 @@ use scrubs::metrics::Metrics;
 use scrubs::sinks::audit::incident::{
     close_event, format_rfc3339, new_id, open_event, read_incidents, Opening,
 };
-use scrubs::sinks::audit::{parse_duration, AuditConfig, AuditSink};
+use scrubs::sinks::audit::{parse_duration, AuditConfig};
+use scrubs::topology::Context;
 use scrubs::{Category, Engine, PseudonymKey};
 
 use super::CliError;
@@ -242,7 +243,10 @@ fn deliver(
         .build()?;
     let metrics = Metrics::new();
     rt.block_on(async {
-        let sink = AuditSink::start(&cfg, Arc::clone(&metrics)).await?;
+        let sink = cfg
+            .build(&Context::new("audit", Arc::clone(&metrics)))
+            .await
+            .map_err(|e| error(e.to_string()))?;
         sink.send(ev)
             .await
             .map_err(|e| error(format!("the incident record could not be recorded: {e}")))?;
