@@ -314,6 +314,12 @@ impl Config {
                     .into_iter()
                     .map(|m| format!("audit.kafka: {m}")),
             );
+            problems.extend(
+                a.select
+                    .validate()
+                    .into_iter()
+                    .map(|m| format!("audit.select.{m}")),
+            );
             if a.select.fields.is_empty() && a.select.contains.is_empty() {
                 problems
                     .push("audit.select: no field or literal selects audit-grade records".into());

@@ -37,6 +37,7 @@ pub mod decode;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod keys;
 pub mod lines;
 pub mod logging;
 pub mod metrics;

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::keys;
+
 /// Which records are audit-grade.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,43 +36,60 @@ pub struct AuditSelector {
 /// The selector, compiled.
 #[derive(Debug, Clone, Default)]
 pub struct Selector {
+    /// Normalised field name → accepted values.
     fields: Vec<(String, Vec<String>)>,
     contains: Vec<String>,
+    /// The normalised key field.
     key_field: Option<String>,
-    /// Raw field names, for a cheap substring test before parsing a line.
-    raw_names: Vec<String>,
+    /// Normalised field names (and the last segment of dotted ones), for a
+    /// cheap test before parsing a line: a line that mentions a field under
+    /// any spelling holds the name in its normalised bytes.
+    mention_names: Vec<String>,
 }
 
-/// A field name as the selector compares it: ASCII letters and digits,
-/// lower-cased.
-pub(crate) fn norm(k: &str) -> String {
-    k.bytes()
-        .filter(u8::is_ascii_alphanumeric)
-        .map(|b| char::from(b.to_ascii_lowercase()))
-        .collect()
+impl AuditSelector {
+    /// Configuration problems: a field name with no normal form (empty, or
+    /// longer than [`keys::MAX_KEY`] after normalisation) could never match,
+    /// as the engine refuses such a key in a rule.
+    pub fn validate(&self) -> Vec<String> {
+        let names = self.fields.keys().map(|k| ("fields", k));
+        let key_field = self.key_field.iter().map(|k| ("key_field", k));
+        names
+            .chain(key_field)
+            .filter(|(_, k)| keys::normalised(k).is_none())
+            .map(|(what, k)| {
+                format!(
+                    "{what}: '{k}' is empty or longer than {} characters after normalisation",
+                    keys::MAX_KEY
+                )
+            })
+            .collect()
+    }
 }
 
 impl Selector {
+    /// Compiles a selector. Field names are normalised with the engine's rule
+    /// ([`keys::normalise_key`]); a name without a normal form (refused by
+    /// [`AuditSelector::validate`]) matches nothing.
     pub fn new(cfg: &AuditSelector) -> Selector {
-        let mut raw_names: Vec<String> = cfg.fields.keys().cloned().collect();
-        if let Some(k) = &cfg.key_field {
-            raw_names.push(k.clone());
-        }
-        // A nested JSON key is written as its last segment in the line.
-        for n in raw_names.clone() {
-            if let Some((_, last)) = n.rsplit_once('.') {
-                raw_names.push(last.to_string());
+        let key_field = cfg.key_field.as_deref().and_then(keys::normalised);
+        let mut mention_names = Vec::new();
+        for raw in cfg.fields.keys().chain(&cfg.key_field) {
+            mention_names.extend(keys::normalised(raw));
+            // A nested JSON key is written as its last segment in the line.
+            if let Some((_, last)) = raw.rsplit_once('.') {
+                mention_names.extend(keys::normalised(last));
             }
         }
         Selector {
             fields: cfg
                 .fields
                 .iter()
-                .map(|(k, v)| (norm(k), v.clone()))
+                .filter_map(|(k, v)| Some((keys::normalised(k)?, v.clone())))
                 .collect(),
             contains: cfg.contains.clone(),
-            key_field: cfg.key_field.as_deref().map(norm),
-            raw_names,
+            key_field,
+            mention_names,
         }
     }
 
@@ -96,10 +115,12 @@ impl Selector {
             .contains
             .iter()
             .any(|c| memchr::memmem::find(line, c.as_bytes()).is_some());
-        let mentions = self
-            .raw_names
-            .iter()
-            .any(|n| memchr::memmem::find(line, n.as_bytes()).is_some());
+        let mentions = !self.mention_names.is_empty()
+            && with_folded(line, |folded| {
+                self.mention_names
+                    .iter()
+                    .any(|n| memchr::memmem::find(folded, n.as_bytes()).is_some())
+            });
         if !literal && !mentions {
             return None;
         }
@@ -121,6 +142,26 @@ impl Selector {
     }
 }
 
+/// The line's ASCII letters and digits, lower-cased: a key spelt any way
+/// the engine treats as the same (`patient_id`, `patientId`) appears in it
+/// as its normal form, so a name not found here is in no key of the line.
+/// The buffer is kept per thread: this runs for every line when a selector
+/// is set, and a line is not worth an allocation.
+fn with_folded<T>(line: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
+    thread_local! {
+        static FOLDED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    FOLDED.with_borrow_mut(|buf| {
+        buf.clear();
+        buf.extend(
+            line.iter()
+                .filter(|b| b.is_ascii_alphanumeric())
+                .map(u8::to_ascii_lowercase),
+        );
+        f(buf)
+    })
+}
+
 /// The scalar fields of a JSON object line (nested keys joined, normalised),
 /// or of `key=value` pairs.
 fn line_fields(line: &[u8]) -> Vec<(String, String)> {
@@ -136,7 +177,9 @@ fn line_fields(line: &[u8]) -> Vec<(String, String)> {
     for part in text.split_ascii_whitespace() {
         if let Some((k, v)) = part.split_once('=') {
             let v = v.trim_matches(|c| c == '"' || c == '\'');
-            out.push((norm(k), v.to_string()));
+            if let Some(k) = keys::normalised(k) {
+                out.push((k, v.to_string()));
+            }
         }
     }
     out
@@ -149,7 +192,12 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>,
     match v {
         serde_json::Value::Object(map) => {
             for (k, v) in map {
-                flatten(&format!("{prefix}{}", norm(k)), v, out, depth + 1);
+                // The path's segments joined, normalised as one key; a path
+                // longer than a key can be is matched by nothing, here as in
+                // the engine.
+                if let Some(path) = keys::normalised(&format!("{prefix}{k}")) {
+                    flatten(&path, v, out, depth + 1);
+                }
             }
         }
         serde_json::Value::String(s) => out.push((prefix.to_string(), s.clone())),
@@ -187,5 +235,56 @@ mod tests {
         );
         assert_eq!(s.select_line(b"level=info audit=false"), None);
         assert_eq!(s.select_line(b"GET /health 200"), None);
+    }
+
+    /// The selector's field names and a line's keys are compared as the
+    /// engine compares keys: any spelling of `patient_id` is the key field,
+    /// including spellings that do not contain the configured name as
+    /// written (`patientId`).
+    #[test]
+    fn selector_matches_keys_as_the_engine_normalises_them() {
+        let s = selector();
+        for key in ["patient_id", "Patient-ID", "patientId", "PATIENT.ID"] {
+            let line = format!("AUDIT viewed {key}=p-7");
+            assert_eq!(
+                s.select_line(line.as_bytes()),
+                Some(Some("p-7".into())),
+                "{key}"
+            );
+            let line = format!("Audit=TRUE {key}=p-8");
+            assert_eq!(
+                s.select_line(line.as_bytes()),
+                None,
+                "values are compared as written: {key}"
+            );
+            let line = format!("AUDIT=true {key}=p-8");
+            assert_eq!(
+                s.select_line(line.as_bytes()),
+                Some(Some("p-8".into())),
+                "{key}"
+            );
+            let line = format!(r#"{{"EVENT_CATEGORY":"phi_access","{key}":"p-9"}}"#);
+            assert_eq!(
+                s.select_line(line.as_bytes()),
+                Some(Some("p-9".into())),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn field_names_without_a_normal_form_are_refused() {
+        let cfg: AuditSelector = serde_yaml::from_str(&format!(
+            "fields: {{'__': ['x'], ok: ['y']}}\nkey_field: {}\n",
+            "k".repeat(keys::MAX_KEY + 1)
+        ))
+        .unwrap();
+        let problems = cfg.validate();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("fields: '__'"), "{problems:?}");
+        assert!(problems[1].starts_with("key_field: "), "{problems:?}");
+        let s = Selector::new(&cfg);
+        assert_eq!(s.select_line(b"__=x ok=n"), None);
+        assert_eq!(s.select_line(b"ok=y"), Some(None));
     }
 }
