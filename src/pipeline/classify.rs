@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::keys;
+use crate::keys::{self, normalise_key, MAX_KEY};
+use crate::redact::{scan_pairs, Pair};
 
 /// Which records are audit-grade.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -18,9 +19,11 @@ use crate::keys;
 pub struct AuditSelector {
     /// Field name → accepted values. Field names are matched after
     /// normalisation (`event.category`, `eventCategory` and `EVENT_CATEGORY`
-    /// are the same), against OTLP log attributes and the keys of JSON or
-    /// `key=value` log lines. Example: `{audit: ["true"], event.category:
-    /// [phi_access]}`.
+    /// are the same, as they are to the redaction engine), against OTLP log
+    /// attributes, the keys of JSON lines, and the pairs the engine reads in
+    /// text lines (`key=value`, `key: value`, `'key': 'value'`; a quoted
+    /// value is one value, an unquoted one is its first word). Example:
+    /// `{audit: ["true"], event.category: [phi_access]}`.
     #[serde(default)]
     pub fields: BTreeMap<String, Vec<String>>,
     /// Literal strings: a log line containing one of them is audit-grade.
@@ -41,6 +44,9 @@ pub struct Selector {
     contains: Vec<String>,
     /// The normalised key field.
     key_field: Option<String>,
+    /// Every normalised name a line's pairs are read for: the fields and the
+    /// key field.
+    names: Vec<String>,
     /// Normalised field names (and the last segment of dotted ones), for a
     /// cheap test before parsing a line: a line that mentions a field under
     /// any spelling holds the name in its normalised bytes.
@@ -81,14 +87,21 @@ impl Selector {
                 mention_names.extend(keys::normalised(last));
             }
         }
+        let fields: Vec<(String, Vec<String>)> = cfg
+            .fields
+            .iter()
+            .filter_map(|(k, v)| Some((keys::normalised(k)?, v.clone())))
+            .collect();
+        let names = fields
+            .iter()
+            .map(|(k, _)| k.clone())
+            .chain(key_field.clone())
+            .collect();
         Selector {
-            fields: cfg
-                .fields
-                .iter()
-                .filter_map(|(k, v)| Some((keys::normalised(k)?, v.clone())))
-                .collect(),
+            fields,
             contains: cfg.contains.clone(),
             key_field,
+            names,
             mention_names,
         }
     }
@@ -125,7 +138,7 @@ impl Selector {
             return None;
         }
         let fields = if mentions {
-            line_fields(line)
+            line_fields(line, &self.names)
         } else {
             Vec::new()
         };
@@ -163,8 +176,8 @@ fn with_folded<T>(line: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
 }
 
 /// The scalar fields of a JSON object line (nested keys joined, normalised),
-/// or of `key=value` pairs.
-fn line_fields(line: &[u8]) -> Vec<(String, String)> {
+/// or the pairs of a text line whose keys are among `names`.
+fn line_fields(line: &[u8], names: &[String]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let trimmed = line.trim_ascii_start();
     if trimmed.first() == Some(&b'{') {
@@ -173,16 +186,50 @@ fn line_fields(line: &[u8]) -> Vec<(String, String)> {
             return out;
         }
     }
-    let text = String::from_utf8_lossy(line);
-    for part in text.split_ascii_whitespace() {
-        if let Some((k, v)) = part.split_once('=') {
-            let v = v.trim_matches(|c| c == '"' || c == '\'');
-            if let Some(k) = keys::normalised(k) {
-                out.push((k, v.to_string()));
-            }
-        }
-    }
+    text_fields(line, names, &mut out);
     out
+}
+
+/// The `key=value`, `key: value` and quoted-key pairs of a text line whose
+/// keys are among `names`, read by the engine's pair scanner
+/// ([`scan_pairs`]), so that the classifier and the redactor agree on which
+/// text is a key and which is its value: `msg="x audit=true" audit=false` has
+/// one `audit` field, `false`, and `patient_id="p 7"` has the value `p 7`.
+fn text_fields(line: &[u8], names: &[String], out: &mut Vec<(String, String)>) {
+    // The scanner reports only pairs whose lookup names a rule. Every key is
+    // named here (an index into `names`, or OTHER), so that a quoted value
+    // under any key is seen as one value and skipped whole, not read for
+    // pairs inside it.
+    const OTHER: u32 = u32::MAX;
+    let lookup = |raw: &[u8]| {
+        let mut buf = [0u8; MAX_KEY];
+        let n = normalise_key(raw, &mut buf)?;
+        let i = names.iter().position(|k| k.as_bytes() == &buf[..n]);
+        Some(i.map_or(OTHER, |i| i as u32))
+    };
+    scan_pairs(line, false, &lookup, &mut |p: Pair| {
+        let Some(name) = p.rule.and_then(|i| names.get(i as usize)) else {
+            // Another key's value. A quoted one is taken, so its text is not
+            // read for pairs; a bare one is left to the scanner, which reads
+            // on inside it (`ERROR: audit=true`), as the engine's does for a
+            // key that names no rule.
+            return !p.bare;
+        };
+        let mut value = &line[p.start..p.end];
+        if p.bare {
+            // A bare value's end is the scanner's guess, which runs over
+            // words so that a name is not cut in half when redacting. The
+            // selector compares whole values, and an unquoted logfmt value
+            // holds no white space, so the value is its first word.
+            let end = value
+                .iter()
+                .position(u8::is_ascii_whitespace)
+                .unwrap_or(value.len());
+            value = &value[..end];
+        }
+        out.push((name.clone(), String::from_utf8_lossy(value).into_owned()));
+        true
+    });
 }
 
 fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>, depth: usize) {
@@ -270,6 +317,48 @@ mod tests {
                 "{key}"
             );
         }
+    }
+
+    /// The classifier split text lines on white space, so a quoted value
+    /// with a space in it was read in pieces, and `key=value` text inside a
+    /// quoted message was read as a field of the line; the engine's pair
+    /// scanner reads a quoted value as one value.
+    #[test]
+    fn classify_reads_quoted_logfmt_values_like_the_engine() {
+        let s = selector();
+        // A field named inside a quoted message is not a field of the line.
+        assert_eq!(
+            s.select_line(br#"msg="user typed audit=true" audit=false"#),
+            None
+        );
+        assert_eq!(
+            s.select_line(br#"msg='audit=true patient_id=p-0' level=info"#),
+            None
+        );
+        // A quoted value is read whole, spaces and all.
+        assert_eq!(
+            s.select_line(br#"msg="a b" audit=true patient_id="p 7""#),
+            Some(Some("p 7".into()))
+        );
+        assert_eq!(
+            s.select_line(br#"audit="true" msg="chart viewed" patient_id=p-1 by=dr_2"#),
+            Some(Some("p-1".into()))
+        );
+        // A bare value is its first word, and a bare value under another key
+        // hides no field.
+        assert_eq!(
+            s.select_line(b"ERROR: audit=true patient_id=p-3 chart opened"),
+            Some(Some("p-3".into()))
+        );
+        // The engine's other pair forms are fields too.
+        assert_eq!(
+            s.select_line(b"audit: true patient_id: p-4"),
+            Some(Some("p-4".into()))
+        );
+        assert_eq!(
+            s.select_line(b"{'audit': 'true', 'patient_id': 'p-5'}"),
+            Some(Some("p-5".into()))
+        );
     }
 
     #[test]
