@@ -72,7 +72,7 @@ mod readback;
 mod spool;
 pub mod verify;
 
-pub use crate::units::parse_duration;
+pub use crate::units::{deserialize_duration, parse_duration};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
@@ -86,7 +86,7 @@ use std::time::{Duration, Instant};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, PurgeConfig};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::metrics::{Handle, Metrics};
@@ -435,21 +435,6 @@ impl AuditConfig {
             }
         }
         p
-    }
-}
-
-/// A serde `deserialize_with` for durations: a string for
-/// [`parse_duration`], or an integer number of seconds.
-pub fn deserialize_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(u64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Secs(n) => Ok(Duration::from_secs(n)),
-        Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
     }
 }
 
