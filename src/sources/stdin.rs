@@ -145,8 +145,8 @@ impl Stdin {
                 &s,
             ),
             cut: m.counter(
-                "scrubs_source_truncated_lines_total",
-                "Lines longer than max_line_bytes, cut at the limit.",
+                crate::metrics::LINES_CUT,
+                crate::metrics::LINES_CUT_HELP,
                 &s,
             ),
             nacks: m.counter(

@@ -510,8 +510,8 @@ impl Counters {
                 &s,
             ),
             cut: m.counter(
-                "scrubs_file_truncated_lines_total",
-                "Lines longer than max_line_bytes, cut at the limit.",
+                crate::metrics::LINES_CUT,
+                crate::metrics::LINES_CUT_HELP,
                 &s,
             ),
             rename: rot("rename"),
