@@ -19,7 +19,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use super::file::{Batch, Limits, LineBuf};
+use super::file::{Batch, Limits};
+use crate::lines::LineBuf;
 use crate::metrics::{Handle, Metrics};
 use crate::pipeline::LineBatch;
 

@@ -89,7 +89,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 pub use self::config::{parse_bytes, parse_duration, FileSourceConfig, MultilineConfig, StartAt};
-pub(crate) use self::reader::{Batch, Limits, LineBuf};
+pub(crate) use self::reader::{Batch, Limits};
 
 use self::checkpoint::{Entry, Loaded};
 use self::reader::{hash, read_prefix, FileReader, Fill, Key, Multiline};
