@@ -20,6 +20,7 @@ use crate::sinks::audit::AuditConfig;
 use crate::sinks::otlp::VendorConfig;
 use crate::sources::file::FileSourceConfig;
 use crate::sources::otlp::OtlpConfig;
+use crate::units::deserialize_duration;
 use crate::{Engine, PseudonymKey, RuleSet};
 
 /// The whole configuration.
@@ -135,7 +136,10 @@ pub struct AdminConfig {
     pub address: SocketAddr,
     /// `/healthz` fails once work has waited this long without the
     /// pipeline finishing any (default "60s"; "0s" turns the check off).
-    #[serde(default = "default_stall_timeout", deserialize_with = "de_duration")]
+    #[serde(
+        default = "default_stall_timeout",
+        deserialize_with = "deserialize_duration"
+    )]
     pub stall_timeout: Duration,
 }
 
@@ -199,7 +203,7 @@ fn default_budget() -> u64 {
 pub struct ShutdownConfig {
     /// How long SIGTERM may take to drain sources and flush sinks
     /// (default "30s").
-    #[serde(default = "default_drain", deserialize_with = "de_duration")]
+    #[serde(default = "default_drain", deserialize_with = "deserialize_duration")]
     pub drain_deadline: Duration,
 }
 
@@ -213,11 +217,6 @@ impl Default for ShutdownConfig {
 
 fn default_drain() -> Duration {
     Duration::from_secs(30)
-}
-
-fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    crate::units::parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
 fn section<T: DeserializeOwned>(
@@ -313,6 +312,12 @@ impl Config {
                     .validate()
                     .into_iter()
                     .map(|m| format!("audit.kafka: {m}")),
+            );
+            problems.extend(
+                a.select
+                    .validate()
+                    .into_iter()
+                    .map(|m| format!("audit.select.{m}")),
             );
             if a.select.fields.is_empty() && a.select.contains.is_empty() {
                 problems

@@ -38,6 +38,7 @@ mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod keys;
 pub mod lines;
 pub mod logging;
 pub mod metrics;

@@ -22,6 +22,15 @@ pub const VENDOR_DROPPED: &str = "scrubs_vendor_dropped_total";
 /// The help text of [`VENDOR_DROPPED`] (the same as the vendor sinks').
 pub const VENDOR_DROPPED_HELP: &str = "Records not delivered to a vendor, by reason.";
 
+/// Lines longer than a source's limit, cut at it, labelled `source`. Every
+/// line source (stdin, the file tail) counts its cuts under this one name,
+/// as it counts its lines and bytes under `scrubs_source_lines_total` and
+/// `scrubs_source_bytes_total`.
+pub const LINES_CUT: &str = "scrubs_source_truncated_lines_total";
+
+/// The help text of [`LINES_CUT`].
+pub const LINES_CUT_HELP: &str = "Lines longer than max_line_bytes, cut at the limit.";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Counter,

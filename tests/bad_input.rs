@@ -359,7 +359,7 @@ fn bad_input_against_one_process() {
     assert_eq!(http_get(ports.admin, "/healthz").map(|r| r.0), Some(200));
     let metrics = http_get(ports.admin, "/metrics").unwrap().1;
     assert!(
-        metrics.contains(r#"scrubs_file_truncated_lines_total{source="app"}"#),
+        metrics.contains(r#"scrubs_source_truncated_lines_total{source="app"}"#),
         "{metrics}"
     );
 

@@ -637,7 +637,7 @@ async fn huge_line_is_cut_and_bounded() {
     assert!(got[1..].iter().all(|(_, _, d)| *d == 0));
     assert_eq!(
         src.metrics
-            .value("scrubs_file_truncated_lines_total", &[("source", "app")]),
+            .value("scrubs_source_truncated_lines_total", &[("source", "app")]),
         Some(1)
     );
     src.stop().await;

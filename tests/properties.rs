@@ -141,3 +141,101 @@ rules:
     let mut s = e.scratch();
     assert_eq!(e.redact_str(&mut s, "see TCK-1234 now"), "see ***-**34 now");
 }
+
+/// Frames `input` with a [`scrubs::lines::LineBuf`] fed in pieces that end
+/// at `cuts` (offsets into the input), `chunk` bytes of buffer at a time.
+/// Each line is (kept bytes, dropped bytes, consumed bytes).
+fn frame_in_pieces(
+    input: &[u8],
+    max: usize,
+    chunk: usize,
+    cuts: &[usize],
+) -> Vec<(Vec<u8>, u64, u64)> {
+    let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    bounds.push(input.len());
+    bounds.sort_unstable();
+    let mut lb = scrubs::lines::LineBuf::new(max, chunk);
+    let mut out = Vec::new();
+    let mut pos = 0;
+    for end in bounds {
+        while pos < end {
+            pos += lb.fill_from(&input[pos..end]);
+            while let Some(l) = lb.next_line() {
+                out.push((l.bytes.to_vec(), l.dropped, l.consumed));
+            }
+        }
+    }
+    if let Some(l) = lb.take_partial() {
+        out.push((l.bytes.to_vec(), l.dropped, l.consumed));
+    }
+    out
+}
+
+/// Frames `input` as `scrubs redact` does: a [`scrubs::lines::LineReader`]
+/// over a reader with a `cap`-byte buffer.
+fn frame_with_reader(input: &[u8], max: usize, cap: usize) -> Vec<(Vec<u8>, u64, u64)> {
+    let mut r = scrubs::lines::LineReader::new(std::io::BufReader::with_capacity(cap, input), max);
+    let mut out = Vec::new();
+    while let Some(l) = r.next_line().unwrap() {
+        out.push((l.bytes.to_vec(), l.dropped, l.consumed));
+    }
+    out
+}
+
+/// Bytes with many line ends, carriage returns and delimiters, so that
+/// short lines, empty lines, CRLF, cut lines and a final partial line all
+/// occur.
+fn line_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let byte = prop_oneof![
+        4 => Just(b'\n'),
+        2 => Just(b'\r'),
+        2 => Just(b' '),
+        1 => Just(b'-'),
+        6 => Just(b'a'),
+        2 => any::<u8>(),
+    ];
+    proptest::collection::vec(byte, 0..400)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Where the input's chunks happen to end (a read of stdin, a read of a
+    /// growing file) never changes the lines: framing a stream split at
+    /// arbitrary boundaries, with any buffer size, gives the lines (and cut
+    /// and consumed counts) of framing it whole, and so does the reader
+    /// `scrubs redact` uses.
+    #[test]
+    fn framing_does_not_depend_on_chunk_boundaries(
+        input in line_bytes(),
+        max in 1usize..48,
+        chunk in 1usize..32,
+        cap in 1usize..32,
+        cuts in proptest::collection::vec(any::<usize>(), 0..12),
+    ) {
+        let whole = frame_in_pieces(&input, max, input.len().max(1), &[]);
+        prop_assert_eq!(&frame_in_pieces(&input, max, chunk, &cuts), &whole);
+        prop_assert_eq!(&frame_with_reader(&input, max, cap), &whole);
+
+        // And the lines are the input's: every byte is consumed once, a
+        // line keeps at most `max` bytes, and what it kept plus what it
+        // dropped is all of it but its newline.
+        let consumed: u64 = whole.iter().map(|l| l.2).sum();
+        prop_assert_eq!(consumed, input.len() as u64);
+        let newlines = input.iter().filter(|&&b| b == b'\n').count();
+        prop_assert_eq!(whole.len(), newlines + usize::from(!input.ends_with(b"\n") && !input.is_empty()));
+        for (i, (bytes, dropped, consumed)) in whole.iter().enumerate() {
+            prop_assert!(bytes.len() <= max);
+            let terminated = i < newlines;
+            prop_assert_eq!(bytes.len() as u64 + dropped + u64::from(terminated), *consumed);
+        }
+        // Lines that fit are passed through as they are, `\r` included.
+        let mut at = 0usize;
+        for (bytes, dropped, consumed) in &whole {
+            if *dropped == 0 {
+                prop_assert_eq!(&bytes[..], &input[at..at + bytes.len()]);
+            }
+            at += *consumed as usize;
+        }
+    }
+}

@@ -10,15 +10,20 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::keys::{self, normalise_key, MAX_KEY};
+use crate::redact::{scan_pairs, Pair};
+
 /// Which records are audit-grade.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditSelector {
     /// Field name → accepted values. Field names are matched after
     /// normalisation (`event.category`, `eventCategory` and `EVENT_CATEGORY`
-    /// are the same), against OTLP log attributes and the keys of JSON or
-    /// `key=value` log lines. Example: `{audit: ["true"], event.category:
-    /// [phi_access]}`.
+    /// are the same, as they are to the redaction engine), against OTLP log
+    /// attributes, the keys of JSON lines, and the pairs the engine reads in
+    /// text lines (`key=value`, `key: value`, `'key': 'value'`; a quoted
+    /// value is one value, an unquoted one is its first word). Example:
+    /// `{audit: ["true"], event.category: [phi_access]}`.
     #[serde(default)]
     pub fields: BTreeMap<String, Vec<String>>,
     /// Literal strings: a log line containing one of them is audit-grade.
@@ -34,43 +39,70 @@ pub struct AuditSelector {
 /// The selector, compiled.
 #[derive(Debug, Clone, Default)]
 pub struct Selector {
+    /// Normalised field name → accepted values.
     fields: Vec<(String, Vec<String>)>,
     contains: Vec<String>,
+    /// The normalised key field.
     key_field: Option<String>,
-    /// Raw field names, for a cheap substring test before parsing a line.
-    raw_names: Vec<String>,
+    /// Every normalised name a line's pairs are read for: the fields and the
+    /// key field.
+    names: Vec<String>,
+    /// Normalised field names (and the last segment of dotted ones), for a
+    /// cheap test before parsing a line: a line that mentions a field under
+    /// any spelling holds the name in its normalised bytes.
+    mention_names: Vec<String>,
 }
 
-/// A field name as the selector compares it: ASCII letters and digits,
-/// lower-cased.
-pub(crate) fn norm(k: &str) -> String {
-    k.bytes()
-        .filter(u8::is_ascii_alphanumeric)
-        .map(|b| char::from(b.to_ascii_lowercase()))
-        .collect()
+impl AuditSelector {
+    /// Configuration problems: a field name with no normal form (empty, or
+    /// longer than [`keys::MAX_KEY`] after normalisation) could never match,
+    /// as the engine refuses such a key in a rule.
+    pub fn validate(&self) -> Vec<String> {
+        let names = self.fields.keys().map(|k| ("fields", k));
+        let key_field = self.key_field.iter().map(|k| ("key_field", k));
+        names
+            .chain(key_field)
+            .filter(|(_, k)| keys::normalised(k).is_none())
+            .map(|(what, k)| {
+                format!(
+                    "{what}: '{k}' is empty or longer than {} characters after normalisation",
+                    keys::MAX_KEY
+                )
+            })
+            .collect()
+    }
 }
 
 impl Selector {
+    /// Compiles a selector. Field names are normalised with the engine's rule
+    /// ([`keys::normalise_key`]); a name without a normal form (refused by
+    /// [`AuditSelector::validate`]) matches nothing.
     pub fn new(cfg: &AuditSelector) -> Selector {
-        let mut raw_names: Vec<String> = cfg.fields.keys().cloned().collect();
-        if let Some(k) = &cfg.key_field {
-            raw_names.push(k.clone());
-        }
-        // A nested JSON key is written as its last segment in the line.
-        for n in raw_names.clone() {
-            if let Some((_, last)) = n.rsplit_once('.') {
-                raw_names.push(last.to_string());
+        let key_field = cfg.key_field.as_deref().and_then(keys::normalised);
+        let mut mention_names = Vec::new();
+        for raw in cfg.fields.keys().chain(&cfg.key_field) {
+            mention_names.extend(keys::normalised(raw));
+            // A nested JSON key is written as its last segment in the line.
+            if let Some((_, last)) = raw.rsplit_once('.') {
+                mention_names.extend(keys::normalised(last));
             }
         }
+        let fields: Vec<(String, Vec<String>)> = cfg
+            .fields
+            .iter()
+            .filter_map(|(k, v)| Some((keys::normalised(k)?, v.clone())))
+            .collect();
+        let names = fields
+            .iter()
+            .map(|(k, _)| k.clone())
+            .chain(key_field.clone())
+            .collect();
         Selector {
-            fields: cfg
-                .fields
-                .iter()
-                .map(|(k, v)| (norm(k), v.clone()))
-                .collect(),
+            fields,
             contains: cfg.contains.clone(),
-            key_field: cfg.key_field.as_deref().map(norm),
-            raw_names,
+            key_field,
+            names,
+            mention_names,
         }
     }
 
@@ -96,15 +128,17 @@ impl Selector {
             .contains
             .iter()
             .any(|c| memchr::memmem::find(line, c.as_bytes()).is_some());
-        let mentions = self
-            .raw_names
-            .iter()
-            .any(|n| memchr::memmem::find(line, n.as_bytes()).is_some());
+        let mentions = !self.mention_names.is_empty()
+            && with_folded(line, |folded| {
+                self.mention_names
+                    .iter()
+                    .any(|n| memchr::memmem::find(folded, n.as_bytes()).is_some())
+            });
         if !literal && !mentions {
             return None;
         }
         let fields = if mentions {
-            line_fields(line)
+            line_fields(line, &self.names)
         } else {
             Vec::new()
         };
@@ -121,9 +155,29 @@ impl Selector {
     }
 }
 
+/// The line's ASCII letters and digits, lower-cased: a key spelt any way
+/// the engine treats as the same (`patient_id`, `patientId`) appears in it
+/// as its normal form, so a name not found here is in no key of the line.
+/// The buffer is kept per thread: this runs for every line when a selector
+/// is set, and a line is not worth an allocation.
+fn with_folded<T>(line: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
+    thread_local! {
+        static FOLDED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    FOLDED.with_borrow_mut(|buf| {
+        buf.clear();
+        buf.extend(
+            line.iter()
+                .filter(|b| b.is_ascii_alphanumeric())
+                .map(u8::to_ascii_lowercase),
+        );
+        f(buf)
+    })
+}
+
 /// The scalar fields of a JSON object line (nested keys joined, normalised),
-/// or of `key=value` pairs.
-fn line_fields(line: &[u8]) -> Vec<(String, String)> {
+/// or the pairs of a text line whose keys are among `names`.
+fn line_fields(line: &[u8], names: &[String]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let trimmed = line.trim_ascii_start();
     if trimmed.first() == Some(&b'{') {
@@ -132,14 +186,50 @@ fn line_fields(line: &[u8]) -> Vec<(String, String)> {
             return out;
         }
     }
-    let text = String::from_utf8_lossy(line);
-    for part in text.split_ascii_whitespace() {
-        if let Some((k, v)) = part.split_once('=') {
-            let v = v.trim_matches(|c| c == '"' || c == '\'');
-            out.push((norm(k), v.to_string()));
-        }
-    }
+    text_fields(line, names, &mut out);
     out
+}
+
+/// The `key=value`, `key: value` and quoted-key pairs of a text line whose
+/// keys are among `names`, read by the engine's pair scanner
+/// ([`scan_pairs`]), so that the classifier and the redactor agree on which
+/// text is a key and which is its value: `msg="x audit=true" audit=false` has
+/// one `audit` field, `false`, and `patient_id="p 7"` has the value `p 7`.
+fn text_fields(line: &[u8], names: &[String], out: &mut Vec<(String, String)>) {
+    // The scanner reports only pairs whose lookup names a rule. Every key is
+    // named here (an index into `names`, or OTHER), so that a quoted value
+    // under any key is seen as one value and skipped whole, not read for
+    // pairs inside it.
+    const OTHER: u32 = u32::MAX;
+    let lookup = |raw: &[u8]| {
+        let mut buf = [0u8; MAX_KEY];
+        let n = normalise_key(raw, &mut buf)?;
+        let i = names.iter().position(|k| k.as_bytes() == &buf[..n]);
+        Some(i.map_or(OTHER, |i| i as u32))
+    };
+    scan_pairs(line, false, &lookup, &mut |p: Pair| {
+        let Some(name) = p.rule.and_then(|i| names.get(i as usize)) else {
+            // Another key's value. A quoted one is taken, so its text is not
+            // read for pairs; a bare one is left to the scanner, which reads
+            // on inside it (`ERROR: audit=true`), as the engine's does for a
+            // key that names no rule.
+            return !p.bare;
+        };
+        let mut value = &line[p.start..p.end];
+        if p.bare {
+            // A bare value's end is the scanner's guess, which runs over
+            // words so that a name is not cut in half when redacting. The
+            // selector compares whole values, and an unquoted logfmt value
+            // holds no white space, so the value is its first word.
+            let end = value
+                .iter()
+                .position(u8::is_ascii_whitespace)
+                .unwrap_or(value.len());
+            value = &value[..end];
+        }
+        out.push((name.clone(), String::from_utf8_lossy(value).into_owned()));
+        true
+    });
 }
 
 fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>, depth: usize) {
@@ -149,7 +239,12 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>,
     match v {
         serde_json::Value::Object(map) => {
             for (k, v) in map {
-                flatten(&format!("{prefix}{}", norm(k)), v, out, depth + 1);
+                // The path's segments joined, normalised as one key; a path
+                // longer than a key can be is matched by nothing, here as in
+                // the engine.
+                if let Some(path) = keys::normalised(&format!("{prefix}{k}")) {
+                    flatten(&path, v, out, depth + 1);
+                }
             }
         }
         serde_json::Value::String(s) => out.push((prefix.to_string(), s.clone())),
@@ -187,5 +282,98 @@ mod tests {
         );
         assert_eq!(s.select_line(b"level=info audit=false"), None);
         assert_eq!(s.select_line(b"GET /health 200"), None);
+    }
+
+    /// The selector's field names and a line's keys are compared as the
+    /// engine compares keys: any spelling of `patient_id` is the key field,
+    /// including spellings that do not contain the configured name as
+    /// written (`patientId`).
+    #[test]
+    fn selector_matches_keys_as_the_engine_normalises_them() {
+        let s = selector();
+        for key in ["patient_id", "Patient-ID", "patientId", "PATIENT.ID"] {
+            let line = format!("AUDIT viewed {key}=p-7");
+            assert_eq!(
+                s.select_line(line.as_bytes()),
+                Some(Some("p-7".into())),
+                "{key}"
+            );
+            let line = format!("Audit=TRUE {key}=p-8");
+            assert_eq!(
+                s.select_line(line.as_bytes()),
+                None,
+                "values are compared as written: {key}"
+            );
+            let line = format!("AUDIT=true {key}=p-8");
+            assert_eq!(
+                s.select_line(line.as_bytes()),
+                Some(Some("p-8".into())),
+                "{key}"
+            );
+            let line = format!(r#"{{"EVENT_CATEGORY":"phi_access","{key}":"p-9"}}"#);
+            assert_eq!(
+                s.select_line(line.as_bytes()),
+                Some(Some("p-9".into())),
+                "{key}"
+            );
+        }
+    }
+
+    /// The classifier split text lines on white space, so a quoted value
+    /// with a space in it was read in pieces, and `key=value` text inside a
+    /// quoted message was read as a field of the line; the engine's pair
+    /// scanner reads a quoted value as one value.
+    #[test]
+    fn classify_reads_quoted_logfmt_values_like_the_engine() {
+        let s = selector();
+        // A field named inside a quoted message is not a field of the line.
+        assert_eq!(
+            s.select_line(br#"msg="user typed audit=true" audit=false"#),
+            None
+        );
+        assert_eq!(
+            s.select_line(br#"msg='audit=true patient_id=p-0' level=info"#),
+            None
+        );
+        // A quoted value is read whole, spaces and all.
+        assert_eq!(
+            s.select_line(br#"msg="a b" audit=true patient_id="p 7""#),
+            Some(Some("p 7".into()))
+        );
+        assert_eq!(
+            s.select_line(br#"audit="true" msg="chart viewed" patient_id=p-1 by=dr_2"#),
+            Some(Some("p-1".into()))
+        );
+        // A bare value is its first word, and a bare value under another key
+        // hides no field.
+        assert_eq!(
+            s.select_line(b"ERROR: audit=true patient_id=p-3 chart opened"),
+            Some(Some("p-3".into()))
+        );
+        // The engine's other pair forms are fields too.
+        assert_eq!(
+            s.select_line(b"audit: true patient_id: p-4"),
+            Some(Some("p-4".into()))
+        );
+        assert_eq!(
+            s.select_line(b"{'audit': 'true', 'patient_id': 'p-5'}"),
+            Some(Some("p-5".into()))
+        );
+    }
+
+    #[test]
+    fn field_names_without_a_normal_form_are_refused() {
+        let cfg: AuditSelector = serde_yaml::from_str(&format!(
+            "fields: {{'__': ['x'], ok: ['y']}}\nkey_field: {}\n",
+            "k".repeat(keys::MAX_KEY + 1)
+        ))
+        .unwrap();
+        let problems = cfg.validate();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("fields: '__'"), "{problems:?}");
+        assert!(problems[1].starts_with("key_field: "), "{problems:?}");
+        let s = Selector::new(&cfg);
+        assert_eq!(s.select_line(b"__=x ok=n"), None);
+        assert_eq!(s.select_line(b"ok=y"), Some(None));
     }
 }

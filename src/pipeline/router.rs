@@ -30,7 +30,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use tokio::sync::Notify;
 
-use super::classify::{self, Selector};
+use super::classify::Selector;
 use super::fault;
 use super::lane::{LaneDecision, VendorLane};
 use super::{
@@ -38,6 +38,7 @@ use super::{
     VendorBatch,
 };
 use crate::admin::{Watchdog, Work};
+use crate::keys::{attr_lookup, attr_lookup_normalised, normalised_keys};
 use crate::metrics::{self, Metrics};
 use crate::redact::otlp::{self, RedactError, RedactStats};
 use crate::{Engine, Scratch};
@@ -988,53 +989,6 @@ fn outcome(rejected: i64) -> ExportOutcome {
                 "{rejected} record(s) could not be redacted (limits exceeded or redaction failed) and were dropped"
             ),
         }
-    }
-}
-
-/// A string form of an attribute, by normalised key.
-fn attr_lookup(attrs: &[KeyValue], norm_key: &str) -> Option<String> {
-    attrs.iter().find_map(|kv| {
-        // Compared as it is normalised, without building a String per
-        // attribute: this runs for every log record when a selector is set.
-        let k = kv
-            .key
-            .bytes()
-            .filter(u8::is_ascii_alphanumeric)
-            .map(|b| b.to_ascii_lowercase());
-        if !k.eq(norm_key.bytes()) {
-            return None;
-        }
-        attr_text(kv)
-    })
-}
-
-/// [`attr_lookup`] over attributes whose keys were normalised beforehand
-/// (see [`normalised_keys`]).
-fn attr_lookup_normalised(attrs: &[(String, &KeyValue)], norm_key: &str) -> Option<String> {
-    attrs
-        .iter()
-        .find_map(|(k, kv)| if k == norm_key { attr_text(kv) } else { None })
-}
-
-/// Attributes with their keys normalised as the selector's are. Every log
-/// record of a resource falls back to the resource's attributes, so their
-/// keys are normalised once per resource rather than once per record (half
-/// of the selector's cost on the OTLP bench).
-fn normalised_keys(attrs: &[KeyValue]) -> Vec<(String, &KeyValue)> {
-    attrs
-        .iter()
-        .map(|kv| (classify::norm(&kv.key), kv))
-        .collect()
-}
-
-/// The string form of a scalar attribute value.
-fn attr_text(kv: &KeyValue) -> Option<String> {
-    match kv.value.as_ref()?.value.as_ref()? {
-        Value::StringValue(s) => Some(s.clone()),
-        Value::BoolValue(b) => Some(b.to_string()),
-        Value::IntValue(i) => Some(i.to_string()),
-        Value::DoubleValue(d) => Some(d.to_string()),
-        _ => None,
     }
 }
 

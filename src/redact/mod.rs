@@ -33,4 +33,7 @@ mod validate;
 pub use engine::{Action, Engine, ExampleFailure, FieldResult, RuleInfo, Scratch};
 pub use pseudonym::{PseudonymKey, MIN_KEY_BYTES};
 pub use structure::normalise_key;
+// The audit classifier reads a line's `key=value` pairs with the engine's
+// scanner, so that both stages see the same pairs in the same line.
+pub(crate) use structure::{scan_pairs, Pair};
 pub use validate::Validator;

@@ -11,25 +11,10 @@ use std::sync::LazyLock;
 use memchr::memmem::Finder;
 use memchr::{memchr2, memchr2_iter};
 
-/// Keys longer than this are never rule keys.
-pub const MAX_KEY: usize = 48;
-
-/// Normalises a key for lookup: ASCII letters and digits only, lower case.
-/// `patientName`, `patient_name`, `patient.name` and `PATIENT-NAME` all
-/// become `patientname`. Returns `None` for an over-long or empty key.
-pub fn normalise_key(key: &[u8], out: &mut [u8; MAX_KEY]) -> Option<usize> {
-    let mut n = 0;
-    for &b in key {
-        if b.is_ascii_alphanumeric() {
-            if n == MAX_KEY {
-                return None;
-            }
-            out[n] = b.to_ascii_lowercase();
-            n += 1;
-        }
-    }
-    (n > 0).then_some(n)
-}
+// Key normalisation is shared with the classifier and the router, so it
+// lives in `crate::keys`; it is re-exported here because the scanners and
+// the engine name it as part of the structure vocabulary.
+pub use crate::keys::{normalise_key, MAX_KEY};
 
 /// A value found by a structure scanner.
 #[derive(Clone, Copy, Debug)]

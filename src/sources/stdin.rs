@@ -18,8 +18,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn, Instrument as _};
 
-use super::file::{Batch, Limits, LineBuf};
+use super::file::{Batch, Limits};
 use crate::config::StdinConfig;
+use crate::lines::LineBuf;
 use crate::metrics::{Handle, Metrics};
 use crate::pipeline::LineBatch;
 use crate::topology::{BuildError, Built, Context};
@@ -158,8 +159,8 @@ impl Stdin {
                 &s,
             ),
             cut: m.counter(
-                "scrubs_source_truncated_lines_total",
-                "Lines longer than max_line_bytes, cut at the limit.",
+                crate::metrics::LINES_CUT,
+                crate::metrics::LINES_CUT_HELP,
                 &s,
             ),
             nacks: m.counter(

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::secret::SecretSource;
-use crate::units::parse_duration;
+use crate::units::deserialize_duration;
 
 /// The `audit:` section of the configuration.
 ///
@@ -338,24 +338,10 @@ impl AuditConfig {
     }
 }
 
-/// A serde `deserialize_with` for durations: a string for
-/// [`parse_duration`], or an integer number of seconds.
-pub fn deserialize_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(u64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Secs(n) => Ok(Duration::from_secs(n)),
-        Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::units::parse_duration;
 
     #[test]
     fn durations() {

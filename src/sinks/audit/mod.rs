@@ -97,7 +97,7 @@ mod spool;
 pub mod verify;
 mod writer;
 
-pub use crate::units::parse_duration;
+pub use crate::units::{deserialize_duration, parse_duration};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::path::Path;
@@ -112,9 +112,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use crate::metrics::Metrics;
 use crate::pipeline::AuditEvent;
 
-pub use config::{
-    deserialize_duration, AuditConfig, SaslMechanism, SecurityConfig, SecurityProtocol,
-};
+pub use config::{AuditConfig, SaslMechanism, SecurityConfig, SecurityProtocol};
 pub use error::AuditError;
 pub use kafka::{
     assess_topic, check_topic, AuditClientContext, TopicWarning, RECOMMENDED_RETENTION_MS,

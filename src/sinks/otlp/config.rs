@@ -26,6 +26,7 @@
 //!       unstructured: withhold        # withhold (default) or keep
 //! ```
 
+use crate::units::{deserialize_bytes, deserialize_duration};
 pub use crate::units::{parse_bytes, parse_duration};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -97,7 +98,7 @@ pub struct VendorConfig {
 
     /// How long one request attempt may take, connection and TLS handshake
     /// included (`"500ms"`, `"10s"`, `"1m"`). Default `10s`.
-    #[serde(default = "default_timeout", deserialize_with = "de_duration")]
+    #[serde(default = "default_timeout", deserialize_with = "deserialize_duration")]
     pub timeout: Duration,
 
     /// How records are grouped into requests.
@@ -153,14 +154,14 @@ pub struct LagLimitConfig {
     /// the lane skips. Default 1 GiB: about 5 million ordinary lines, more
     /// than an hour of a busy pod, and small next to the disk a node keeps
     /// for container logs. `0` for no limit.
-    #[serde(deserialize_with = "de_bytes")]
+    #[serde(deserialize_with = "deserialize_bytes")]
     pub max_bytes: u64,
     /// How long the vendor may fail every attempt (retryable errors,
     /// timeouts, refused connections) before the lane skips. Default `1h`:
     /// operational telemetry older than that is rarely worth a backlog, and
     /// an outage of a SaaS endpoint shorter than that is delivered whole.
     /// `0s` for no limit.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "deserialize_duration")]
     pub max_failing: Duration,
 }
 
@@ -368,10 +369,10 @@ pub struct BatchConfig {
     /// Protobuf bytes per request, before compression (`"1MiB"`,
     /// `"512KiB"` or a number of bytes). Default 1 MiB. A single input
     /// batch larger than this is sent on its own, not split.
-    #[serde(deserialize_with = "de_bytes")]
+    #[serde(deserialize_with = "deserialize_bytes")]
     pub max_bytes: u64,
     /// How long a partial batch waits for more records. Default `200ms`.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "deserialize_duration")]
     pub max_wait: Duration,
 }
 
@@ -398,7 +399,7 @@ pub struct QueueConfig {
     /// sixth of a second of the most one core can export, or ~7 minutes of
     /// an ordinary pod's 20 KB/s). Raise it to ride out longer vendor
     /// outages, at that cost in memory.
-    #[serde(deserialize_with = "de_bytes")]
+    #[serde(deserialize_with = "deserialize_bytes")]
     pub max_bytes: u64,
     /// Input batches held for this vendor. Default 4096.
     pub max_batches: usize,
@@ -422,16 +423,16 @@ impl Default for QueueConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
     /// The first backoff (before jitter). Default `100ms`.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "deserialize_duration")]
     pub initial_backoff: Duration,
     /// The longest backoff (before jitter). Default `5s`.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "deserialize_duration")]
     pub max_backoff: Duration,
     /// Give up on a batch this long after its first attempt began (no new
     /// attempt starts after it; one under way may run for up to `timeout`).
     /// A wait the vendor asks for that would end past it gives up at once.
     /// `0s` disables retries. Default `60s`.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "deserialize_duration")]
     pub max_elapsed: Duration,
 }
 
@@ -455,24 +456,6 @@ fn default_max_in_flight() -> usize {
 
 /// The most requests a vendor may have under way at once.
 const MAX_IN_FLIGHT: usize = 64;
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_duration(&s).map_err(de::Error::custom)
-}
-
-fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Size {
-        N(u64),
-        S(String),
-    }
-    match Size::deserialize(d)? {
-        Size::N(n) => Ok(n),
-        Size::S(s) => parse_bytes(&s).map_err(de::Error::custom),
-    }
-}
 
 /// Header names scrubs sets itself and an operator may not override.
 const RESERVED_HEADERS: &[&str] = &[

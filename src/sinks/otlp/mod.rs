@@ -77,8 +77,10 @@ use crate::topology::{BuildError, Built, Context};
 const M_RECORDS: &str = "scrubs_vendor_records_total";
 const H_RECORDS: &str =
     "Records (log records, spans, metrics) handled by vendor export, by result.";
-const M_DROPPED: &str = "scrubs_vendor_dropped_total";
-const H_DROPPED: &str = "Records not delivered to a vendor, by reason.";
+// Records dropped here and records the pipeline could not redact are one
+// family, so its name and help are defined once, in crate::metrics.
+const M_DROPPED: &str = crate::metrics::VENDOR_DROPPED;
+const H_DROPPED: &str = crate::metrics::VENDOR_DROPPED_HELP;
 const M_QUEUE: &str = "scrubs_vendor_queue_bytes";
 const H_QUEUE: &str = "Protobuf bytes queued or in flight for a vendor.";
 const M_REQUESTS: &str = "scrubs_vendor_requests_total";

@@ -24,12 +24,11 @@
 //!     read_buffer: 256KiB
 //! ```
 
+use crate::units::{deserialize_bytes_usize, deserialize_duration};
 pub use crate::units::{parse_bytes, parse_duration};
-use std::fmt;
 use std::time::Duration;
 
 use crate::decode::container::LogFormat;
-use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 /// A file-tail source: follows the files matching `include` (and not
@@ -81,13 +80,19 @@ pub struct FileSourceConfig {
     /// How often the globs are re-expanded and idle files re-checked for
     /// growth, rotation and truncation (`"250ms"`). This is also the
     /// worst-case latency of a line at an idle file. Default 250ms.
-    #[serde(default = "default_poll_interval", deserialize_with = "de_duration")]
+    #[serde(
+        default = "default_poll_interval",
+        deserialize_with = "deserialize_duration"
+    )]
     pub poll_interval: Duration,
 
     /// How long a file that was rotated away (renamed out of the globs or
     /// deleted) is kept open after it last grew, so that lines its writer
     /// appends before reopening the new file are not lost. Default 5s.
-    #[serde(default = "default_rotate_wait", deserialize_with = "de_duration")]
+    #[serde(
+        default = "default_rotate_wait",
+        deserialize_with = "deserialize_duration"
+    )]
     pub rotate_wait: Duration,
 
     /// How many leading bytes identify a file: its checkpoint is keyed by the
@@ -105,7 +110,10 @@ pub struct FileSourceConfig {
     /// delimiter before the limit, the rest is skipped without being held in
     /// memory, and the cut is counted. With `multiline`, this bounds the
     /// whole record. Default 1 MiB.
-    #[serde(default = "default_max_line_bytes", deserialize_with = "de_bytes")]
+    #[serde(
+        default = "default_max_line_bytes",
+        deserialize_with = "deserialize_bytes_usize"
+    )]
     pub max_line_bytes: usize,
 
     /// The most lines (records) in one batch handed to the pipeline.
@@ -119,7 +127,10 @@ pub struct FileSourceConfig {
 
     /// The most line bytes in one batch (`"1MiB"`); a single longer record
     /// makes a batch on its own. Default 1 MiB.
-    #[serde(default = "default_batch_max_bytes", deserialize_with = "de_bytes")]
+    #[serde(
+        default = "default_batch_max_bytes",
+        deserialize_with = "deserialize_bytes_usize"
+    )]
     pub batch_max_bytes: usize,
 
     /// Batches handed to the pipeline and not yet acknowledged. More lets
@@ -133,7 +144,10 @@ pub struct FileSourceConfig {
     /// Bytes read from a file per system call (`"256KiB"`). Memory per
     /// actively read file is about `read_buffer + max_line_bytes`.
     /// Default 256 KiB.
-    #[serde(default = "default_read_buffer", deserialize_with = "de_bytes")]
+    #[serde(
+        default = "default_read_buffer",
+        deserialize_with = "deserialize_bytes_usize"
+    )]
     pub read_buffer: usize,
 }
 
@@ -168,7 +182,10 @@ pub struct MultilineConfig {
     /// A pending record is emitted when no line has been added to it for
     /// this long (`"1s"`), since the next start line may not come soon.
     /// Default 1s.
-    #[serde(default = "default_ml_timeout", deserialize_with = "de_duration")]
+    #[serde(
+        default = "default_ml_timeout",
+        deserialize_with = "deserialize_duration"
+    )]
     pub timeout: Duration,
 }
 
@@ -314,33 +331,6 @@ impl FileSourceConfig {
     }
 }
 
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_duration(&s).map_err(de::Error::custom)
-}
-
-fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Size {
-        N(u64),
-        S(String),
-    }
-    let n = match Size::deserialize(d)? {
-        Size::N(n) => n,
-        Size::S(s) => parse_bytes(&s).map_err(de::Error::custom)?,
-    };
-    usize::try_from(n).map_err(|_| de::Error::custom(SizeTooLarge(n)))
-}
-
-struct SizeTooLarge(u64);
-
-impl fmt::Display for SizeTooLarge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "size {} is too large for this platform", self.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,8 +372,12 @@ mod tests {
     #[test]
     fn rejects_unknown_fields_and_reports_all_problems() {
         assert!(serde_yaml::from_str::<FileSourceConfig>("include: [a]\nbogus: 1\n").is_err());
+        // A whole number of seconds is a duration, as everywhere in the
+        // config (crate::units); a number with a fraction is refused.
+        let c = serde_yaml::from_str::<FileSourceConfig>("include: [a]\npoll_interval: 5\n");
+        assert_eq!(c.unwrap().poll_interval, Duration::from_secs(5));
         assert!(
-            serde_yaml::from_str::<FileSourceConfig>("include: [a]\npoll_interval: 5\n").is_err()
+            serde_yaml::from_str::<FileSourceConfig>("include: [a]\npoll_interval: 0.5\n").is_err()
         );
         let c = FileSourceConfig {
             include: vec!["/var/log/[".into()],

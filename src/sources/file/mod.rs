@@ -88,7 +88,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn, Instrument as _};
 
 pub use self::config::{parse_bytes, parse_duration, FileSourceConfig, MultilineConfig, StartAt};
-pub(crate) use self::reader::{Batch, Limits, LineBuf};
+pub(crate) use self::reader::{Batch, Limits};
 
 use self::checkpoint::{Entry, Loaded};
 use self::reader::{hash, read_prefix, FileReader, Fill, Key, Multiline};
@@ -511,8 +511,8 @@ impl Counters {
                 &s,
             ),
             cut: m.counter(
-                "scrubs_file_truncated_lines_total",
-                "Lines longer than max_line_bytes, cut at the limit.",
+                crate::metrics::LINES_CUT,
+                crate::metrics::LINES_CUT_HELP,
                 &s,
             ),
             rename: rot("rename"),

@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -47,6 +47,7 @@ use tracing::Instrument as _;
 use crate::metrics::Metrics;
 use crate::pipeline::OtlpHandler;
 use crate::topology::{BuildError, Built, Context};
+use crate::units::deserialize_duration;
 
 pub use status::{code, ProtoAny, ProtoDuration, RetryInfo, RpcStatus, RETRY_INFO_TYPE};
 
@@ -90,12 +91,18 @@ pub struct OtlpConfig {
     /// pipeline cannot accept in time gets HTTP 503 / gRPC DEADLINE_EXCEEDED.
     /// An idle HTTP/1.1 keep-alive connection is closed after this long too.
     /// Default 30s.
-    #[serde(default = "default_request_timeout", deserialize_with = "de_duration")]
+    #[serde(
+        default = "default_request_timeout",
+        deserialize_with = "deserialize_duration"
+    )]
     pub request_timeout: Duration,
     /// How long an HTTP/2 (gRPC) connection may stay open with no request
     /// in flight before it is closed gracefully (GOAWAY). Clients reconnect
     /// on their own. Default 2m.
-    #[serde(default = "default_idle_timeout", deserialize_with = "de_duration")]
+    #[serde(
+        default = "default_idle_timeout",
+        deserialize_with = "deserialize_duration"
+    )]
     pub idle_timeout: Duration,
     /// The most requests read, decoded and handled at once, over both
     /// listeners. More get HTTP 429 / gRPC RESOURCE_EXHAUSTED with a retry
@@ -267,35 +274,6 @@ impl OtlpConfig {
             out.push("otlp.max_connections: must be at least 1".into());
         }
         out
-    }
-}
-
-/// Reads a duration: a number of seconds, or a string such as `30s`,
-/// `500ms`, `2m`, `1h`.
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(u64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Secs(s) => Ok(Duration::from_secs(s)),
-        Raw::Text(t) => parse_duration(&t).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "`{t}` is not a duration (examples: 30s, 500ms, 2m, 1h)"
-            ))
-        }),
-    }
-}
-
-/// Parses a duration (`30s`, `500ms`, `2m`, see [`crate::units`]) or a bare
-/// number of seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    match t.parse::<u64>() {
-        Ok(secs) => Some(Duration::from_secs(secs)),
-        Err(_) => crate::units::parse_duration(t).ok(),
     }
 }
 
@@ -986,14 +964,22 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_duration("s"), None);
-        // One duration syntax across the whole config: fractions are fine.
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("99999999999999999999s"), None);
+        // The config's one duration rule (crate::units): a unit, or a whole
+        // number of seconds written as a number.
+        let timeout = |yaml: &str| {
+            serde_yaml::from_str::<OtlpConfig>(yaml)
+                .map(|c| c.request_timeout)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(timeout("request_timeout: 2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(
+            timeout("request_timeout: 1.5s"),
+            Ok(Duration::from_millis(1500))
+        );
+        assert_eq!(timeout("request_timeout: 7"), Ok(Duration::from_secs(7)));
+        for bad in ["'7'", "s", "99999999999999999999s"] {
+            let e = timeout(&format!("request_timeout: {bad}")).unwrap_err();
+            assert!(e.starts_with("request_timeout: invalid duration"), "{e}");
+        }
     }
 }
