@@ -125,6 +125,20 @@ pub struct AuditSection {
     /// (default true).
     #[serde(default = "yes")]
     pub to_vendors: bool,
+    /// How often the sidecar appends a flow record (which PHI categories
+    /// each source carried, how many records went raw to the audit topic
+    /// and scrubbed to each vendor; counts and names only) to the audit
+    /// topic, for `scrubs audit flowmap`. A last one is written at
+    /// shutdown. `0s` turns flow records off. Default `1h`.
+    #[serde(
+        default = "default_flow_record_interval",
+        deserialize_with = "deserialize_duration"
+    )]
+    pub flow_record_interval: Duration,
+}
+
+fn default_flow_record_interval() -> Duration {
+    Duration::from_secs(3600)
 }
 
 /// The admin endpoint.

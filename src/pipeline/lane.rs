@@ -82,9 +82,13 @@ pub struct VendorLane {
     pub vendor_name: String,
     /// The source's name.
     pub source: String,
-    /// This lane counts the source's records and redactions (the source has
-    /// no audit lane and this is its first vendor lane).
+    /// This lane counts the source's records (the source has no audit lane
+    /// and this is its first vendor lane).
     pub primary: bool,
+    /// This lane counts the source's redactions: it is the source's first
+    /// vendor lane. The audit lane of a file does not redact, so with an
+    /// audit fork this lane counts them even though it is not primary.
+    pub counts_redactions: bool,
     limit: LagLimit,
     lag: Handle,
     skipped: Handle,
@@ -98,6 +102,7 @@ impl VendorLane {
         vendor: usize,
         vendor_name: &str,
         primary: bool,
+        counts_redactions: bool,
         limit: LagLimit,
     ) -> Arc<VendorLane> {
         Arc::new(VendorLane {
@@ -105,6 +110,7 @@ impl VendorLane {
             vendor_name: vendor_name.to_string(),
             source: source.to_string(),
             primary,
+            counts_redactions,
             limit,
             lag: metrics.gauge(
                 "scrubs_vendor_lag_bytes",
@@ -212,6 +218,7 @@ mod tests {
             "app",
             0,
             "v",
+            true,
             true,
             LagLimit {
                 max_bytes,

@@ -237,9 +237,12 @@ struct ReadMode {
     audit: bool,
     /// Redact the lines for vendors.
     redact: bool,
-    /// Count the source's records, bytes and redactions (one lane per file
-    /// does, so that each line is counted once).
+    /// Count the source's records and bytes (one lane per file does, so
+    /// that each line is counted once).
     count_source: bool,
+    /// Count the values redacted (the lane that redacts for the first
+    /// vendor, or the audit lane when it redacts for every vendor).
+    count_redactions: bool,
     /// Count redaction failures for this vendor only (a vendor lane), or
     /// for every vendor.
     vendor: Option<usize>,
@@ -556,6 +559,7 @@ impl Pipeline {
             audit,
             redact,
             count_source,
+            count_redactions,
             vendor,
         } = mode;
         // Redaction is synchronous and must finish: a record that never
@@ -626,8 +630,13 @@ impl Pipeline {
                 ..Default::default()
             });
         }
-        if count_source {
+        if count_redactions {
             self.count_redactions(&engine, &mut scratch, source);
+        } else {
+            // Another lane of the same file counts what it redacts.
+            scratch.drain_counts(|_, _| {});
+        }
+        if count_source {
             let labels = [("source", source)];
             self.metrics.add(
                 "scrubs_records_in_total",
@@ -641,9 +650,6 @@ impl Pipeline {
                 &labels,
                 bytes,
             );
-        } else {
-            // Another lane of the same file counts what it reads.
-            scratch.drain_counts(|_, _| {});
         }
         self.recycle(engine, scratch);
         self.count_not_redacted_for(source, "redaction_failed", failed, vendor);
@@ -697,6 +703,7 @@ impl Pipeline {
                 audit: true,
                 redact: to_vendors,
                 count_source: true,
+                count_redactions: to_vendors,
                 vendor: None,
             },
         );
@@ -777,6 +784,7 @@ impl Pipeline {
                         audit: false,
                         redact: false,
                         count_source: true,
+                        count_redactions: false,
                         vendor: None,
                     },
                 );
@@ -795,6 +803,7 @@ impl Pipeline {
                 audit: false,
                 redact: true,
                 count_source: lane.primary,
+                count_redactions: lane.counts_redactions,
                 vendor: Some(lane.vendor),
             },
         );

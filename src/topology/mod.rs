@@ -26,6 +26,7 @@ use crate::metrics::{Handle, Metrics};
 use crate::pipeline::classify::Selector;
 use crate::pipeline::router::{AuditOut, Handler, Pipeline, RouterConfig, VendorOut};
 use crate::pipeline::{LagLimit, Lane, LineBatch, VendorLane};
+use crate::sinks::audit::flowmap::{FlowContext, FlowRecorder, VendorFlow};
 use crate::sinks::audit::AuditSink;
 use crate::sinks::otlp::{Signal, VendorSink};
 pub use crate::sources::otlp::OtlpAddrs;
@@ -77,6 +78,9 @@ pub struct Running {
     vendor_sinks: Vec<Arc<VendorSink>>,
     first_checks: JoinHandle<()>,
     heartbeat: JoinHandle<()>,
+    /// Tells the flow recorder to write its last record.
+    flow_stop: watch::Sender<bool>,
+    flow_recorder: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Running {
@@ -190,12 +194,35 @@ impl Topology {
                 kafka,
                 select,
                 to_vendors,
+                flow_record_interval: _,
             }) => (
                 Some(Arc::new(kafka.build(&cx.named("audit")).await?)),
                 Selector::new(select),
                 *to_vendors,
             ),
             None => (None, Selector::default(), true),
+        };
+        // Flow records (see `scrubs::sinks::audit::flowmap`): counted from
+        // now, stopped by their own signal in the drain, after the workers
+        // (so that the last record counts the drained batches) and before
+        // the audit sink.
+        let (flow_stop, flow_stop_rx) = watch::channel(false);
+        let flow_recorder = match (&audit_sink, audit) {
+            (Some(sink), Some(a)) if !a.flow_record_interval.is_zero() => {
+                let ctx = flow_context(cfg, &a.kafka.topic);
+                let recorder = FlowRecorder::new(ctx, &metrics, now_nanos());
+                Some(tokio::spawn(
+                    recorder
+                        .run(
+                            AuditSink::clone(sink),
+                            metrics.clone(),
+                            a.flow_record_interval,
+                            flow_stop_rx,
+                        )
+                        .instrument(tracing::info_span!("flow_records")),
+                ))
+            }
+            _ => None,
         };
         let mut vendor_sinks = Vec::new();
         for v in vendors {
@@ -265,6 +292,7 @@ impl Topology {
                             i,
                             &v.name,
                             audit.is_none() && k == 0,
+                            k == 0,
                             LagLimit {
                                 max_bytes: v.lag_limit.max_bytes,
                                 max_failing: v.lag_limit.max_failing,
@@ -434,8 +462,64 @@ impl Topology {
             vendor_sinks,
             first_checks,
             heartbeat,
+            flow_stop,
+            flow_recorder,
         })
     }
+}
+
+/// What the flow records say about this sidecar: its service, sources,
+/// audit topic and vendors (names, endpoint hosts, BAA flags).
+fn flow_context(cfg: &Config, audit_topic: &str) -> FlowContext {
+    let service = cfg
+        .resource
+        .get("service.name")
+        .cloned()
+        .unwrap_or_else(|| "scrubs".into());
+    let sources = cfg
+        .sources
+        .iter()
+        .map(|(name, s)| {
+            let kind = match s {
+                SourceConfig::File(_) => "file",
+                SourceConfig::Stdin(_) => "stdin",
+                SourceConfig::Otlp(_) => "otlp",
+            };
+            (name.clone(), kind)
+        })
+        .collect();
+    let vendors = cfg
+        .vendors
+        .iter()
+        .map(|v| VendorFlow {
+            name: v.name.clone(),
+            host: endpoint_host(&v.endpoint),
+            baa_covered: v.baa_covered,
+        })
+        .collect();
+    FlowContext {
+        service,
+        sources,
+        audit_topic: Some(audit_topic.to_string()),
+        vendors,
+    }
+}
+
+/// The host (and port) of an endpoint URL, without scheme, credentials or
+/// path.
+fn endpoint_host(endpoint: &str) -> String {
+    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, h)| h)
+        .to_string()
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 impl Running {
@@ -535,6 +619,8 @@ impl Running {
             vendor_sinks,
             first_checks,
             heartbeat,
+            flow_stop,
+            flow_recorder,
         } = self;
         // Drain, within one deadline for everything (sources, workers,
         // vendors, audit), never a deadline per sink one after the other:
@@ -568,6 +654,11 @@ impl Running {
             let _ = w.await;
         }
         drop(pipeline);
+        // The last flow record, while the audit sink still takes events.
+        let _ = flow_stop.send(true);
+        if let Some(t) = flow_recorder {
+            let _ = tokio::time::timeout_at(deadline, t).await;
+        }
         // Then every sink at once, each told to finish early enough that
         // its own last steps fit before the deadline: a vendor sink
         // abandons its queue at its deadline and then waits up to

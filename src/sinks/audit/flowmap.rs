@@ -535,7 +535,7 @@ pub fn render_table(now: &FlowMap, previous: Option<&FlowMap>) -> String {
         "SOURCE".into(),
         "DESTINATION".into(),
         "RECORDS".into(),
-        "PHI CATEGORIES (values)".into(),
+        "PHI ON SOURCE (values)".into(),
         "CHANGE".into(),
     ]];
     for (key, dests) in &now.flows {
