@@ -206,6 +206,7 @@ impl Condition {
 /// escaped literals (the regex crate searches such an alternation with its
 /// literal prefilters, memchr/Teddy) answers for every signal at once, with
 /// no allocation.
+#[derive(Clone)]
 pub(crate) struct Prefilter {
     /// `None`: some signal has no literal set; every line is a candidate.
     any: Option<BytesRegex>,

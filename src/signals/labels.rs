@@ -205,6 +205,13 @@ impl Labels {
         }
     }
 
+    /// Forgets the values admitted so far (the engine changed).
+    pub(crate) fn forget(&mut self) {
+        for l in &mut self.labels {
+            l.admitted.clear();
+        }
+    }
+
     pub(crate) fn names(&self) -> Vec<String> {
         self.labels.iter().map(|l| l.name.clone()).collect()
     }

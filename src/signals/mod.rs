@@ -83,9 +83,32 @@ with its memchr/Teddy literal prefilters), without parsing or allocating.
 A signal with a regex condition on a field has no literals, and then every
 JSON/logfmt line is parsed.
 
+```
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use scrubs::signals::{RecordView, SignalsConfig};
+use scrubs::{Engine, PseudonymKey, RuleSet};
+
+let engine = Arc::new(Engine::new(&RuleSet::builtin().unwrap(), PseudonymKey::ephemeral()).unwrap());
+let config = SignalsConfig::from_yaml("preset: telehealth\nfields: { event: evt }\n").unwrap();
+let mut signals = config.build(engine, b"per-process random key, 16+ bytes").unwrap();
+
+let now = 1_790_000_000_000_000_000;
+let line = br#"{"evt":"connect_attempt","visit_id":"v-81","platform":"ios"}"#;
+signals.observe(&RecordView::json(line, Some(now)), now);
+signals.tick(now);
+assert_eq!(signals.total("telehealth_connect_attempts_total"), 1);
+
+let mut text = String::new();
+signals.render_prometheus(&mut text);
+assert!(!text.contains("v-81"));
+let request = signals.to_otlp(&BTreeMap::new());
+assert!(!request.resource_metrics.is_empty());
+```
+
 # Aggregation: our own registry, not the OpenTelemetry SDK
 
-The numbers live in a small registry of our own ([`registry`]: counters,
+The numbers live in a small registry of our own (`registry.rs`: counters,
 a gauge, explicit-bucket histograms) rendered both as Prometheus text and as
 an OTLP `ExportMetricsServiceRequest` (cumulative; counters as monotonic
 sums, histograms as explicit-bucket histograms). Reasons:
@@ -275,6 +298,22 @@ struct CallMinutes {
     cap_hit: SeriesRef,
     invalid: SeriesRef,
     gauge: SeriesRef,
+}
+
+/// The prefilter of built signals, detached: cheap to clone, `Send +
+/// Sync`, so that threads can skip records without taking the lock that
+/// guards [`Signals`].
+#[derive(Clone, Debug)]
+pub struct SignalsFilter {
+    prefilter: Prefilter,
+    empty: bool,
+}
+
+impl SignalsFilter {
+    /// As [`Signals::wants`].
+    pub fn wants(&self, record: &RecordView<'_>) -> bool {
+        !self.empty && self.prefilter.may_match(record)
+    }
 }
 
 /// Built signals: observe records, tick, export.
@@ -726,6 +765,31 @@ impl Signals {
     /// no allocation: callers may ask before taking a lock.
     pub fn wants(&self, record: &RecordView<'_>) -> bool {
         !self.is_empty() && self.prefilter.may_match(record)
+    }
+
+    /// The prefilter, detached from the signals (see [`SignalsFilter`]).
+    pub fn filter(&self) -> SignalsFilter {
+        SignalsFilter {
+            prefilter: self.prefilter.clone(),
+            empty: self.is_empty(),
+        }
+    }
+
+    /// Checks label values against a new engine from now on (after a rules
+    /// reload); values admitted under the old one are checked again.
+    pub fn set_engine(&mut self, engine: Arc<Engine>) {
+        self.gate = Gate::new(engine);
+        let Signals {
+            counters,
+            histograms,
+            durations,
+            minutes,
+            ..
+        } = self;
+        counters.iter_mut().for_each(|c| c.labels.forget());
+        histograms.iter_mut().for_each(|c| c.labels.forget());
+        durations.iter_mut().for_each(|c| c.labels.forget());
+        minutes.iter_mut().for_each(|c| c.labels.forget());
     }
 
     fn is_empty(&self) -> bool {

@@ -778,3 +778,23 @@ histograms:
     };
     assert!(s.is_monotonic);
 }
+
+#[test]
+fn filter_is_detached_and_types_are_shareable() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<Signals>();
+    send_sync::<SignalsFilter>();
+    let mut sig = build(PRESET);
+    let filter = sig.filter();
+    let hit = RecordView::json(br#"{"evt":"scheduled"}"#, None);
+    let miss = RecordView::json(br#"{"evt":"login"}"#, None);
+    assert!(filter.wants(&hit) && !filter.wants(&miss));
+    assert!(!build("{}").filter().wants(&hit));
+    // A new engine: values are checked again, against it.
+    sig.set_engine(ENGINE.clone());
+    sig.observe(&hit, 1);
+    assert_eq!(sig.total(&funnel_metric("scheduled")), 1);
+    let dbg = format!("{sig:?} {filter:?} {hit:?}");
+    assert!(!dbg.contains("scheduled\""), "{dbg}");
+}
