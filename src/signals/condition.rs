@@ -39,10 +39,17 @@ impl fmt::Debug for Condition {
 
 /// Whether a literal can stand for a field value in the line: JSON and
 /// logfmt write such a value verbatim (lines with `\u` escapes are always
-/// candidates, see `Prefilter`).
+/// candidates, see `Prefilter`; `/` may be written `\/` in JSON).
 fn verbatim(lit: &str) -> bool {
-    !lit.is_empty() && !lit.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
+    !lit.is_empty()
+        && !lit
+            .bytes()
+            .any(|b| b == b'"' || b == b'\\' || b == b'/' || b < 0x20)
 }
+
+/// A literal of the prefilter: text some line contains, either anywhere
+/// (`line_contains`) or as a whole field value (`equals`, `in`).
+pub(crate) type Literal = (Vec<u8>, bool);
 
 impl Condition {
     pub(crate) fn compile(c: &ConditionConfig, path: &str, p: &mut Problems) -> Option<Condition> {
@@ -162,15 +169,15 @@ impl Condition {
 
     /// Literals of which a matching line (JSON, logfmt or raw) contains at
     /// least one, or `None` when no such set is known (a regex).
-    pub(crate) fn literals(&self) -> Option<Vec<Vec<u8>>> {
+    pub(crate) fn literals(&self) -> Option<Vec<Literal>> {
         match self {
-            Condition::Equals(_, v) => verbatim(v).then(|| vec![v.as_bytes().to_vec()]),
+            Condition::Equals(_, v) => verbatim(v).then(|| vec![(v.as_bytes().to_vec(), true)]),
             Condition::In(_, vs) => vs
                 .iter()
-                .map(|v| verbatim(v).then(|| v.as_bytes().to_vec()))
+                .map(|v| verbatim(v).then(|| (v.as_bytes().to_vec(), true)))
                 .collect(),
             Condition::Matches(..) | Condition::LineMatches(_) => None,
-            Condition::LineContains(f) => Some(vec![f.needle().to_vec()]),
+            Condition::LineContains(f) => Some(vec![(f.needle().to_vec(), false)]),
             // Every child holds: any one child's literals will do; take the
             // smallest set.
             Condition::All(cs) => cs
@@ -206,6 +213,12 @@ impl Condition {
 /// escaped literals (the regex crate searches such an alternation with its
 /// literal prefilters, memchr/Teddy) answers for every signal at once, with
 /// no allocation.
+///
+/// A field value compared for equality must stand as a whole value in the
+/// line: quoted (`"completed"`), after `=` up to a space or the end
+/// (logfmt), or after `:`, `,` or `[` up to `,`, `}`, `]`, a space or the
+/// end (JSON numbers and literals). So `"evt":"completed"` and
+/// `evt=completed` are candidates, and `msg="request completed"` is not.
 #[derive(Clone)]
 pub(crate) struct Prefilter {
     /// `None`: some signal has no literal set; every line is a candidate.
@@ -222,21 +235,34 @@ impl fmt::Debug for Prefilter {
 
 impl Prefilter {
     /// From each signal's literal set (`None` for a signal without one).
-    pub(crate) fn new(sets: &[Option<Vec<Vec<u8>>>]) -> Prefilter {
+    pub(crate) fn new(sets: &[Option<Vec<Literal>>]) -> Prefilter {
         if sets.iter().any(Option::is_none) {
             return Prefilter { any: None };
         }
-        let mut alts: Vec<String> = sets
-            .iter()
-            .flatten()
-            .flatten()
-            .map(|l| regex::escape(&String::from_utf8_lossy(l)))
-            .collect();
+        let mut values = Vec::new();
         // A JSON line may spell any character as `\uXXXX`.
-        alts.push(regex::escape("\\u"));
-        alts.sort();
-        alts.dedup();
-        let any = BytesRegex::new(&alts.join("|")).ok();
+        let mut anywhere = vec![regex::escape("\\u")];
+        for (lit, value) in sets.iter().flatten().flatten() {
+            let lit = regex::escape(&String::from_utf8_lossy(lit));
+            if *value {
+                values.push(lit);
+            } else {
+                anywhere.push(lit);
+            }
+        }
+        for v in [&mut values, &mut anywhere] {
+            v.sort();
+            v.dedup();
+        }
+        if !values.is_empty() {
+            let v = values.join("|");
+            // A JSON string or quoted logfmt value; a bare logfmt value; a
+            // JSON number or literal.
+            anywhere.push(format!(
+                r#""(?:{v})"|=(?:{v})(?:\s|$)|[:,\[]\s*(?:{v})(?:[\s,}}\]]|$)"#
+            ));
+        }
+        let any = BytesRegex::new(&anywhere.join("|")).ok();
         Prefilter { any }
     }
 

@@ -78,7 +78,9 @@ durations and minutes (the caller's `now` when a record has none).
 
 Most lines match no signal. [`Signals::wants`] answers from the raw line
 with one regex over the configured literals (event names and other
-values compared for equality; the regex crate searches such an alternation
+values compared for equality, which must stand as whole values:
+`"evt":"completed"` or `evt=completed`, not `msg="request completed"`;
+and `line_contains` texts; the regex crate searches such an alternation
 with its memchr/Teddy literal prefilters), without parsing or allocating.
 A signal with a regex condition on a field has no literals, and then every
 JSON/logfmt line is parsed.
@@ -421,7 +423,7 @@ impl SignalsConfig {
         }
         let ex = preset::expand(self, &mut p);
         let mut reg = Registry::new();
-        let mut literal_sets: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
+        let mut literal_sets: Vec<Option<Vec<condition::Literal>>> = Vec::new();
         let mut wanted = HashSet::new();
         let family = |reg: &mut Registry,
                       name: &str,

@@ -665,6 +665,17 @@ fn prefilter_skips_lines_without_literals() {
     let sig = build(PRESET);
     assert!(!sig.wants(&RecordView::json(br#"{"msg":"GET /x 200"}"#, None)));
     assert!(sig.wants(&RecordView::json(br#"{"evt":"call_connected"}"#, None)));
+    // An event name as a word of a message is not a value.
+    assert!(!sig.wants(&RecordView::json(br#"{"msg":"request completed"}"#, None)));
+    assert!(!sig.wants(&RecordView::logfmt(b"msg=\"scheduled sync\" x=1", None)));
+    assert!(sig.wants(&RecordView::logfmt(b"evt=completed", None)));
+    assert!(sig.wants(&RecordView::logfmt(b"a=1 evt=\"completed\"", None)));
+    assert!(sig.wants(&RecordView::json(br#"{"evt": "completed" }"#, None)));
+    // Numbers and list members.
+    let num = build("counters: [ { name: a_total, when: { field: code, in: ['503', '42'] } } ]");
+    assert!(num.wants(&RecordView::json(br#"{"code": 503}"#, None)));
+    assert!(num.wants(&RecordView::json(br#"{"codes":[1,42]}"#, None)));
+    assert!(!num.wants(&RecordView::json(br#"{"took": 5030}"#, None)));
     // A JSON escape may hide an event name.
     assert!(sig.wants(&RecordView::json(br#"{"evt":"\u0063ompleted"}"#, None)));
     // Caller-supplied fields are not in the line.
