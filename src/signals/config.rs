@@ -20,7 +20,10 @@ pub struct SignalsConfig {
     /// For the preset: the preset's logical field names (`event`,
     /// `visit_id`, `call_id`, `platform`, `packet_loss`, `jitter`, `rtt`)
     /// mapped to the names your services log, e.g. `visit_id: consult_id`.
-    /// A logical field not listed keeps its own name.
+    /// A logical field not listed keeps its own name. `call_id` defaults to
+    /// the `visit_id` mapping. When `platform` is mapped, connect, drop and
+    /// media signals carry a `platform` label (`ios`, `android`, `web`,
+    /// `desktop`; anything else is `other`).
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
     /// For the preset: the preset's event names (`scheduled`, `checked_in`,

@@ -305,6 +305,8 @@ fn parse_logfmt(line: &[u8], wanted: &HashSet<String>, out: &mut Fields) {
                         });
                         i += 2;
                     }
+                    // A backslash ending the line: the value is unterminated.
+                    b'\\' => i += 1,
                     _ => {
                         let start = i;
                         while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
@@ -377,6 +379,20 @@ mod tests {
         // An unterminated quote yields no value.
         RecordView::logfmt(br#"evt="open"#, None).fields_into(&w, &mut f);
         assert_eq!(f.get("evt"), None);
+        RecordView::logfmt(br#"q=1 evt="open\"#, None).fields_into(&w, &mut f);
+        assert_eq!((f.get("q"), f.get("evt")), (Some("1"), None));
+        // Odd shapes end.
+        for odd in [
+            &b"=x"[..],
+            b"\"=",
+            b"a==b",
+            b"\\",
+            b"k=\"\\\"",
+            b"  ",
+            b"x=\"\xff\"",
+        ] {
+            RecordView::logfmt(odd, None).fields_into(&w, &mut f);
+        }
     }
 
     #[test]
@@ -390,5 +406,37 @@ mod tests {
         RecordView::with_fields(b"", None, &attrs).fields_into(&w, &mut f);
         assert_eq!(f.get("visitid"), Some("v-3"));
         assert_eq!(f.len(), 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn logfmt_round_trips(pairs in proptest::collection::vec(("[a-z][a-z_]{0,7}", "\\PC{0,12}"), 1..6)) {
+            let mut line = String::new();
+            for (k, v) in &pairs {
+                let bare = !v.is_empty() && !v.chars().any(|c| c.is_whitespace() || c == '"' || c == '=' || c == '\\');
+                if bare {
+                    line.push_str(&format!("{k}={v} "));
+                } else {
+                    let q = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+                    line.push_str(&format!("{k}=\"{q}\" "));
+                }
+            }
+            let w: HashSet<String> = pairs.iter().map(|(k, _)| normalise(k)).collect();
+            let mut f = Fields::default();
+            RecordView::logfmt(line.as_bytes(), None).fields_into(&w, &mut f);
+            for (k, v) in &pairs {
+                // The first occurrence of a key wins.
+                let first = &pairs.iter().find(|(k2, _)| normalise(k2) == normalise(k)).unwrap().1;
+                proptest::prop_assert_eq!(f.get(&normalise(k)), Some(first.as_str()), "{} in {:?}", v, line);
+            }
+        }
+
+        #[test]
+        fn any_bytes_parse_without_panic(line in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let w: HashSet<String> = ["a", "b"].iter().map(|k| normalise(k)).collect();
+            let mut f = Fields::default();
+            RecordView::logfmt(&line, None).fields_into(&w, &mut f);
+            RecordView::auto(&line, None).fields_into(&w, &mut f);
+        }
     }
 }
