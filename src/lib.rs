@@ -46,6 +46,7 @@ pub mod pipeline;
 mod redact;
 mod rules;
 pub mod secret;
+pub mod signals;
 pub mod sinks;
 pub mod sources;
 pub mod topology;
