@@ -81,7 +81,10 @@ impl Condition {
         if let Some(field) = &c.field {
             let key = normalise(field);
             if key.is_empty() {
-                p.push(&format!("{path}.field"), "has no letters or digits");
+                p.push(
+                    &format!("{path}.field"),
+                    "has no letters or digits, or more than 48 after dropping the others",
+                );
                 return None;
             }
             if tests != 1 {

@@ -122,7 +122,10 @@ impl Labels {
             let lp = format!("{path}[{i}]");
             let key = normalise(&c.field);
             if key.is_empty() {
-                p.push(&format!("{lp}.field"), "has no letters or digits");
+                p.push(
+                    &format!("{lp}.field"),
+                    "has no letters or digits, or more than 48 after dropping the others",
+                );
                 continue;
             }
             let name = c.name.clone().unwrap_or_else(|| {

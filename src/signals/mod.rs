@@ -394,7 +394,10 @@ fn parse_timeout(s: &str, path: &str, p: &mut Problems) -> i64 {
 fn field_key(name: &str, path: &str, p: &mut Problems) -> String {
     let k = normalise(name);
     if k.is_empty() {
-        p.push(path, "has no letters or digits");
+        p.push(
+            path,
+            "has no letters or digits, or more than 48 after dropping the others",
+        );
     }
     k
 }

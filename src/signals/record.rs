@@ -5,11 +5,11 @@
 use std::collections::HashSet;
 use std::fmt;
 
-/// Field names are compared in this form: ASCII letters and digits, lower
-/// case (`visit_id`, `visitId`, `VISIT-ID` and `visit.id` are the same).
-///
-/// This should move to the shared `keys` module being written on another
-/// branch (it matches `crate::normalise_key`, which works in a stack buffer).
+/// Field names are compared in the engine's normal form (see
+/// [`crate::keys`]): ASCII letters and digits, lower case (`visit_id`,
+/// `visitId`, `VISIT-ID` and `visit.id` are the same). A name without one
+/// (empty, or longer than [`crate::keys::MAX_KEY`] after normalising)
+/// becomes the empty string, which no configured field is.
 pub(crate) fn normalise(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     normalise_into(name, &mut out);
@@ -18,11 +18,11 @@ pub(crate) fn normalise(name: &str) -> String {
 
 fn normalise_into(name: &str, out: &mut String) {
     out.clear();
-    out.extend(
-        name.bytes()
-            .filter(u8::is_ascii_alphanumeric)
-            .map(|b| char::from(b.to_ascii_lowercase())),
-    );
+    let mut buf = [0u8; crate::keys::MAX_KEY];
+    if let Some(n) = crate::keys::normalise_key(name.as_bytes(), &mut buf) {
+        // Only ASCII letters and digits are kept, so the bytes are UTF-8.
+        out.extend(buf[..n].iter().map(|&b| char::from(b)));
+    }
 }
 
 /// Fields supplied by the caller, e.g. backed by OTLP attributes.
