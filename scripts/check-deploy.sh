@@ -168,6 +168,18 @@ cmp "$work/injected.yaml" "$work/injected-twice.yaml"
 step "Prometheus rules: promtool check rules, test rules"
 "$promtool" check rules deploy/prometheus/scrubs-alerts.yaml
 (cd deploy/prometheus && "$promtool" test rules scrubs-alerts.test.yaml)
+"$promtool" check rules deploy/prometheus/telehealth-slo.yaml
+(cd deploy/prometheus && "$promtool" test rules telehealth-slo.test.yaml)
+# Every telehealth metric the SLO rules use is one the signals preset
+# defines (counters end in _total; histograms add _bucket and _count;
+# call-minutes are _total and _good_total of one name).
+for m in $(grep -o 'telehealth_[a-z_]*' deploy/prometheus/telehealth-slo.yaml | sort -u); do
+    base=$(echo "$m" | sed -E 's/_(bucket|count|sum)$//; s/_good_total$//; s/_total$//')
+    if ! grep -q "\"$base" src/signals/preset.rs; then
+        echo "deploy/prometheus/telehealth-slo.yaml uses $m, which the signals preset does not define" >&2
+        exit 1
+    fi
+done
 # Every scrubs metric the rules use is one scrubs exports.
 for m in $(grep -o 'scrubs_[a-z_]*' deploy/prometheus/scrubs-alerts.yaml | sort -u); do
     if ! grep -rq "\"$m\"" src/; then
