@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::pipeline::classify::AuditSelector;
+use crate::signals::SignalsConfig;
 use crate::sinks::audit::AuditConfig;
 use crate::sinks::otlp::VendorConfig;
 use crate::sources::file::FileSourceConfig;
@@ -36,6 +37,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub shutdown: ShutdownConfig,
     pub resource: BTreeMap<String, String>,
+    /// Metrics derived from records before redaction (see
+    /// [`crate::signals`]).
+    pub signals: Option<SignalsConfig>,
 }
 
 /// The top level as written, with sections left as YAML so that each can be
@@ -65,6 +69,8 @@ struct RawConfig {
     shutdown: Option<serde_yaml::Value>,
     #[serde(default)]
     resource: BTreeMap<String, String>,
+    #[serde(default)]
+    signals: Option<serde_yaml::Value>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -297,6 +303,7 @@ impl Config {
             limits,
             shutdown,
             resource,
+            signals,
         } = raw;
 
         let rules = rules.map_or(Some(RulesConfig::default()), |v| {
@@ -368,6 +375,14 @@ impl Config {
             section("shutdown", v, &mut problems)
         });
 
+        let signals = signals.and_then(|v| match SignalsConfig::from_value(v) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                problems.extend(e.problems().iter().cloned());
+                None
+            }
+        });
+
         if environment {
             problems.extend(environment::check(&environment::Named {
                 data_dir: &data_dir,
@@ -388,14 +403,23 @@ impl Config {
             },
         });
         if let Some(r) = rules_to_check.filter(|r| environment || r.builtin) {
-            if let Err(e) =
-                build_rules(&r).and_then(|set| Engine::new(&set, PseudonymKey::ephemeral()))
-            {
-                let found = e.rule_problems();
-                if found.is_empty() {
-                    problems.push(format!("rules: {e}"));
+            match build_rules(&r).and_then(|set| Engine::new(&set, PseudonymKey::ephemeral())) {
+                Err(e) => {
+                    let found = e.rule_problems();
+                    if found.is_empty() {
+                        problems.push(format!("rules: {e}"));
+                    }
+                    problems.extend(found.iter().map(|p| format!("rules: {p}")));
                 }
-                problems.extend(found.iter().map(|p| format!("rules: {p}")));
+                // The signals' own checks (names, regexes, buckets, label
+                // checks) need the engine; the key is a placeholder.
+                Ok(engine) => {
+                    if let Some(sig) = &signals {
+                        if let Err(e) = sig.build(std::sync::Arc::new(engine), &[0u8; 32]) {
+                            problems.extend(e.problems().iter().cloned());
+                        }
+                    }
+                }
             }
         }
 
@@ -416,6 +440,7 @@ impl Config {
             limits: limits.unwrap_or_default(),
             shutdown: shutdown.unwrap_or_default(),
             resource,
+            signals,
         })
     }
 

@@ -44,13 +44,36 @@ struct Family {
     series: BTreeMap<Vec<(String, String)>, Handle>,
 }
 
+/// Appends more families to the rendered text (the derived signals,
+/// whose series are kept elsewhere).
+type Renderer = Box<dyn Fn(&mut String) + Send + Sync>;
+
 /// The process's metrics.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Metrics {
     families: Mutex<BTreeMap<&'static str, Family>>,
+    renderers: Mutex<Vec<Renderer>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fams = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        f.debug_struct("Metrics")
+            .field("families", &fams.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Metrics {
+    /// Adds families rendered by `f` after this registry's own, on every
+    /// [`Metrics::render`] (for series this registry does not hold).
+    pub fn add_renderer(&self, f: impl Fn(&mut String) + Send + Sync + 'static) {
+        self.renderers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(f));
+    }
+
     /// A new, empty registry.
     pub fn new() -> Arc<Metrics> {
         Arc::new(Metrics::default())
@@ -155,6 +178,15 @@ impl Metrics {
                 }
                 let _ = writeln!(out, " {}", h.load(Ordering::Relaxed));
             }
+        }
+        drop(fams);
+        for r in self
+            .renderers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            r(&mut out);
         }
         out
     }

@@ -41,6 +41,7 @@ use crate::admin::{Watchdog, Work};
 use crate::keys::{attr_lookup, attr_lookup_normalised, normalised_keys};
 use crate::metrics::{self, Metrics};
 use crate::redact::otlp::{self, RedactError, RedactStats};
+use crate::signals::SignalsTap;
 use crate::{Engine, Scratch};
 
 /// Resolves once submitted audit events are durable.
@@ -228,6 +229,9 @@ pub struct Pipeline {
     /// Liveness (`/healthz`): redaction and OTLP requests are work that
     /// must finish (see [`Watchdog`]).
     watchdog: std::sync::OnceLock<Arc<Watchdog>>,
+    /// Metrics derived from records before redaction (see
+    /// [`crate::signals`]), when configured.
+    signals: std::sync::OnceLock<Arc<SignalsTap>>,
 }
 
 /// What [`Pipeline::read_lines`] does with a batch's lines.
@@ -312,12 +316,19 @@ impl Pipeline {
             sequencer: Arc::new(Sequencer::default()),
             scratch_pool: Mutex::new(Vec::new()),
             watchdog: std::sync::OnceLock::new(),
+            signals: std::sync::OnceLock::new(),
         }
     }
 
     /// Reports the pipeline's work to `watchdog` (once).
     pub fn set_watchdog(&self, watchdog: Arc<Watchdog>) {
         let _ = self.watchdog.set(watchdog);
+    }
+
+    /// Hands every record to the signals before redaction (once per line:
+    /// by the lane that counts the source's records).
+    pub fn set_signals(&self, signals: Arc<SignalsTap>) {
+        let _ = self.signals.set(signals);
     }
 
     /// Work under way for the watchdog, if there is one.
@@ -571,8 +582,12 @@ impl Pipeline {
         let mut records = Vec::with_capacity(if redact { lines.len() } else { 0 });
         let mut bytes = 0u64;
         let mut failed = 0u64;
+        let signals = self.signals.get().filter(|_| count_source);
         for (i, line) in lines.iter().enumerate() {
             bytes += line.len() as u64;
+            if let Some(s) = signals {
+                s.observe_line(line, meta.get(i).map_or(0, |m| m.time_unix_nano));
+            }
             if !self.selector.is_empty() && (audit || !self.cfg.audit_to_vendors) {
                 if let Some(key) = self.selector.select_line(line) {
                     if audit {
@@ -899,6 +914,11 @@ impl Pipeline {
             };
             for sl in &mut rl.scope_logs {
                 count += sl.log_records.len() as u64;
+                if let Some(s) = self.signals.get() {
+                    for lr in &sl.log_records {
+                        s.observe_otlp_log(lr, resource_attrs);
+                    }
+                }
                 if self.selector.is_empty() {
                     continue;
                 }

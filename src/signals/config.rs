@@ -66,6 +66,18 @@ pub struct SignalsConfig {
     /// those whose loss (or other sample) stayed under a threshold.
     #[serde(default)]
     pub call_minutes: Vec<CallMinutesConfig>,
+    /// How often `scrubs run` sends the derived metrics (cumulative) as
+    /// OTLP metrics to every vendor that takes metrics; they are on
+    /// `/metrics` all the time. Default `60s`; `0s` sends none.
+    #[serde(
+        default = "default_export_interval",
+        deserialize_with = "crate::units::deserialize_duration"
+    )]
+    pub export_interval: std::time::Duration,
+}
+
+fn default_export_interval() -> std::time::Duration {
+    std::time::Duration::from_secs(60)
 }
 
 /// Timeouts and thresholds of the `telehealth` preset.

@@ -142,6 +142,7 @@ mod labels;
 pub mod preset;
 mod record;
 mod registry;
+mod tap;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -155,6 +156,7 @@ pub use self::config::{
 };
 pub use self::labels::{NONE, OTHER};
 pub use self::record::{FieldLookup, RecordView};
+pub use self::tap::SignalsTap;
 
 use self::call_minutes::{Minutes, Sample};
 use self::condition::{Condition, Prefilter};

@@ -9,6 +9,7 @@
 
 mod component;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -25,7 +26,8 @@ use crate::config::{build_rules, AuditSection, Config, SourceConfig};
 use crate::metrics::{Handle, Metrics};
 use crate::pipeline::classify::Selector;
 use crate::pipeline::router::{AuditOut, Handler, Pipeline, RouterConfig, VendorOut};
-use crate::pipeline::{LagLimit, Lane, LineBatch, VendorLane};
+use crate::pipeline::{LagLimit, Lane, LineBatch, VendorBatch, VendorLane};
+use crate::signals::SignalsTap;
 use crate::sinks::audit::flowmap::{FlowContext, FlowRecorder, VendorFlow};
 use crate::sinks::audit::AuditSink;
 use crate::sinks::otlp::{Signal, VendorSink};
@@ -81,6 +83,10 @@ pub struct Running {
     /// Tells the flow recorder to write its last record.
     flow_stop: watch::Sender<bool>,
     flow_recorder: Option<JoinHandle<()>>,
+    /// The derived signals, if configured.
+    signals: Option<SignalsRun>,
+    /// The signals' tick and export tasks.
+    signal_tasks: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Running {
@@ -143,6 +149,7 @@ impl Topology {
             limits,
             shutdown: _,
             resource,
+            signals,
         } = cfg;
         let metrics = Metrics::new();
         // Every component is told to stop by this one signal, sent first in
@@ -250,6 +257,58 @@ impl Topology {
             },
         ));
         pipeline.set_watchdog(watchdog.clone());
+
+        // Signals (see `scrubs::signals`): derived from records before
+        // redaction, on `/metrics` and, every `export_interval`, as OTLP
+        // metrics to the vendors that take metrics. Open keys are kept as
+        // hashes under a key of this process only: they live in memory.
+        let mut signal_tasks = Vec::new();
+        let signals_tap = match signals {
+            Some(sc) => {
+                let built = sc
+                    .build(pipeline.engine(), &rand::random::<[u8; 32]>())
+                    .map_err(|e| BuildError::config("signals", e.to_string()))?;
+                let tap = SignalsTap::new(built);
+                let t = tap.clone();
+                metrics.add_renderer(move |out| t.render_prometheus(out));
+                pipeline.set_signals(tap.clone());
+                let t = tap.clone();
+                signal_tasks.push(tokio::spawn(
+                    async move {
+                        let mut every = tokio::time::interval(Duration::from_secs(1));
+                        loop {
+                            every.tick().await;
+                            t.tick();
+                        }
+                    }
+                    .instrument(tracing::info_span!("signals_tick")),
+                ));
+                if !sc.export_interval.is_zero() {
+                    let (t, sinks, resource) =
+                        (tap.clone(), vendor_sinks.clone(), resource.clone());
+                    let every = sc.export_interval;
+                    signal_tasks.push(tokio::spawn(
+                        async move {
+                            let mut tick = tokio::time::interval_at(
+                                tokio::time::Instant::now() + every,
+                                every,
+                            );
+                            loop {
+                                tick.tick().await;
+                                export_signals(&t, &sinks, &resource);
+                            }
+                        }
+                        .instrument(tracing::info_span!("signals_export")),
+                    ));
+                }
+                Some(SignalsRun {
+                    tap,
+                    export_interval: sc.export_interval,
+                    resource: resource.clone(),
+                })
+            }
+            None => None,
+        };
 
         // Sources.
         let (tx, rx) = mpsc::channel::<LineBatch>(limits.queue_batches);
@@ -464,7 +523,36 @@ impl Topology {
             heartbeat,
             flow_stop,
             flow_recorder,
+            signals: signals_tap,
+            signal_tasks,
         })
+    }
+}
+
+/// The derived signals of a running topology.
+struct SignalsRun {
+    tap: Arc<SignalsTap>,
+    export_interval: Duration,
+    /// The configuration's `resource`, for the exported metrics.
+    resource: BTreeMap<String, String>,
+}
+
+/// Sends the derived signals, cumulative, to every vendor that takes
+/// metrics (the BAA check is the vendor sink's, as for any telemetry). A
+/// full queue drops the request, counted by the sink; the next export
+/// carries the same totals.
+fn export_signals(
+    tap: &SignalsTap,
+    sinks: &[Arc<VendorSink>],
+    resource: &BTreeMap<String, String>,
+) {
+    let req = tap.to_otlp(resource);
+    if req.resource_metrics.is_empty() {
+        return;
+    }
+    let batch = VendorBatch::Metrics(req.resource_metrics);
+    for v in sinks {
+        let _ = v.send(batch.clone());
     }
 }
 
@@ -586,6 +674,9 @@ impl Running {
             Ok(engine) => {
                 info!(rules = engine.rule_count(), "SIGHUP: rules reloaded");
                 self.pipeline.reload(engine);
+                if let Some(sr) = &self.signals {
+                    sr.tap.set_engine(self.pipeline.engine());
+                }
                 self.reloads.record(true);
                 true
             }
@@ -621,6 +712,8 @@ impl Running {
             heartbeat,
             flow_stop,
             flow_recorder,
+            signals,
+            signal_tasks,
         } = self;
         // Drain, within one deadline for everything (sources, workers,
         // vendors, audit), never a deadline per sink one after the other:
@@ -654,6 +747,16 @@ impl Running {
             let _ = w.await;
         }
         drop(pipeline);
+        // The signals' last export, while the vendor sinks still take
+        // batches.
+        for t in signal_tasks {
+            t.abort();
+        }
+        if let Some(sr) = &signals {
+            if !sr.export_interval.is_zero() {
+                export_signals(&sr.tap, &vendor_sinks, &sr.resource);
+            }
+        }
         // The last flow record, while the audit sink still takes events.
         let _ = flow_stop.send(true);
         if let Some(t) = flow_recorder {

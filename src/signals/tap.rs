@@ -1,0 +1,124 @@
+//! Where the pipeline hands records to the signals: a lock-free filter
+//! first (most lines match no signal), the signals themselves behind a
+//! mutex only for the records that may.
+//!
+//! The pipeline calls [`SignalsTap::observe_line`] for every line read from
+//! a file or stdin, and [`SignalsTap::observe_fields`] for every OTLP log
+//! record, before redaction and inside the boundary. A task calls
+//! [`SignalsTap::tick`] every second; `/metrics` calls
+//! [`SignalsTap::render_prometheus`]; the export task sends
+//! [`SignalsTap::to_otlp`] to the vendors.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+
+use super::{FieldLookup, RecordView, Signals, SignalsFilter};
+use crate::Engine;
+
+/// The signals of one `scrubs run`, shared by the workers.
+pub struct SignalsTap {
+    filter: SignalsFilter,
+    signals: Mutex<Signals>,
+}
+
+impl fmt::Debug for SignalsTap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignalsTap").finish_non_exhaustive()
+    }
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+impl SignalsTap {
+    /// Wraps built signals.
+    pub fn new(signals: Signals) -> Arc<SignalsTap> {
+        Arc::new(SignalsTap {
+            filter: signals.filter(),
+            signals: Mutex::new(signals),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Signals> {
+        self.signals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A line from a file or stdin (JSON or logfmt, found out here), with
+    /// the container runtime's time when it had one (0: none).
+    pub fn observe_line(&self, line: &[u8], time_unix_nano: u64) {
+        let time = (time_unix_nano > 0).then_some(time_unix_nano as i64);
+        let view = RecordView::auto(line, time);
+        if self.filter.wants(&view) {
+            self.lock().observe(&view, now_nanos());
+        }
+    }
+
+    /// An OTLP log record: its body as the line, its attributes as fields.
+    pub fn observe_fields(&self, body: &[u8], time_unix_nano: u64, fields: &dyn FieldLookup) {
+        let time = (time_unix_nano > 0).then_some(time_unix_nano as i64);
+        let view = RecordView::with_fields(body, time, fields);
+        if self.filter.wants(&view) {
+            self.lock().observe(&view, now_nanos());
+        }
+    }
+
+    /// An OTLP log record of a resource: its string body is the line, its
+    /// attributes and then the resource's are the fields.
+    pub fn observe_otlp_log(&self, record: &LogRecord, resource: &[KeyValue]) {
+        let body = match record.body.as_ref().and_then(|b| b.value.as_ref()) {
+            Some(Value::StringValue(s)) => s.as_bytes(),
+            _ => &[],
+        };
+        let fields = OtlpFields {
+            record: &record.attributes,
+            resource,
+        };
+        self.observe_fields(body, record.time_unix_nano, &fields);
+    }
+
+    /// Expires open keys and call-minutes whose time has passed.
+    pub fn tick(&self) {
+        self.lock().tick(now_nanos());
+    }
+
+    /// After a rules reload: label values are checked by the new engine.
+    pub fn set_engine(&self, engine: Arc<Engine>) {
+        self.lock().set_engine(engine);
+    }
+
+    /// The derived metrics in the Prometheus text format, appended to `out`.
+    pub fn render_prometheus(&self, out: &mut String) {
+        self.lock().render_prometheus(out);
+    }
+
+    /// The derived metrics as one OTLP metrics request (cumulative).
+    pub fn to_otlp(&self, resource: &BTreeMap<String, String>) -> ExportMetricsServiceRequest {
+        self.lock().to_otlp(resource)
+    }
+}
+
+/// OTLP attributes as signal fields: the record's first, then the
+/// resource's; values that are not text written out (numbers, booleans).
+struct OtlpFields<'a> {
+    record: &'a [KeyValue],
+    resource: &'a [KeyValue],
+}
+
+impl FieldLookup for OtlpFields<'_> {
+    fn for_each_field(&self, f: &mut dyn FnMut(&str, &str)) {
+        for kv in self.record.iter().chain(self.resource) {
+            if let Some(text) = crate::keys::attr_text(kv) {
+                f(&kv.key, &text);
+            }
+        }
+    }
+}
