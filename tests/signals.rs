@@ -30,7 +30,7 @@ const CANARIES: [&str; 3] = [
 ];
 
 fn connects(v: u64) -> bool {
-    v % 10 != 0
+    !v.is_multiple_of(10)
 }
 
 fn delay(v: u64) -> f64 {
