@@ -403,6 +403,11 @@ pub struct QueueConfig {
     pub max_bytes: u64,
     /// Input batches held for this vendor. Default 4096.
     pub max_batches: usize,
+    /// Protobuf bytes held back for crisis records (988 hand-offs, crisis
+    /// escalations; see `signals.crisis`), above `max_bytes`: a full queue
+    /// never drops them, and only they may use this room. Default 2 MiB.
+    #[serde(deserialize_with = "deserialize_bytes")]
+    pub crisis_reserve_bytes: u64,
 }
 
 impl Default for QueueConfig {
@@ -410,6 +415,7 @@ impl Default for QueueConfig {
         QueueConfig {
             max_bytes: 8 << 20,
             max_batches: 4096,
+            crisis_reserve_bytes: 2 << 20,
         }
     }
 }

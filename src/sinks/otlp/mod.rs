@@ -184,6 +184,11 @@ struct Shared {
     signals: [bool; 3],
     max_bytes: u64,
     max_batches: usize,
+    /// `queue.crisis_reserve_bytes`: room above `max_bytes` that only
+    /// crisis batches may take (see [`VendorSink::send_crisis`]).
+    crisis_reserve: u64,
+    /// Crisis records queued for this vendor.
+    crisis_records: Handle,
     queue: Mutex<QueueState>,
     queue_gauge: Handle,
     sent: [Handle; 3],
@@ -216,6 +221,23 @@ impl Shared {
         q.batches += 1;
         self.queue_gauge.store(q.bytes, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// [`Shared::reserve`] for a crisis batch: the queue's room plus the
+    /// crisis reserve, and no batch-count limit (a crisis batch never
+    /// waits for ordinary ones to be counted out). A crisis batch larger
+    /// than both is still taken, alone, once the queue is empty: it is
+    /// never dropped for its size.
+    fn reserve_crisis(&self, bytes: u64) -> bool {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let room = self.max_bytes.saturating_add(self.crisis_reserve);
+        if q.bytes + bytes > room && q.bytes > 0 {
+            return false;
+        }
+        q.bytes += bytes;
+        q.batches += 1;
+        self.queue_gauge.store(q.bytes, Ordering::Relaxed);
+        true
     }
 
     fn release(&self, bytes: u64, batches: usize) {
@@ -448,6 +470,12 @@ impl VendorConfig {
             signals,
             max_bytes: cfg.queue.max_bytes,
             max_batches: cfg.queue.max_batches,
+            crisis_reserve: cfg.queue.crisis_reserve_bytes,
+            crisis_records: metrics.counter(
+                "scrubs_vendor_crisis_records_total",
+                "Crisis records queued for a vendor through the reserved room (never dropped for a full queue).",
+                &[("vendor", v)],
+            ),
             queue: Mutex::new(QueueState::default()),
             last_queue_full_log: Mutex::new(None),
             suppressed_queue_full: AtomicU64::new(0),
@@ -609,6 +637,30 @@ impl VendorSink {
             return false;
         }
         rx.await.unwrap_or(false)
+    }
+
+    /// Queues a batch of crisis records: it takes the crisis reserve above
+    /// `queue.max_bytes` and waits, however long, for room rather than
+    /// being dropped for a full queue (a crisis hand-off is never shed).
+    /// Counted in `scrubs_vendor_crisis_records_total`.
+    pub async fn send_crisis(&self, batch: VendorBatch) {
+        let Some((signal, records, measured)) = self.prepare(batch) else {
+            return;
+        };
+        let bytes = measured.len() as u64;
+        loop {
+            let notified = self.shared.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.shared.reserve_crisis(bytes) {
+                break;
+            }
+            notified.await;
+        }
+        self.shared
+            .crisis_records
+            .fetch_add(records, Ordering::Relaxed);
+        let _ = self.enqueue(measured, signal, records, bytes);
     }
 
     /// Queues a batch, waiting up to `wait` for room; past it the batch is
@@ -1166,5 +1218,52 @@ mod tests {
             .to_string();
         assert!(err.contains("SCRUBS_OTLP_TEST_UNSET_VAR"), "{err}");
         assert!(err.contains("x-key"), "{err}");
+    }
+
+    /// A crisis batch takes the reserve above a full queue, at once; an
+    /// ordinary batch is still dropped for the full queue.
+    #[tokio::test]
+    async fn a_full_queue_still_takes_crisis_batches() {
+        // A batch of 512 to 1024 bytes: the queue holds two, the reserve
+        // two more.
+        let n = (1..1000)
+            .find(|&n| Measured::new(logs(n)).len() >= 512)
+            .unwrap();
+        let one = Measured::new(logs(n)).len() as u64;
+        assert!(one <= 1024);
+        let cfg: VendorConfig = serde_yaml::from_str(&format!(
+            "name: v\nendpoint: http://127.0.0.1:1\nbaa_covered: true\nbatch: {{ max_bytes: 1024 }}\nqueue: {{ max_bytes: {}, max_batches: 100, crisis_reserve_bytes: {} }}\n",
+            one * 2,
+            one * 2
+        ))
+        .unwrap();
+        let metrics = Metrics::new();
+        let sink = cfg
+            .build(&Context::new("test", metrics.clone()))
+            .unwrap()
+            .handle;
+        let mut sent = 0;
+        while sink.send(logs(n)).is_ok() {
+            sent += 1;
+            assert!(sent < 10, "the queue never filled");
+        }
+        for _ in 0..2 {
+            tokio::time::timeout(Duration::from_secs(2), sink.send_crisis(logs(n)))
+                .await
+                .expect("a crisis batch waited although the reserve had room");
+        }
+        assert_eq!(
+            metrics.value("scrubs_vendor_crisis_records_total", &[("vendor", "v")]),
+            Some(2 * n as u64)
+        );
+        assert_eq!(sink.send(logs(n)), Err(DropReason::QueueFull));
+        // The reserve is full too: a crisis batch now waits for room
+        // instead of being dropped.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), sink.send_crisis(logs(n)))
+                .await
+                .is_err()
+        );
+        sink.shutdown(Duration::from_millis(100)).await;
     }
 }
