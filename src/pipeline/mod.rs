@@ -198,9 +198,12 @@ pub trait OtlpHandler: Send + Sync + 'static {
         req: ExportMetricsServiceRequest,
     ) -> BoxFuture<'static, Result<ExportOutcome, Rejection>>;
 }
+mod admission;
 pub mod classify;
 pub mod lane;
 pub mod router;
+mod scratch_pool;
+pub mod sequencer;
 
 /// A test-only fault hook: with the `fault-injection` feature, redaction
 /// panics on any record that contains the marker given in the environment
