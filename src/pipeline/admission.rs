@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::router::VendorOut;
+use super::route::VendorOut;
 use super::Rejection;
 use crate::metrics::Metrics;
 

@@ -24,7 +24,7 @@ use crate::admin::{Admin, Ready};
 use crate::config::{build_rules, AuditSection, Config, SourceConfig};
 use crate::metrics::{Handle, Metrics};
 use crate::pipeline::classify::Selector;
-use crate::pipeline::router::{AuditOut, Handler, Pipeline, RouterConfig, VendorOut};
+use crate::pipeline::route::{AuditOut, Handler, Pipeline, RouterConfig, VendorOut};
 use crate::pipeline::{LagLimit, Lane, LineBatch, VendorLane};
 use crate::sinks::audit::flowmap::{FlowContext, FlowRecorder, VendorFlow};
 use crate::sinks::audit::AuditSink;

@@ -1,6 +1,15 @@
 //! Route: classify each record, fork audit-grade records to the audit sink,
 //! redact everything that can leave, and hand it to the vendors.
 //!
+//! This file holds the routing decisions: [`Pipeline`], what each [`Lane`]
+//! of a line batch does, and what an OTLP request becomes. The stages it
+//! drives live where the data passes through them: the records it builds
+//! from lines in `crate::decode::records`, the audit selector in
+//! [`super::classify`], the redaction walks in `crate::redact`; the ordering
+//! of audit submissions across workers in [`super::sequencer`], OTLP
+//! admission in `super::admission` and the scratch spaces in
+//! `super::scratch_pool`.
+//!
 //! Order matters for "nothing lost": a batch's audit records are made
 //! durable first (Kafka acknowledged, or fsynced to the spool); only then are
 //! the scrubbed records queued for vendors and the source told it may commit.
@@ -16,15 +25,13 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
 
 use super::admission::{Admission, InFlight, RETRY_AFTER};
@@ -38,7 +45,10 @@ use super::{
     VendorBatch,
 };
 use crate::admin::{Watchdog, Work};
-use crate::keys::{attr_lookup, attr_lookup_normalised, normalised_keys};
+use crate::decode::records::{
+    line_audit_event, line_record, line_resource, now_nanos, otlp_audit_event,
+};
+use crate::keys::normalised_keys;
 use crate::metrics::{self, Metrics};
 use crate::redact::otlp::{self, RedactError, RedactStats};
 use crate::{Engine, Scratch};
@@ -159,22 +169,6 @@ impl std::fmt::Debug for Pipeline {
             .field("vendors", &self.vendors.len())
             .field("audit", &self.audit.is_some())
             .finish()
-    }
-}
-
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue {
-            value: Some(Value::StringValue(value.to_string())),
-        }),
-        ..Default::default()
     }
 }
 
@@ -453,13 +447,7 @@ impl Pipeline {
             if !self.selector.is_empty() && (audit || !self.cfg.audit_to_vendors) {
                 if let Some(key) = self.selector.select_line(line) {
                     if audit {
-                        events.push(AuditEvent {
-                            source: source.to_string(),
-                            stream: stream.to_string(),
-                            key,
-                            time_unix_nano: observed,
-                            record: serde_json::json!({ "line": String::from_utf8_lossy(line) }),
-                        });
+                        events.push(line_audit_event(source, stream, key, observed, line));
                     }
                     if !self.cfg.audit_to_vendors {
                         continue;
@@ -476,7 +464,7 @@ impl Pipeline {
                 fault::check(line);
                 String::from_utf8_lossy(engine.redact(&mut scratch, line)).into_owned()
             }));
-            let mut body = match redacted {
+            let body = match redacted {
                 Ok(body) => body,
                 Err(_) => {
                     self.count_redactions(&engine, &mut scratch, source);
@@ -485,27 +473,15 @@ impl Pipeline {
                     continue;
                 }
             };
-            let cut = dropped_bytes.get(i).copied().unwrap_or(0);
-            if cut > 0 {
-                body.push_str(&format!(" [TRUNCATED:{cut} bytes]"));
-            }
-            // A container runtime's line keeps its time as the record's
-            // time (when it happened) and its stream as an attribute
-            // (OpenTelemetry's `log.iostream`); the observed time stays
-            // when scrubs read it.
-            let m = meta.get(i).copied().unwrap_or_default();
-            records.push(LogRecord {
-                time_unix_nano: m.time_unix_nano,
-                observed_time_unix_nano: observed,
-                body: Some(AnyValue {
-                    value: Some(Value::StringValue(body)),
-                }),
-                attributes: m
-                    .stream
-                    .map(|st| vec![kv("log.iostream", st.as_str())])
-                    .unwrap_or_default(),
-                ..Default::default()
-            });
+            // How a line becomes a record (its time, stream and truncation
+            // marker) is decode's part, in `line_record`; here only whether
+            // it goes.
+            records.push(line_record(
+                body,
+                dropped_bytes.get(i).copied().unwrap_or(0),
+                meta.get(i).copied().unwrap_or_default(),
+                observed,
+            ));
         }
         if count_redactions {
             self.count_redactions(&engine, &mut scratch, source);
@@ -531,29 +507,6 @@ impl Pipeline {
         self.recycle(engine, scratch);
         self.count_not_redacted_for(source, "redaction_failed", failed, vendor);
         (events, records)
-    }
-
-    /// The resource of scrubbed lines from `source`'s `stream`.
-    fn line_resource(&self, source: &str, stream: &str, records: Vec<LogRecord>) -> VendorBatch {
-        let mut attrs: Vec<KeyValue> = self.cfg.resource.iter().map(|(k, v)| kv(k, v)).collect();
-        attrs.push(kv("scrubs.source", source));
-        attrs.push(kv("log.file.path", stream));
-        VendorBatch::Logs(vec![ResourceLogs {
-            resource: Some(Resource {
-                attributes: attrs,
-                ..Default::default()
-            }),
-            scope_logs: vec![ScopeLogs {
-                scope: Some(InstrumentationScope {
-                    name: "scrubs".into(),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                    ..Default::default()
-                }),
-                log_records: records,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }])
     }
 
     /// The audit lane (and stdin, with `to_vendors`): audit events are made
@@ -612,7 +565,7 @@ impl Pipeline {
             }
         };
         if durable && !records.is_empty() {
-            self.to_vendors(self.line_resource(&source, &stream, records));
+            self.to_vendors(line_resource(&self.cfg.resource, &source, &stream, records));
         }
         let _ = ack.send(durable);
     }
@@ -695,7 +648,7 @@ impl Pipeline {
             let _ = ack.send(true);
             return;
         }
-        let batch = self.line_resource(&source, &stream, records);
+        let batch = line_resource(&self.cfg.resource, &source, &stream, records);
         let done = match decision {
             // A probe while skipping for a failing vendor goes out without
             // waiting (its drops are counted by the sink as usual), so that
@@ -745,22 +698,12 @@ impl Pipeline {
                     continue;
                 }
                 sl.log_records.retain(|lr| {
-                    let get = |k: &str| {
-                        attr_lookup(&lr.attributes, k)
-                            .or_else(|| attr_lookup_normalised(&resource_keys, k))
-                    };
-                    match self.selector.select_fields(&get) {
+                    match self
+                        .selector
+                        .select_log_record(&lr.attributes, &resource_keys)
+                    {
                         Some(key) => {
-                            events.push(AuditEvent {
-                                source: "otlp".into(),
-                                stream: "otlp".into(),
-                                key,
-                                time_unix_nano: if lr.time_unix_nano > 0 { lr.time_unix_nano } else { now_nanos() },
-                                record: serde_json::json!({
-                                    "resource": serde_json::to_value(resource_attrs).unwrap_or_default(),
-                                    "log": serde_json::to_value(lr).unwrap_or_default(),
-                                }),
-                            });
+                            events.push(otlp_audit_event(key, resource_attrs, lr));
                             self.cfg.audit_to_vendors
                         }
                         None => true,
@@ -883,6 +826,11 @@ impl OtlpHandler for Handler {
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
+
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::common::v1::AnyValue;
+    use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
 
     use super::*;
     use crate::pipeline::classify::AuditSelector;
