@@ -84,7 +84,7 @@ pub fn decode_otlp_http(
 
 /// Redacts every resource of a request in place with the walker the
 /// pipeline uses (`redact::otlp`), resource by resource as the
-/// router does. Returns the number of records dropped with resources that
+/// route stage does. Returns the number of records dropped with resources that
 /// went over the value budget.
 pub fn redact_otlp(engine: &Engine, scratch: &mut Scratch, req: &mut OtlpRequest) -> usize {
     let mut rejected = 0;

@@ -3,7 +3,7 @@
 //!
 //! Three stages compare keys: the redaction engine (a key says what its value
 //! is), the audit classifier (a configured field selects audit-grade records)
-//! and the router (which reads OTLP attributes for the classifier). They must
+//! and the classifier's OTLP attribute lookups (record, then resource). They must
 //! agree on which spellings are the same key, or a field the engine treats as
 //! `patient_id` would be missed by the classifier under another spelling. So
 //! there is one rule, [`normalise_key`], and everything else here is written

@@ -24,7 +24,9 @@ assert_eq!(out, "callback [REDACTED:PHONE] for SSN [REDACTED:SSN]");
 ```
 
 Data flows source → decode → classify → redact → route → sinks, and the
-modules follow that order.
+modules follow that order: [`sources`], [`decode`] (including lines →
+records), [`pipeline::classify`], `redact`, [`pipeline::route`] and
+[`sinks`].
 */
 
 #![forbid(unsafe_code)]

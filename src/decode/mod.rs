@@ -1,7 +1,10 @@
 //! Decode: what a source read, turned into the messages the engine sees.
 //!
-//! Today this is the container runtime's log formats ([`container`]): a
+//! Two parts: the container runtime's log formats ([`container`]), since a
 //! file source on a Kubernetes node reads lines that the runtime wrote with
-//! its own prefix and split into parts.
+//! its own prefix and split into parts; and the records those lines become
+//! (`records`: the OTLP log records for vendors and the audit events'
+//! payload), used by the route stage.
 
 pub mod container;
+pub(crate) mod records;

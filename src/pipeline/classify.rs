@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use serde::Deserialize;
 
 use crate::keys::{self, normalise_key, MAX_KEY};
@@ -119,6 +120,21 @@ impl Selector {
             .iter()
             .any(|(k, vals)| get(k).is_some_and(|v| vals.contains(&v)));
         hit.then(|| self.key_field.as_deref().and_then(get))
+    }
+
+    /// Classifies an OTLP log record: a field is looked up in the record's
+    /// own attributes first, then in its resource's (`resource_keys`, the
+    /// resource's attributes normalised once per resource with
+    /// [`keys::normalised_keys`]), so a record can override its resource.
+    pub(crate) fn select_log_record(
+        &self,
+        attrs: &[KeyValue],
+        resource_keys: &[(String, &KeyValue)],
+    ) -> Option<Option<String>> {
+        let get = |k: &str| {
+            keys::attr_lookup(attrs, k).or_else(|| keys::attr_lookup_normalised(resource_keys, k))
+        };
+        self.select_fields(&get)
     }
 
     /// Classifies a log line. JSON and `key=value` lines are parsed only when

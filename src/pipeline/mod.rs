@@ -5,6 +5,16 @@
 //! the acknowledgement means every audit-grade record of the batch is durable
 //! (delivered to Kafka or fsynced to the local spool) and every other record is
 //! redacted and queued for the vendors, or counted as dropped with a reason.
+//!
+//! The pipeline's files follow the data: [`classify`] (which records are
+//! audit-grade), then [`route`] (the [`route::Pipeline`]: fork, redact,
+//! queue, acknowledge), with [`lane`] for what each lane of a file source
+//! does. The pieces that are about the whole pipeline rather than one
+//! record have their own files: [`sequencer`] (the order of audit
+//! submissions across workers), `admission` (the in-flight OTLP memory
+//! budget) and `scratch_pool` (redaction scratch spaces kept between
+//! batches). Decoding lines into records is [`crate::decode`], redaction is
+//! `crate::redact`.
 
 use std::fmt;
 use std::future::Future;
@@ -198,9 +208,12 @@ pub trait OtlpHandler: Send + Sync + 'static {
         req: ExportMetricsServiceRequest,
     ) -> BoxFuture<'static, Result<ExportOutcome, Rejection>>;
 }
+mod admission;
 pub mod classify;
 pub mod lane;
-pub mod router;
+pub mod route;
+mod scratch_pool;
+pub mod sequencer;
 
 /// A test-only fault hook: with the `fault-injection` feature, redaction
 /// panics on any record that contains the marker given in the environment

@@ -134,7 +134,7 @@ pub struct RedactStats {
 
 /// Redacts one `ResourceLogs` in place.
 ///
-/// Without stats: for the fuzz entry points and the tests (the router uses
+/// Without stats: for the fuzz entry points and the tests (the route stage uses
 /// [`redact_logs_with_stats`]), so compiled only for them.
 #[cfg(any(test, feature = "fuzzing"))]
 pub fn redact_logs(
@@ -147,7 +147,7 @@ pub fn redact_logs(
 
 /// Redacts one `ResourceSpans` in place.
 ///
-/// Without stats: for the fuzz entry points and the tests (the router uses
+/// Without stats: for the fuzz entry points and the tests (the route stage uses
 /// [`redact_spans_with_stats`]), so compiled only for them.
 #[cfg(any(test, feature = "fuzzing"))]
 pub fn redact_spans(
@@ -160,7 +160,7 @@ pub fn redact_spans(
 
 /// Redacts one `ResourceMetrics` in place.
 ///
-/// Without stats: for the fuzz entry points and the tests (the router uses
+/// Without stats: for the fuzz entry points and the tests (the route stage uses
 /// [`redact_metrics_with_stats`]), so compiled only for them.
 #[cfg(any(test, feature = "fuzzing"))]
 pub fn redact_metrics(
@@ -1452,7 +1452,7 @@ mod tests {
 
     /// A record whose redaction panics is dropped and the scratch space
     /// renewed, but what the engine redacted in it before the panic stays
-    /// counted: the router reports those counts after the request.
+    /// counted: the route stage reports those counts after the request.
     #[test]
     fn a_panicked_record_keeps_its_redaction_counts() {
         let e = engine();

@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 use memchr::memmem::Finder;
 use memchr::{memchr2, memchr2_iter};
 
-// Key normalisation is shared with the classifier and the router, so it
+// Key normalisation is shared with the classifier and the route stage, so it
 // lives in `crate::keys`; it is re-exported here because the scanners and
 // the engine name it as part of the structure vocabulary.
 pub use crate::keys::{normalise_key, MAX_KEY};

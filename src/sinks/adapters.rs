@@ -1,6 +1,6 @@
-//! The concrete sinks as the router sees them.
+//! The concrete sinks as the route stage sees them.
 
-use crate::pipeline::router::{AuditOut, Durable, VendorOut};
+use crate::pipeline::route::{AuditOut, Durable, VendorOut};
 use crate::pipeline::{AuditEvent, BoxFuture, VendorBatch};
 use crate::sinks::audit::AuditSink;
 use crate::sinks::otlp::VendorSink;

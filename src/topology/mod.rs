@@ -25,7 +25,7 @@ use crate::admin::{Admin, Ready};
 use crate::config::{build_rules, AuditSection, Config, SourceConfig};
 use crate::metrics::{Handle, Metrics};
 use crate::pipeline::classify::Selector;
-use crate::pipeline::router::{AuditOut, Handler, Pipeline, RouterConfig, VendorOut};
+use crate::pipeline::route::{AuditOut, Handler, Pipeline, RouterConfig, VendorOut};
 use crate::pipeline::{LagLimit, Lane, LineBatch, VendorBatch, VendorLane};
 use crate::signals::SignalsTap;
 use crate::sinks::audit::flowmap::{FlowContext, FlowRecorder, VendorFlow};
