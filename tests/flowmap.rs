@@ -13,8 +13,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::{
-    append_lines, audit_messages, bootstrap, create_topic, free_port, http_get, metric, phi_line,
-    phi_line_with, start_vendor, wait_for, Scrubs,
+    all_audit_messages, append_lines, bootstrap, create_topic, free_port, http_get, metric,
+    phi_line, phi_line_with, start_vendor, wait_for, Scrubs,
 };
 
 /// The PHI values of the lines written: none may appear in a flow record
@@ -225,7 +225,7 @@ fn two_sidecars_map_their_flows_exactly_and_without_values() {
 
     // No value anywhere: not in the flow records on the topic, not in any
     // rendering.
-    let flow_records: Vec<String> = audit_messages(&topic, Duration::from_secs(5))
+    let flow_records: Vec<String> = all_audit_messages(&topic, Duration::from_secs(5))
         .into_iter()
         .filter_map(|m| m.payload)
         .map(|p| String::from_utf8(p).unwrap())

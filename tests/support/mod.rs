@@ -635,9 +635,27 @@ pub fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The audit events of `topic` that the service's records made: the flow
+/// records every sidecar adds at its drain (stream `scrubs-flowmap`, see
+/// `scrubs audit flowmap`) are left out. [`all_audit_messages`] keeps them.
+pub fn audit_messages(
+    topic: &str,
+    idle: Duration,
+) -> Vec<scrubs::sinks::audit::verify::RawMessage> {
+    let flow = b"\"stream\":\"scrubs-flowmap\"";
+    all_audit_messages(topic, idle)
+        .into_iter()
+        .filter(|m| {
+            !m.payload
+                .as_deref()
+                .is_some_and(|p| p.windows(flow.len()).any(|w| w == flow))
+        })
+        .collect()
+}
+
 /// Every message of an audit topic on the test broker, read until the topic
 /// has been idle for `idle`.
-pub fn audit_messages(
+pub fn all_audit_messages(
     topic: &str,
     idle: Duration,
 ) -> Vec<scrubs::sinks::audit::verify::RawMessage> {
