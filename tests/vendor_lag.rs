@@ -10,17 +10,13 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::Response;
 use scrubs::sinks::audit::verify::{verify, ProblemKind, RawMessage};
 use support::{
-    append_lines, audit_messages, bootstrap, create_topic, http_get, metric, read_body, serve,
-    Audit, Ports, Received, Scrubs, Sidecar,
+    append_lines, audit_messages, bootstrap, create_topic, http_get, metric, slow_vendor, Audit,
+    Ports, Scrubs, Sidecar,
 };
 
 /// Lines per file batch in these tests: the unit of "at most one batch
@@ -50,45 +46,6 @@ fn number(body: &str) -> usize {
         .next()
         .and_then(|t| t.trim_end_matches('}').parse().ok())
         .unwrap_or_else(|| panic!("no line number in a body of {} bytes", body.len()))
-}
-
-/// A vendor that answers every request after `delay`, with 503 while
-/// `down` is set; records what it accepted.
-struct SlowVendor {
-    port: u16,
-    got: Arc<Mutex<Received>>,
-    down: Arc<AtomicBool>,
-    requests: Arc<AtomicU64>,
-}
-
-fn slow_vendor(rt: &tokio::runtime::Runtime, delay: Duration) -> SlowVendor {
-    let got = Arc::new(Mutex::new(Received::default()));
-    let down = Arc::new(AtomicBool::new(false));
-    let requests = Arc::new(AtomicU64::new(0));
-    let (store, is_down, count) = (got.clone(), down.clone(), requests.clone());
-    let port = serve(rt, move |req| {
-        let (store, is_down, count) = (store.clone(), is_down.clone(), count.clone());
-        async move {
-            count.fetch_add(1, Ordering::Relaxed);
-            let path = req.uri().path().to_string();
-            let raw = read_body(req).await;
-            tokio::time::sleep(delay).await;
-            if is_down.load(Ordering::Relaxed) {
-                return Response::builder()
-                    .status(503)
-                    .body(Full::new(Bytes::new()))
-                    .unwrap();
-            }
-            let reply = store.lock().unwrap().record(&path, raw);
-            Response::new(Full::new(Bytes::from(reply)))
-        }
-    });
-    SlowVendor {
-        port,
-        got,
-        down,
-        requests,
-    }
 }
 
 /// Appends lines `range` ([`line`]) to the log, in one write.

@@ -31,7 +31,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message;
 
 use super::admission::{Admission, InFlight, RETRY_AFTER};
@@ -46,7 +46,7 @@ use super::{
 };
 use crate::admin::{Watchdog, Work};
 use crate::decode::records::{
-    line_audit_event, line_record, line_resource, now_nanos, otlp_audit_event,
+    kv, line_audit_event, line_record, line_resource, now_nanos, otlp_audit_event,
 };
 use crate::keys::normalised_keys;
 use crate::metrics::{self, Metrics};
@@ -85,6 +85,14 @@ pub trait VendorOut: Send + Sync + 'static {
     fn send_wait(&self, batch: VendorBatch) -> BoxFuture<'_, bool> {
         let _ = self.send(batch);
         Box::pin(std::future::ready(true))
+    }
+
+    /// Queues a batch of crisis records: never dropped for a full queue
+    /// (the sink holds room in reserve for them and otherwise waits).
+    fn send_crisis(&self, batch: VendorBatch) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let _ = self.send_wait(batch).await;
+        })
     }
 
     /// Since when every export attempt has failed, while it is failing.
@@ -149,6 +157,16 @@ pub struct Pipeline {
     signals: std::sync::OnceLock<Arc<SignalsTap>>,
 }
 
+/// What [`Pipeline::read_lines`] made of a batch's lines.
+struct Read {
+    /// Audit events, unredacted.
+    events: Vec<AuditEvent>,
+    /// Redacted records for the vendors.
+    records: Vec<LogRecord>,
+    /// Redacted crisis records for the vendors, sent through their reserve.
+    crisis: Vec<LogRecord>,
+}
+
 /// What [`Pipeline::read_lines`] does with a batch's lines.
 #[derive(Clone, Copy, Debug)]
 struct ReadMode {
@@ -162,6 +180,9 @@ struct ReadMode {
     /// Count the values redacted (the lane that redacts for the first
     /// vendor, or the audit lane when it redacts for every vendor).
     count_redactions: bool,
+    /// Redact and return only the crisis records (a vendor lane that
+    /// skips its lines still delivers those).
+    only_crisis: bool,
     /// Count redaction failures for this vendor only (a vendor lane), or
     /// for every vendor.
     vendor: Option<usize>,
@@ -353,6 +374,25 @@ impl Pipeline {
         let _ = last.send(batch);
     }
 
+    /// Crisis records to every vendor, through each sink's reserve: never
+    /// dropped for a full queue (see `VendorSink::send_crisis`).
+    async fn to_vendors_crisis(&self, batch: VendorBatch) {
+        for v in &self.vendors {
+            v.send_crisis(batch.clone()).await;
+        }
+    }
+
+    fn count_crisis(&self, source: &str, n: u64) {
+        if n > 0 {
+            self.metrics.add(
+                "scrubs_crisis_records_total",
+                "Crisis records (988 hand-offs, crisis escalations) seen, by source; always audited, never shed.",
+                &[("source", source)],
+                n,
+            );
+        }
+    }
+
     /// [`Pipeline::to_vendors`] for an admitted OTLP request: each vendor
     /// waits up to [`OTLP_VENDOR_WAIT`] for room in its queue, so that
     /// requests admitted together do not overfill it, while the client's
@@ -436,12 +476,13 @@ impl Pipeline {
         dropped_bytes: &[u64],
         meta: &[LineMeta],
         mode: ReadMode,
-    ) -> (Vec<AuditEvent>, Vec<LogRecord>) {
+    ) -> Read {
         let ReadMode {
             audit,
             redact,
             count_source,
             count_redactions,
+            only_crisis,
             vendor,
         } = mode;
         // Redaction is synchronous and must finish: a record that never
@@ -454,22 +495,35 @@ impl Pipeline {
         let mut bytes = 0u64;
         let mut failed = 0u64;
         let signals = self.signals.get().filter(|_| count_source);
+        let crisis_sel = self.signals.get().filter(|s| s.has_crisis());
+        let mut crisis_records = Vec::new();
+        let mut crises = 0u64;
         for (i, line) in lines.iter().enumerate() {
             bytes += line.len() as u64;
             if let Some(s) = signals {
                 s.observe_line(line, meta.get(i).map_or(0, |m| m.time_unix_nano));
             }
+            let crisis = crisis_sel.is_some_and(|s| s.is_crisis_line(line));
+            crises += u64::from(crisis);
+            let mut audited = false;
             if !self.selector.is_empty() && (audit || !self.cfg.audit_to_vendors) {
                 if let Some(key) = self.selector.select_line(line) {
                     if audit {
                         events.push(line_audit_event(source, stream, key, observed, line));
+                        audited = true;
                     }
                     if !self.cfg.audit_to_vendors {
                         continue;
                     }
                 }
             }
-            if !redact {
+            // A crisis record is always audited in full, selected or not.
+            if crisis && audit && !audited && self.audit.is_some() {
+                events.push(line_audit_event(source, stream, None, observed, line));
+            }
+            // A lane that skips its lines redacts its crisis records only.
+            let goes = if only_crisis { crisis } else { redact };
+            if !goes {
                 continue;
             }
             // Fail closed: a panic inside redaction drops this record (it is
@@ -491,12 +545,20 @@ impl Pipeline {
             // How a line becomes a record (its time, stream and truncation
             // marker) is decode's part, in `line_record`; here only whether
             // it goes.
-            records.push(line_record(
+            let record = line_record(
                 body,
                 dropped_bytes.get(i).copied().unwrap_or(0),
                 meta.get(i).copied().unwrap_or_default(),
                 observed,
-            ));
+            );
+            if crisis {
+                crisis_records.push(record);
+            } else {
+                records.push(record);
+            }
+        }
+        if count_source {
+            self.count_crisis(source, crises);
         }
         if count_redactions {
             self.count_redactions(&engine, &mut scratch, source);
@@ -521,7 +583,11 @@ impl Pipeline {
         }
         self.recycle(engine, scratch);
         self.count_not_redacted_for(source, "redaction_failed", failed, vendor);
-        (events, records)
+        Read {
+            events,
+            records,
+            crisis: crisis_records,
+        }
     }
 
     /// The audit lane (and stdin, with `to_vendors`): audit events are made
@@ -538,7 +604,11 @@ impl Pipeline {
             earlier_committed,
             lane: _,
         } = batch;
-        let (events, records) = self.read_lines(
+        let Read {
+            events,
+            records,
+            crisis,
+        } = self.read_lines(
             &source,
             &stream,
             &lines,
@@ -549,6 +619,7 @@ impl Pipeline {
                 redact: to_vendors,
                 count_source: true,
                 count_redactions: to_vendors,
+                only_crisis: false,
                 vendor: None,
             },
         );
@@ -579,6 +650,10 @@ impl Pipeline {
                 false
             }
         };
+        if durable && !crisis.is_empty() {
+            self.to_vendors_crisis(line_resource(&self.cfg.resource, &source, &stream, crisis))
+                .await;
+        }
         if durable && !records.is_empty() {
             self.to_vendors(line_resource(&self.cfg.resource, &source, &stream, records));
         }
@@ -618,27 +693,41 @@ impl Pipeline {
             } else {
                 lines.len()
             };
-            if lane.primary {
-                self.read_lines(
-                    &source,
-                    &stream,
-                    &lines,
-                    &dropped_bytes,
-                    &meta,
-                    ReadMode {
-                        audit: false,
-                        redact: false,
-                        count_source: true,
-                        count_redactions: false,
-                        vendor: None,
-                    },
-                );
+            // Crisis records are never skipped: they are redacted and
+            // sent through the vendor's reserve even now.
+            let crisis_on = self.signals.get().is_some_and(|s| s.has_crisis());
+            let mut crisis = Vec::new();
+            if lane.primary || crisis_on {
+                crisis = self
+                    .read_lines(
+                        &source,
+                        &stream,
+                        &lines,
+                        &dropped_bytes,
+                        &meta,
+                        ReadMode {
+                            audit: false,
+                            redact: false,
+                            count_source: lane.primary,
+                            count_redactions: false,
+                            only_crisis: crisis_on,
+                            vendor: Some(lane.vendor),
+                        },
+                    )
+                    .crisis;
             }
-            lane.count_skipped(n as u64);
+            lane.count_skipped((n - crisis.len().min(n)) as u64);
+            if !crisis.is_empty() {
+                vendor
+                    .send_crisis(line_resource(&self.cfg.resource, &source, &stream, crisis))
+                    .await;
+            }
             let _ = ack.send(true);
             return;
         }
-        let (_, records) = self.read_lines(
+        let Read {
+            records, crisis, ..
+        } = self.read_lines(
             &source,
             &stream,
             &lines,
@@ -649,6 +738,7 @@ impl Pipeline {
                 redact: true,
                 count_source: lane.primary,
                 count_redactions: lane.counts_redactions,
+                only_crisis: false,
                 vendor: Some(lane.vendor),
             },
         );
@@ -658,6 +748,11 @@ impl Pipeline {
                 let _ = ack.send(false);
                 return;
             }
+        }
+        if !crisis.is_empty() {
+            vendor
+                .send_crisis(line_resource(&self.cfg.resource, &source, &stream, crisis))
+                .await;
         }
         if records.is_empty() {
             let _ = ack.send(true);
@@ -697,6 +792,7 @@ impl Pipeline {
         let mut stats = RedactStats::default();
         let mut errors = Vec::new();
         let mut count = 0u64;
+        let mut crises = 0u64;
         for rl in &mut req.resource_logs {
             // Borrowed, not copied: the resource is only read here, and the
             // records are filtered in place (`retain` moves nothing when
@@ -710,11 +806,27 @@ impl Pipeline {
             for sl in &mut rl.scope_logs {
                 count += sl.log_records.len() as u64;
                 if let Some(s) = self.signals.get() {
-                    for lr in &sl.log_records {
+                    for lr in &mut sl.log_records {
                         s.observe_otlp_log(lr, resource_attrs);
+                        // Crisis records are marked before redaction (the
+                        // selector reads them raw) and go to the vendors
+                        // through their reserve, below.
+                        if s.is_crisis_otlp(lr, resource_attrs) {
+                            lr.attributes.push(kv(CRISIS_ATTRIBUTE, "true"));
+                            crises += 1;
+                        }
                     }
                 }
+                // A crisis record is always audited in full, selected or not.
+                let audit_crisis = |lr: &LogRecord, events: &mut Vec<AuditEvent>| {
+                    if self.audit.is_some() && is_crisis_record(lr) {
+                        events.push(otlp_audit_event(None, resource_attrs, lr));
+                    }
+                };
                 if self.selector.is_empty() {
+                    for lr in &sl.log_records {
+                        audit_crisis(lr, &mut events);
+                    }
                     continue;
                 }
                 sl.log_records.retain(|lr| {
@@ -726,7 +838,10 @@ impl Pipeline {
                             events.push(otlp_audit_event(key, resource_attrs, lr));
                             self.cfg.audit_to_vendors
                         }
-                        None => true,
+                        None => {
+                            audit_crisis(lr, &mut events);
+                            true
+                        }
                     }
                 });
             }
@@ -749,6 +864,13 @@ impl Pipeline {
                 retry_after: RETRY_AFTER,
             }
         })?;
+        self.count_crisis("otlp", crises);
+        if crises > 0 {
+            let crisis = take_crisis_records(&mut req.resource_logs);
+            if !crisis.is_empty() {
+                self.to_vendors_crisis(VendorBatch::Logs(crisis)).await;
+            }
+        }
         req.resource_logs
             .retain(|rl| rl.scope_logs.iter().any(|s| !s.log_records.is_empty()));
         if !req.resource_logs.is_empty() {
@@ -791,6 +913,47 @@ impl Pipeline {
         }
         Ok(outcome(rejected))
     }
+}
+
+/// The attribute that marks an OTLP log record as a crisis record (988
+/// hand-off, crisis escalation): set before redaction, kept on the way to
+/// the vendors so that they can tell too.
+const CRISIS_ATTRIBUTE: &str = "scrubs.crisis";
+
+fn is_crisis_record(lr: &LogRecord) -> bool {
+    lr.attributes.iter().any(|a| a.key == CRISIS_ATTRIBUTE)
+}
+
+/// Moves the crisis records out of `resources` into resources of their
+/// own (same resource and scope), leaving the others in place.
+fn take_crisis_records(resources: &mut [ResourceLogs]) -> Vec<ResourceLogs> {
+    let mut out = Vec::new();
+    for rl in resources {
+        let mut scopes = Vec::new();
+        for sl in &mut rl.scope_logs {
+            if !sl.log_records.iter().any(is_crisis_record) {
+                continue;
+            }
+            let (crisis, rest): (Vec<LogRecord>, Vec<LogRecord>) =
+                std::mem::take(&mut sl.log_records)
+                    .into_iter()
+                    .partition(is_crisis_record);
+            sl.log_records = rest;
+            scopes.push(ScopeLogs {
+                scope: sl.scope.clone(),
+                log_records: crisis,
+                schema_url: sl.schema_url.clone(),
+            });
+        }
+        if !scopes.is_empty() {
+            out.push(ResourceLogs {
+                resource: rl.resource.clone(),
+                scope_logs: scopes,
+                schema_url: rl.schema_url.clone(),
+            });
+        }
+    }
+    out
 }
 
 fn outcome(rejected: i64) -> ExportOutcome {

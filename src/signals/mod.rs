@@ -320,13 +320,42 @@ impl SignalsFilter {
     }
 }
 
+/// The crisis selector of built signals, detached like
+/// [`SignalsFilter`]: the pipeline asks it for every record that may go to
+/// a vendor, without the lock that guards [`Signals`].
+pub struct CrisisSelector {
+    cond: Condition,
+    pre: Prefilter,
+    wanted: HashSet<String>,
+}
+
+impl fmt::Debug for CrisisSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrisisSelector")
+            .field("fields", &self.wanted.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CrisisSelector {
+    /// As [`Signals::is_crisis`].
+    pub fn is_crisis(&self, record: &RecordView<'_>) -> bool {
+        if !self.pre.may_match(record) {
+            return false;
+        }
+        let mut fields = Fields::default();
+        record.fields_into(&self.wanted, &mut fields);
+        self.cond.eval(record, &fields)
+    }
+}
+
 /// Built signals: observe records, tick, export.
 pub struct Signals {
     counters: Vec<Counter>,
     histograms: Vec<Hist>,
     durations: Vec<Duration>,
     minutes: Vec<CallMinutes>,
-    crisis: Option<(Condition, Prefilter)>,
+    crisis: Option<Arc<CrisisSelector>>,
     prefilter: Prefilter,
     wanted: HashSet<String>,
     fields: Fields,
@@ -733,8 +762,14 @@ impl SignalsConfig {
             // Its counters are among `counters`; this is the predicate.
             let c = compile_when(any, "signals.crisis", &mut p)?;
             c.fields(&mut wanted);
+            let mut own = HashSet::new();
+            c.fields(&mut own);
             let pre = Prefilter::new(&[c.literals()]);
-            Some((c, pre))
+            Some(Arc::new(CrisisSelector {
+                cond: c,
+                pre,
+                wanted: own,
+            }))
         });
 
         if !p.0.is_empty() {
@@ -959,15 +994,13 @@ impl Signals {
     /// failed hand-off), by the crisis selector. False when the selector is
     /// off. Cheap for lines that name no crisis event.
     pub fn is_crisis(&self, record: &RecordView<'_>) -> bool {
-        let Some((cond, pre)) = &self.crisis else {
-            return false;
-        };
-        if !pre.may_match(record) {
-            return false;
-        }
-        let mut fields = Fields::default();
-        record.fields_into(&self.wanted, &mut fields);
-        cond.eval(record, &fields)
+        self.crisis.as_ref().is_some_and(|c| c.is_crisis(record))
+    }
+
+    /// The crisis selector, detached (lock-free, shared by the workers), if
+    /// it is on.
+    pub fn crisis_selector(&self) -> Option<Arc<CrisisSelector>> {
+        self.crisis.clone()
     }
 
     /// Keys open now, over every duration and call-minute signal.

@@ -18,12 +18,13 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
-use super::{FieldLookup, RecordView, Signals, SignalsFilter};
+use super::{CrisisSelector, FieldLookup, RecordView, Signals, SignalsFilter};
 use crate::Engine;
 
 /// The signals of one `scrubs run`, shared by the workers.
 pub struct SignalsTap {
     filter: SignalsFilter,
+    crisis: Option<Arc<CrisisSelector>>,
     signals: Mutex<Signals>,
 }
 
@@ -44,6 +45,7 @@ impl SignalsTap {
     pub fn new(signals: Signals) -> Arc<SignalsTap> {
         Arc::new(SignalsTap {
             filter: signals.filter(),
+            crisis: signals.crisis_selector(),
             signals: Mutex::new(signals),
         })
     }
@@ -83,6 +85,34 @@ impl SignalsTap {
             resource,
         };
         self.observe_fields(body, record.time_unix_nano, &fields);
+    }
+
+    /// Whether the crisis selector is on.
+    pub fn has_crisis(&self) -> bool {
+        self.crisis.is_some()
+    }
+
+    /// Whether a line is a crisis record (lock-free).
+    pub fn is_crisis_line(&self, line: &[u8]) -> bool {
+        self.crisis
+            .as_ref()
+            .is_some_and(|c| c.is_crisis(&RecordView::auto(line, None)))
+    }
+
+    /// Whether an OTLP log record of a resource is a crisis record.
+    pub fn is_crisis_otlp(&self, record: &LogRecord, resource: &[KeyValue]) -> bool {
+        let Some(c) = &self.crisis else {
+            return false;
+        };
+        let body = match record.body.as_ref().and_then(|b| b.value.as_ref()) {
+            Some(Value::StringValue(s)) => s.as_bytes(),
+            _ => &[],
+        };
+        let fields = OtlpFields {
+            record: &record.attributes,
+            resource,
+        };
+        c.is_crisis(&RecordView::with_fields(body, None, &fields))
     }
 
     /// Expires open keys and call-minutes whose time has passed.

@@ -47,6 +47,14 @@ impl VendorOut for VendorSink {
         VendorSink::failing_since(self)
     }
 
+    fn send_crisis(&self, batch: VendorBatch) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if self.accepts(batch.signal()) {
+                VendorSink::send_crisis(self, batch).await
+            }
+        })
+    }
+
     fn send_within(&self, batch: VendorBatch, wait: std::time::Duration) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             if self.accepts(batch.signal()) {

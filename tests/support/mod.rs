@@ -16,6 +16,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -312,6 +313,45 @@ pub fn start_vendor(rt: &Runtime) -> (u16, Arc<Mutex<Received>>) {
         }
     });
     (port, got)
+}
+
+/// A vendor that answers every request after `delay`, with 503 while
+/// `down` is set; records what it accepted.
+pub struct SlowVendor {
+    pub port: u16,
+    pub got: Arc<Mutex<Received>>,
+    pub down: Arc<AtomicBool>,
+    pub requests: Arc<AtomicU64>,
+}
+
+pub fn slow_vendor(rt: &Runtime, delay: Duration) -> SlowVendor {
+    let got = Arc::new(Mutex::new(Received::default()));
+    let down = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(AtomicU64::new(0));
+    let (store, is_down, count) = (got.clone(), down.clone(), requests.clone());
+    let port = serve(rt, move |req| {
+        let (store, is_down, count) = (store.clone(), is_down.clone(), count.clone());
+        async move {
+            count.fetch_add(1, Ordering::Relaxed);
+            let path = req.uri().path().to_string();
+            let raw = read_body(req).await;
+            tokio::time::sleep(delay).await;
+            if is_down.load(Ordering::Relaxed) {
+                return Response::builder()
+                    .status(503)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+            }
+            let reply = store.lock().unwrap().record(&path, raw);
+            Response::new(Full::new(Bytes::from(reply)))
+        }
+    });
+    SlowVendor {
+        port,
+        got,
+        down,
+        requests,
+    }
 }
 
 /// A request's body, inflated when it came with `Content-Encoding: gzip`.

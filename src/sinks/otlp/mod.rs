@@ -169,6 +169,10 @@ struct Queued {
     /// once rather than after `batch.max_wait`, because its sender sends
     /// nothing more until it hears back.
     waiter: Option<oneshot::Sender<bool>>,
+    /// Crisis records (see [`VendorSink::send_crisis`]): retried until the
+    /// vendor answers or scrubs stops, never given up after
+    /// `retry.max_elapsed`.
+    crisis: bool,
 }
 
 #[derive(Default)]
@@ -575,7 +579,7 @@ impl VendorSink {
             }
             return Err(reason);
         }
-        self.enqueue(measured, signal, records, bytes)
+        self.enqueue(measured, signal, records, bytes, false)
     }
 
     /// Hands a batch whose queue space is reserved to the sender task,
@@ -587,6 +591,7 @@ impl VendorSink {
         signal: Signal,
         records: u64,
         bytes: u64,
+        crisis: bool,
     ) -> Result<(), DropReason> {
         let body = measured.encode();
         debug_assert_eq!(body.len() as u64, bytes);
@@ -596,6 +601,7 @@ impl VendorSink {
             records,
             bytes,
             waiter: None,
+            crisis,
         };
         if self.tx.send(q).is_err() {
             self.shared.release(bytes, 1);
@@ -631,6 +637,7 @@ impl VendorSink {
             records,
             bytes,
             waiter: Some(tx),
+            crisis: false,
         };
         if self.tx.send(q).is_err() {
             self.shared.release(bytes, 1);
@@ -660,7 +667,7 @@ impl VendorSink {
         self.shared
             .crisis_records
             .fetch_add(records, Ordering::Relaxed);
-        let _ = self.enqueue(measured, signal, records, bytes);
+        let _ = self.enqueue(measured, signal, records, bytes, true);
     }
 
     /// Queues a batch, waiting up to `wait` for room; past it the batch is
@@ -685,7 +692,7 @@ impl VendorSink {
             return;
         }
         // A closed sink has counted the batch; nothing more to do here.
-        let _ = self.enqueue(measured, signal, records, bytes);
+        let _ = self.enqueue(measured, signal, records, bytes, false);
     }
 
     /// Whether OTLP clients should be asked to wait (429 with
@@ -794,6 +801,8 @@ struct Pending {
     bytes: u64,
     items: usize,
     since: Instant,
+    /// Holds crisis records: retried without the `retry.max_elapsed` limit.
+    crisis: bool,
 }
 
 /// The background task of one vendor.
@@ -858,6 +867,7 @@ impl Worker {
                         match &mut pending[i] {
                             Some(p) => {
                                 p.parts.push(q.body);
+                                p.crisis |= q.crisis;
                                 p.records += q.records;
                                 p.bytes += q.bytes;
                                 p.items += 1;
@@ -979,6 +989,7 @@ impl Worker {
             bytes: q.bytes,
             items: 1,
             since: Instant::now(),
+            crisis: q.crisis,
         }
     }
 
@@ -998,13 +1009,14 @@ impl Worker {
             records,
             bytes,
             items,
+            crisis,
             ..
         } = p;
         let body = self.transport.prepare(parts);
         let result = tokio::select! {
             biased;
             _ = aborted(abort) => None,
-            r = self.export(signal, body, records) => Some(r),
+            r = self.export(signal, body, records, crisis) => Some(r),
         };
         let completed = result.is_some();
         match result {
@@ -1047,7 +1059,13 @@ impl Worker {
 
     /// Attempts until accepted, refused, or out of retry time. `Ok` holds
     /// the number of records the vendor rejected in an accepted request.
-    async fn export(&self, signal: Signal, body: Bytes, records: u64) -> Result<u64, DropReason> {
+    async fn export(
+        &self,
+        signal: Signal,
+        body: Bytes,
+        records: u64,
+        crisis: bool,
+    ) -> Result<u64, DropReason> {
         let started = Instant::now();
         let name = &self.shared.name;
         let mut retry_no = 0u32;
@@ -1081,7 +1099,9 @@ impl Worker {
                 } => {
                     // The vendor's own wait wins over the backoff.
                     let wait = retry_after.unwrap_or_else(|| self.backoff(retry_no));
-                    if started.elapsed() + wait > self.retry.max_elapsed {
+                    // Crisis records are retried until the vendor answers
+                    // or the drain abandons them: never given up for time.
+                    if !crisis && started.elapsed() + wait > self.retry.max_elapsed {
                         let reason = match class {
                             FailClass::Tls => DropReason::TlsError,
                             FailClass::Connect => DropReason::ConnectError,
