@@ -177,3 +177,117 @@ fn crisis_records_are_delivered_and_audited_while_the_lane_skips() {
         );
     }
 }
+
+/// Over OTLP: a crisis record in an admitted request is marked, audited in
+/// full although no audit attribute selects it, and reaches a vendor that
+/// was down for three times `retry.max_elapsed` when it came.
+#[test]
+fn an_otlp_crisis_record_outlives_the_retry_budget_and_is_audited() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
+    use support::{kv, post_proto, s};
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let topic = format!(
+        "scrubs-crisis-otlp-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    create_topic(&rt, &topic, 1);
+    let vendor = slow_vendor(&rt, Duration::from_millis(10));
+    vendor.down.store(true, Ordering::Relaxed);
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::new(vendor.port);
+    let cfg = Sidecar {
+        include: dir.path().join("none.log").display().to_string(),
+        otlp: Some(&[]),
+        audit: Some(Audit {
+            brokers: bootstrap(),
+            topic: &topic,
+            kafka: &["check_topic_config: false"],
+        }),
+        vendor: &["retry: { initial_backoff: 50ms, max_backoff: 200ms, max_elapsed: 1s }"],
+        extra: "signals:\n  preset: telehealth\n  fields: { event: evt, visit_id: consult_id }\n  export_interval: 0s\n",
+        ..Sidecar::default()
+    }
+    .write(dir.path(), &ports);
+    let mut scrubs = Scrubs::start(&cfg, &[]);
+    scrubs.wait_ready(ports.admin);
+
+    let record = |evt: &str, n: i64| LogRecord {
+        body: Some(s("visit event for Maria Gonzalez")),
+        attributes: vec![
+            kv("evt", s(evt)),
+            kv("consult_id", s("c-1")),
+            kv(
+                "n",
+                opentelemetry_proto::tonic::common::v1::AnyValue {
+                    value: Some(
+                        opentelemetry_proto::tonic::common::v1::any_value::Value::IntValue(n),
+                    ),
+                },
+            ),
+        ],
+        ..Default::default()
+    };
+    let req = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![
+                    record("page_view", 1),
+                    record("crisis_escalation", 2),
+                    record("page_view", 3),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let (status, _) = post_proto(ports.http, "/v1/logs", &req.encode_to_vec());
+    assert_eq!(status, 200);
+    let metrics = || {
+        http_get(ports.admin, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    };
+    // Down for three times the retry budget.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        metric(
+            &metrics(),
+            r#"scrubs_vendor_crisis_records_total{vendor="test-vendor"}"#
+        ) == 1
+    );
+    vendor.down.store(false, Ordering::Relaxed);
+    wait_for("the crisis record at the vendor", 20, || {
+        let got = vendor.got.lock().unwrap();
+        got.logs
+            .iter()
+            .any(|l| l.attributes.iter().any(|a| a.key == "scrubs.crisis"))
+    });
+    let m = metrics();
+    assert_eq!(
+        metric(&m, r#"scrubs_crisis_records_total{source="otlp"}"#),
+        1
+    );
+    let (code, log_text) = scrubs.stop();
+    assert_eq!(code, Some(0), "{log_text}");
+    {
+        let got = vendor.got.lock().unwrap();
+        // Records merged into the crisis record's request ride along with
+        // it; none is there twice.
+        assert!(got.logs.len() <= 3, "{}", got.logs.len());
+        assert!(!got.contains("Maria Gonzalez"));
+    }
+    let audited: Vec<String> = audit_messages(&topic, Duration::from_secs(5))
+        .into_iter()
+        .filter_map(|m| m.payload)
+        .map(|p| String::from_utf8(p).unwrap())
+        .collect();
+    assert_eq!(audited.len(), 1, "{audited:?}");
+    assert!(audited[0].contains("crisis_escalation") && audited[0].contains("Maria Gonzalez"));
+}
