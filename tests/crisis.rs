@@ -12,8 +12,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use support::{
-    append_lines, audit_messages, bootstrap, create_topic, http_get, metric, slow_vendor, wait_for,
-    Audit, Ports, Scrubs, Sidecar,
+    append_lines, audit_messages, bootstrap, create_topic, http_get, metric, slow_vendor,
+    unique_topic, wait_for, Audit, Ports, Scrubs, Sidecar,
 };
 
 const CRISES: usize = 5;
@@ -38,14 +38,7 @@ fn crisis(i: usize) -> String {
 #[test]
 fn crisis_records_are_delivered_and_audited_while_the_lane_skips() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let topic = format!(
-        "scrubs-crisis-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let topic = unique_topic("crisis");
     create_topic(&rt, &topic, 1);
     let vendor = slow_vendor(&rt, Duration::from_millis(10));
     vendor.down.store(true, Ordering::Relaxed);
@@ -189,14 +182,7 @@ fn an_otlp_crisis_record_outlives_the_retry_budget_and_is_audited() {
     use support::{kv, post_proto, s};
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let topic = format!(
-        "scrubs-crisis-otlp-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let topic = unique_topic("crisis-otlp");
     create_topic(&rt, &topic, 1);
     let vendor = slow_vendor(&rt, Duration::from_millis(10));
     vendor.down.store(true, Ordering::Relaxed);

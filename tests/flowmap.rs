@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use support::{
     all_audit_messages, append_lines, bootstrap, create_topic, free_port, http_get, metric,
-    phi_line, phi_line_with, start_vendor, wait_for, Scrubs,
+    phi_line, phi_line_with, start_vendor, unique_topic, wait_for, Scrubs,
 };
 
 /// The PHI values of the lines written: none may appear in a flow record
@@ -137,14 +137,7 @@ fn expected(c: &BTreeMap<String, u64>) -> String {
 #[test]
 fn two_sidecars_map_their_flows_exactly_and_without_values() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let topic = format!(
-        "scrubs-flowmap-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let topic = unique_topic("flowmap");
     create_topic(&rt, &topic, 1);
     let (acme, _) = start_vendor(&rt);
     let (tracer, _) = start_vendor(&rt);

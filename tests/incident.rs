@@ -10,15 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{bootstrap, create_topic, free_port, Audit, Ports, Sidecar};
-
-fn unique(name: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("scrubs-incident-{name}-{}-{nanos}", std::process::id())
-}
+use support::{bootstrap, create_topic, free_port, unique_topic, Audit, Ports, Sidecar};
 
 /// A sidecar configuration whose audit fork writes to `topic` on `brokers`.
 fn config(dir: &Path, brokers: String, topic: &str) -> std::path::PathBuf {
@@ -69,6 +61,24 @@ fn open(cfg: &Path, state: &Path, extra: &[&str]) -> Output {
     scrubs(&args)
 }
 
+fn close(cfg: &Path, state: &Path, id: &str, resolution: &str) -> Output {
+    scrubs(&[
+        "audit",
+        "incident",
+        "close",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--id",
+        id,
+        "--resolution",
+        resolution,
+        "--by",
+        "privacy-officer",
+    ])
+}
+
 /// The incident id in `incident <id> opened: ...`.
 fn opened_id(o: &Output) -> String {
     let (out, err) = text(o);
@@ -103,7 +113,7 @@ fn row<'a>(listing: &'a str, id: &str) -> Option<&'a str> {
 #[test]
 fn open_list_and_close_in_the_audit_hash_chain() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let topic = unique("clock");
+    let topic = unique_topic("incident-clock");
     create_topic(&rt, &topic, 1);
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), bootstrap(), &topic);
@@ -147,21 +157,12 @@ fn open_list_and_close_in_the_audit_hash_chain() {
     assert!(ra.contains("ssn,name") && ra.contains("visit-api"), "{ra}");
     assert!(listing.contains("2 open incident(s), 0 past"), "{listing}");
 
-    let closed = scrubs(&[
-        "audit",
-        "incident",
-        "close",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--id",
+    let closed = close(
+        &cfg,
+        &state,
         &b,
-        "--resolution",
         "endpoint removed, vendor confirmed deletion",
-        "--by",
-        "privacy-officer",
-    ]);
+    );
     assert_eq!(closed.status.code(), Some(0), "{:?}", text(&closed));
 
     let listing = list(&cfg, false);
@@ -178,21 +179,7 @@ fn open_list_and_close_in_the_audit_hash_chain() {
 
     // Closing it again, or an incident that does not exist, is refused.
     for id in [b.as_str(), "00000000deadbeef"] {
-        let again = scrubs(&[
-            "audit",
-            "incident",
-            "close",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--id",
-            id,
-            "--resolution",
-            "again",
-            "--by",
-            "x",
-        ]);
+        let again = close(&cfg, &state, id, "again");
         assert_eq!(again.status.code(), Some(2), "{:?}", text(&again));
     }
 
@@ -214,7 +201,7 @@ fn open_list_and_close_in_the_audit_hash_chain() {
 #[test]
 fn text_that_a_rule_would_redact_is_refused_without_being_repeated() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let topic = unique("phi");
+    let topic = unique_topic("incident-phi");
     create_topic(&rt, &topic, 1);
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), bootstrap(), &topic);
@@ -241,7 +228,7 @@ fn text_that_a_rule_would_redact_is_refused_without_being_repeated() {
 #[test]
 fn a_record_kafka_did_not_take_is_delivered_by_the_next_command() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let topic = unique("later");
+    let topic = unique_topic("incident-later");
     create_topic(&rt, &topic, 1);
     let dir = tempfile::tempdir().unwrap();
     let down = config(

@@ -76,15 +76,11 @@ impl SignalsTap {
     /// An OTLP log record of a resource: its string body is the line, its
     /// attributes and then the resource's are the fields.
     pub fn observe_otlp_log(&self, record: &LogRecord, resource: &[KeyValue]) {
-        let body = match record.body.as_ref().and_then(|b| b.value.as_ref()) {
-            Some(Value::StringValue(s)) => s.as_bytes(),
-            _ => &[],
-        };
         let fields = OtlpFields {
             record: &record.attributes,
             resource,
         };
-        self.observe_fields(body, record.time_unix_nano, &fields);
+        self.observe_fields(otlp_body(record), record.time_unix_nano, &fields);
     }
 
     /// Whether the crisis selector is on.
@@ -104,15 +100,11 @@ impl SignalsTap {
         let Some(c) = &self.crisis else {
             return false;
         };
-        let body = match record.body.as_ref().and_then(|b| b.value.as_ref()) {
-            Some(Value::StringValue(s)) => s.as_bytes(),
-            _ => &[],
-        };
         let fields = OtlpFields {
             record: &record.attributes,
             resource,
         };
-        c.is_crisis(&RecordView::with_fields(body, None, &fields))
+        c.is_crisis(&RecordView::with_fields(otlp_body(record), None, &fields))
     }
 
     /// Expires open keys and call-minutes whose time has passed.
@@ -133,6 +125,15 @@ impl SignalsTap {
     /// The derived metrics as one OTLP metrics request (cumulative).
     pub fn to_otlp(&self, resource: &BTreeMap<String, String>) -> ExportMetricsServiceRequest {
         self.lock().to_otlp(resource)
+    }
+}
+
+/// A log record's string body, as the line of a record view (empty for
+/// other bodies).
+fn otlp_body(record: &LogRecord) -> &[u8] {
+    match record.body.as_ref().and_then(|b| b.value.as_ref()) {
+        Some(Value::StringValue(s)) => s.as_bytes(),
+        _ => &[],
     }
 }
 

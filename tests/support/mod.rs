@@ -170,6 +170,15 @@ impl Ports {
 
 pub use self::bootstrap::bootstrap;
 
+/// A topic name no other test or run uses: `scrubs-<name>-<pid>-<nanos>`.
+pub fn unique_topic(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("scrubs-{name}-{}-{nanos}", std::process::id())
+}
+
 /// Creates a topic of `partitions` partitions on the dev broker; panics
 /// with what to do when the broker cannot be reached.
 pub fn create_topic(rt: &Runtime, name: &str, partitions: i32) {
