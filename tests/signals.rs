@@ -1,5 +1,5 @@
 //! Visit signals through `scrubs run` (issue 13, items 1–3): a synthetic
-//! visit day written as container-runtime (CRI) lines to a tailed file and
+//! visit day (3,000 visits) written as container-runtime (CRI) lines to a tailed file and
 //! sent as OTLP logs, the telehealth preset mapped to this service's field
 //! names, and the derived metrics checked on `/metrics` (exact funnel and
 //! connect counts, time-to-connect buckets equal to those computed from the
@@ -18,7 +18,7 @@ use support::{
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 
-const VISITS: u64 = 300;
+const VISITS: u64 = 3000;
 /// Seconds from connect attempt to connected, by visit (every tenth visit
 /// never connects).
 const DELAYS: [f64; 4] = [0.3, 1.5, 4.0, 6.0];
@@ -48,17 +48,18 @@ fn platform(v: u64) -> &'static str {
     }
 }
 
-fn rfc3339(nanos: u64) -> String {
+/// Unix nanoseconds as RFC 3339 with nanoseconds, by `date` (not scrubs'
+/// own formatter), once per second of the day's short span.
+fn rfc3339(nanos: u64, cache: &mut std::collections::HashMap<u64, String>) -> String {
     let secs = nanos / 1_000_000_000;
-    let o = std::process::Command::new("date")
-        .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%S"])
-        .output()
-        .unwrap();
-    format!(
-        "{}.{:09}Z",
-        String::from_utf8(o.stdout).unwrap().trim(),
-        nanos % 1_000_000_000
-    )
+    let whole = cache.entry(secs).or_insert_with(|| {
+        let o = std::process::Command::new("date")
+            .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%S"])
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    });
+    format!("{whole}.{:09}Z", nanos % 1_000_000_000)
 }
 
 /// The sum of every series of `name` (any labels) in a Prometheus text.
@@ -103,9 +104,11 @@ fn a_visit_day_becomes_exact_signals_without_phi() {
         .unwrap()
         .as_nanos() as u64;
     let mut lines = Vec::new();
-    let mut line = |t: u64, json: String| lines.push(format!("{} stdout F {json}", rfc3339(t)));
+    let mut seconds = std::collections::HashMap::new();
+    let mut line =
+        |t: u64, json: String| lines.push(format!("{} stdout F {json}", rfc3339(t, &mut seconds)));
     for v in 0..VISITS {
-        let at = t0 + v * 1_000_000;
+        let at = t0 + v * 100_000;
         let id = format!("c-{v:05}");
         let p = platform(v);
         for evt in ["scheduled", "checked_in", "waiting_room"] {
