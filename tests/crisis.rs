@@ -176,10 +176,8 @@ fn crisis_records_are_delivered_and_audited_while_the_lane_skips() {
 /// was down for three times `retry.max_elapsed` when it came.
 #[test]
 fn an_otlp_crisis_record_outlives_the_retry_budget_and_is_audited() {
-    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
     use prost::Message;
-    use support::{kv, post_proto, s};
+    use support::post_proto;
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let topic = unique_topic("crisis-otlp");
@@ -204,35 +202,7 @@ fn an_otlp_crisis_record_outlives_the_retry_budget_and_is_audited() {
     let mut scrubs = Scrubs::start(&cfg, &[]);
     scrubs.wait_ready(ports.admin);
 
-    let record = |evt: &str, n: i64| LogRecord {
-        body: Some(s("visit event for Maria Gonzalez")),
-        attributes: vec![
-            kv("evt", s(evt)),
-            kv("consult_id", s("c-1")),
-            kv(
-                "n",
-                opentelemetry_proto::tonic::common::v1::AnyValue {
-                    value: Some(
-                        opentelemetry_proto::tonic::common::v1::any_value::Value::IntValue(n),
-                    ),
-                },
-            ),
-        ],
-        ..Default::default()
-    };
-    let req = ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: vec![
-                    record("page_view", 1),
-                    record("crisis_escalation", 2),
-                    record("page_view", 3),
-                ],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
+    let req = otlp_request(&[("page_view", 1), ("crisis_escalation", 2), ("page_view", 3)]);
     let (status, _) = post_proto(ports.http, "/v1/logs", &req.encode_to_vec());
     assert_eq!(status, 200);
     let metrics = || {
@@ -276,4 +246,131 @@ fn an_otlp_crisis_record_outlives_the_retry_budget_and_is_audited() {
         .collect();
     assert_eq!(audited.len(), 1, "{audited:?}");
     assert!(audited[0].contains("crisis_escalation") && audited[0].contains("Maria Gonzalez"));
+}
+
+/// An OTLP logs request of one record per `(event, n)`, each with a body
+/// naming a patient and the visit key `consult_id`.
+fn otlp_request(
+    records: &[(&str, i64)],
+) -> opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use support::{kv, s};
+
+    let record = |&(evt, n): &(&str, i64)| LogRecord {
+        body: Some(s("visit event for Maria Gonzalez")),
+        attributes: vec![
+            kv("evt", s(evt)),
+            kv("consult_id", s("c-1")),
+            kv(
+                "n",
+                AnyValue {
+                    value: Some(Value::IntValue(n)),
+                },
+            ),
+        ],
+        ..Default::default()
+    };
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: records.iter().map(record).collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// A vendor that is down fills its queue past half, and scrubs asks OTLP
+/// clients to wait (429). A request carrying a crisis record was refused
+/// with the rest until this was fixed, and a client that gives up after a
+/// few 429s would have lost it; now it is admitted (counted), while an
+/// ordinary request is still refused, and its crisis record reaches the
+/// vendor once the vendor answers.
+#[test]
+fn an_otlp_request_with_a_crisis_record_is_admitted_while_the_vendor_is_congested() {
+    use prost::Message;
+    use support::post_proto;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let vendor = slow_vendor(&rt, Duration::from_millis(10));
+    vendor.down.store(true, Ordering::Relaxed);
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::new(vendor.port);
+    let cfg = Sidecar {
+        include: dir.path().join("none.log").display().to_string(),
+        otlp: Some(&[]),
+        vendor: &[
+            "queue: { max_batches: 4 }",
+            "retry: { initial_backoff: 50ms, max_backoff: 200ms, max_elapsed: 60s }",
+        ],
+        extra: "signals:\n  preset: telehealth\n  fields: { event: evt, visit_id: consult_id }\n  export_interval: 0s\n",
+        ..Sidecar::default()
+    }
+    .write(dir.path(), &ports);
+    let mut scrubs = Scrubs::start(&cfg, &[]);
+    scrubs.wait_ready(ports.admin);
+    let send = |records: &[(&str, i64)]| {
+        post_proto(
+            ports.http,
+            "/v1/logs",
+            &otlp_request(records).encode_to_vec(),
+        )
+        .0
+    };
+
+    // Ordinary requests, each its own batch, until the queue is over half
+    // full and the vendor congested.
+    let mut refused = false;
+    for n in 0..200 {
+        let status = send(&[("page_view", n)]);
+        if status == 429 {
+            refused = true;
+            break;
+        }
+        assert_eq!(status, 200);
+        std::thread::sleep(Duration::from_millis(80));
+    }
+    assert!(refused, "the vendor never became congested");
+    assert_eq!(
+        send(&[("page_view", 1000), ("crisis_988_handoff", 1001)]),
+        200
+    );
+    assert_eq!(send(&[("page_view", 1002)]), 429);
+    let metrics = || {
+        http_get(ports.admin, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    };
+    let m = metrics();
+    assert_eq!(
+        metric(
+            &m,
+            r#"scrubs_otlp_crisis_admitted_total{reason="vendor_backpressure"}"#
+        ),
+        1
+    );
+    assert_eq!(
+        metric(&m, r#"scrubs_crisis_records_total{source="otlp"}"#),
+        1
+    );
+
+    vendor.down.store(false, Ordering::Relaxed);
+    wait_for("the crisis record at the vendor", 30, || {
+        let got = vendor.got.lock().unwrap();
+        got.logs.iter().any(|l| {
+            use opentelemetry_proto::tonic::common::v1::any_value::Value;
+            let has = |key: &str, want: &dyn Fn(&Option<Value>) -> bool| {
+                l.attributes
+                    .iter()
+                    .any(|a| a.key == key && want(&a.value.as_ref().and_then(|v| v.value.clone())))
+            };
+            has("scrubs.crisis", &|_| true) && has("n", &|v| *v == Some(Value::IntValue(1001)))
+        })
+    });
+    let (code, log_text) = scrubs.stop();
+    assert_eq!(code, Some(0), "{log_text}");
+    assert!(!vendor.got.lock().unwrap().contains("Maria Gonzalez"));
 }

@@ -47,18 +47,52 @@ impl Admission {
     /// `scrubs_otlp_refused_total`). `audit_backpressure` is asked only when
     /// no vendor is congested, as it always was. The bytes count against the
     /// budget until the guard is dropped.
+    ///
+    /// `carries_crisis` is asked only when the request would be refused for
+    /// a congested vendor or the memory budget, at most once: a request
+    /// that carries a crisis record (a 988 hand-off, a crisis escalation)
+    /// is admitted past both, counted in
+    /// `scrubs_otlp_crisis_admitted_total`, because a client that gives up
+    /// after a few 429s would lose the one record that must not be lost,
+    /// and its crisis records then go out through the vendors' reserve. The
+    /// audit refusal (503) still applies: a crisis record is audited before
+    /// anything else happens to it, and a refused one stays with the client.
     pub(super) fn admit(
         &self,
         bytes: u64,
         vendors: &[Arc<dyn VendorOut>],
         audit_backpressure: impl FnOnce() -> bool,
+        carries_crisis: impl FnOnce() -> bool,
         metrics: &Metrics,
     ) -> Result<InFlight<'_>, Rejection> {
+        let mut carries_crisis = Some(carries_crisis);
+        let mut crisis = None::<bool>;
+        let mut spare = |reason: &'static str| {
+            // Counted once per request, under the first refusal spared.
+            if let Some(yes) = crisis {
+                return yes;
+            }
+            let yes = carries_crisis.take().is_some_and(|f| f());
+            crisis = Some(yes);
+            if yes {
+                metrics.add(
+                    "scrubs_otlp_crisis_admitted_total",
+                    "OTLP requests carrying crisis records admitted although they would have been refused, by the refusal they were spared.",
+                    &[("reason", reason)],
+                    1,
+                );
+            }
+            yes
+        };
         // A vendor that is slow (its queue over half full) asks the client
         // to retry later rather than accepting records its queue would
         // drop: the client's exporter keeps them, audit records included,
         // and sends them again after `Retry-After`.
-        if let Some(v) = vendors.iter().find(|v| v.congested()) {
+        if let Some(v) = vendors
+            .iter()
+            .find(|v| v.congested())
+            .filter(|_| !spare("vendor_backpressure"))
+        {
             metrics.add(
                 "scrubs_otlp_refused_total",
                 "OTLP requests refused, by reason.",
@@ -83,7 +117,7 @@ impl Admission {
         }
         let now = self.in_flight.fetch_add(bytes, Ordering::Relaxed) + bytes;
         let guard = InFlight(&self.in_flight, bytes);
-        if now > self.budget_bytes {
+        if now > self.budget_bytes && !spare("memory_budget") {
             metrics.add(
                 "scrubs_otlp_refused_total",
                 "OTLP requests refused, by reason.",

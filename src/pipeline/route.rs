@@ -772,13 +772,33 @@ impl Pipeline {
         let _ = ack.send(done);
     }
 
-    fn admit(&self, bytes: u64) -> Result<InFlight<'_>, Rejection> {
+    fn admit(
+        &self,
+        bytes: u64,
+        carries_crisis: impl FnOnce() -> bool,
+    ) -> Result<InFlight<'_>, Rejection> {
         self.admission.admit(
             bytes,
             &self.vendors,
             || self.audit_backpressure(),
+            carries_crisis,
             &self.metrics,
         )
+    }
+
+    /// Whether an OTLP logs request carries a record the crisis selector
+    /// takes. Asked only when the request would otherwise be refused.
+    fn carries_crisis(&self, resources: &[ResourceLogs]) -> bool {
+        let Some(s) = self.signals.get().filter(|s| s.has_crisis()) else {
+            return false;
+        };
+        resources.iter().any(|rl| {
+            let resource = rl.resource.as_ref().map_or(&[][..], |r| &r.attributes);
+            rl.scope_logs
+                .iter()
+                .flat_map(|sl| &sl.log_records)
+                .any(|lr| s.is_crisis_otlp(lr, resource))
+        })
     }
 
     /// Processes an OTLP logs request.
@@ -786,7 +806,9 @@ impl Pipeline {
         &self,
         mut req: ExportLogsServiceRequest,
     ) -> Result<ExportOutcome, Rejection> {
-        let _guard = self.admit(req.encoded_len() as u64)?;
+        let _guard = self.admit(req.encoded_len() as u64, || {
+            self.carries_crisis(&req.resource_logs)
+        })?;
         let (engine, mut scratch) = self.engine_and_scratch();
         let mut events = Vec::new();
         let mut stats = RedactStats::default();
@@ -885,7 +907,7 @@ impl Pipeline {
         &self,
         mut req: ExportTraceServiceRequest,
     ) -> Result<ExportOutcome, Rejection> {
-        let _guard = self.admit(req.encoded_len() as u64)?;
+        let _guard = self.admit(req.encoded_len() as u64, || false)?;
         let rejected =
             self.redact_resources(&mut req.resource_spans, otlp::redact_spans_with_stats);
         req.resource_spans
@@ -902,7 +924,7 @@ impl Pipeline {
         &self,
         mut req: ExportMetricsServiceRequest,
     ) -> Result<ExportOutcome, Rejection> {
-        let _guard = self.admit(req.encoded_len() as u64)?;
+        let _guard = self.admit(req.encoded_len() as u64, || false)?;
         let rejected =
             self.redact_resources(&mut req.resource_metrics, otlp::redact_metrics_with_stats);
         req.resource_metrics

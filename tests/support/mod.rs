@@ -139,7 +139,35 @@ pub fn gz(data: &[u8]) -> Vec<u8> {
 
 // ---------------------------------------------------------------- ports, Kafka
 
+/// A port that was free a moment ago, for a server the test starts next.
+///
+/// Taken from below the kernel's ephemeral range (32768–60999 by default),
+/// not from port 0: a port the kernel picked for us was also one it could
+/// hand to any outgoing connection (to Kafka, to a vendor) in the moment
+/// before the server binds it, which made tests fail now and then with
+/// "Address already in use". Ports are tried in an order of their own per
+/// process (pid and clock), and none is handed out twice in one process.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::AtomicU32;
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let seed = || {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        (std::process::id().wrapping_mul(7919) ^ nanos) % SPAN
+    };
+    let _ = NEXT.compare_exchange(u32::MAX, seed(), Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..SPAN {
+        // A stride coprime to SPAN visits every port once per cycle.
+        let n = NEXT.fetch_add(7, Ordering::Relaxed) % SPAN;
+        let port = (LOW + n) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
