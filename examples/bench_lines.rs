@@ -82,6 +82,9 @@ pub struct Mix {
     pub audit: u64,
     pub canary: u64,
     pub dense: u64,
+    /// Visit events of the telehealth preset's default schema (`event`,
+    /// `visit_id`, media stats), for the cost of `signals:`.
+    pub visit: u64,
 }
 
 impl Default for Mix {
@@ -90,6 +93,7 @@ impl Default for Mix {
             audit: 50,
             canary: 20,
             dense: 100,
+            visit: 0,
         }
     }
 }
@@ -101,6 +105,7 @@ pub enum Kind {
     Dense,
     Canary,
     Audit,
+    Visit,
 }
 
 /// How a line ends: JSON lines are left open for the trailer fields.
@@ -161,6 +166,23 @@ const LAST: &[&str] = &[
     "Davis",
 ];
 const EVENTS: &[&str] = &["chart.view", "chart.export", "rx.view", "note.read"];
+/// The events of one visit, in order, in the telehealth preset's default
+/// names.
+const VISIT_STEPS: &[&str] = &[
+    "scheduled",
+    "checked_in",
+    "waiting_room",
+    "connect_attempt",
+    "connected",
+    "media_stats",
+    "media_stats",
+    "media_stats",
+    "completed",
+    "notes_signed",
+];
+/// Visits under way at once.
+const VISITS_OPEN: usize = 64;
+const PLATFORMS: &[&str] = &["ios", "android", "web", "desktop"];
 const HEX: &[u8; 16] = b"0123456789abcdef";
 const B36: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
@@ -172,6 +194,8 @@ pub struct Gen {
     /// Milliseconds since 2024-11-23T00:00:00Z, for the lines' own
     /// timestamps (the wall clock goes in `gen_ns`).
     clock_ms: u64,
+    /// Visits under way: (id, index of the next event in `VISIT_STEPS`).
+    visits: Vec<(u64, usize)>,
 }
 
 impl Gen {
@@ -180,6 +204,7 @@ impl Gen {
             rng: Rng::new(seed),
             mix,
             clock_ms: 8 * 3_600_000,
+            visits: Vec::new(),
         }
     }
 
@@ -221,6 +246,8 @@ impl Gen {
             Kind::Canary
         } else if r < m.audit + m.canary + m.dense {
             Kind::Dense
+        } else if r < m.audit + m.canary + m.dense + m.visit {
+            Kind::Visit
         } else {
             Kind::Clean
         }
@@ -234,6 +261,7 @@ impl Gen {
             Kind::Dense => self.dense(out),
             Kind::Canary => self.canary(out),
             Kind::Audit => self.audit(out),
+            Kind::Visit => self.visit(out),
         };
         (kind, style)
     }
@@ -299,6 +327,41 @@ impl Gen {
     }
 
     // ---- kinds ----
+
+    /// The next event of one of the visits under way: every visit goes
+    /// through every step, and a new one starts when one ends.
+    fn visit(&mut self, out: &mut Vec<u8>) -> Style {
+        if self.visits.len() < VISITS_OPEN {
+            let id = self.rng.next_u64();
+            self.visits.push((id, 0));
+        }
+        let i = self.rng.below(self.visits.len() as u64) as usize;
+        let (id, step) = self.visits[i];
+        let event = VISIT_STEPS[step];
+        if step + 1 == VISIT_STEPS.len() {
+            self.visits.swap_remove(i);
+        } else {
+            self.visits[i].1 += 1;
+        }
+        self.json_head(out, Some("info"));
+        let platform = PLATFORMS[(id % PLATFORMS.len() as u64) as usize];
+        write!(
+            out,
+            ",\"event\":\"{event}\",\"visit_id\":\"v-{:012x}\",\"platform\":\"{platform}\"",
+            id & 0xffff_ffff_ffff
+        )
+        .unwrap();
+        if event == "media_stats" {
+            let (loss, tenth) = (self.rng.below(5), self.rng.below(10));
+            let (jitter, rtt) = (self.rng.range(2, 60), self.rng.range(20, 300));
+            write!(
+                out,
+                ",\"packet_loss\":{loss}.{tenth},\"jitter\":{jitter},\"rtt\":{rtt}"
+            )
+            .unwrap();
+        }
+        Style::Json
+    }
 
     fn clean(&mut self, out: &mut Vec<u8>) -> Style {
         match self.rng.below(10) {

@@ -4,14 +4,15 @@
 //!
 //! ```text
 //! cargo run --release --example loadgen -- --out PATH [--rate LINES_PER_S] [--duration SECS]
-//!     [--lines N] [--tag TAG] [--seed N] [--audit-pm 50] [--canary-pm 20] [--dense-pm 100]
+//!     [--lines N] [--tag TAG] [--seed N] [--audit-pm 50] [--canary-pm 20] [--dense-pm 100] [--visit-pm 0]
 //!     [--tick-ms 10] [--max-write-bytes 1048576] [--rotate-bytes N] [--report PATH]
 //! ```
 //!
 //! * Lines come from `examples/bench_lines.rs`: about 200 bytes, JSON,
 //!   logfmt, plain text and access logs; per mille `--audit-pm` audit lines
 //!   (`audit=true`), `--canary-pm` lines with the fixed PHI canaries and
-//!   `--dense-pm` lines with random PHI. Each ends with `run=TAG seq=N
+//!   `--dense-pm` lines with random PHI, `--visit-pm` visit events in the
+//!   telehealth preset's default schema (`event`, `visit_id`, media stats). Each ends with `run=TAG seq=N
 //!   gen_ns=T`, T the wall clock (Unix ns) when its batch was made.
 //! * `--rate 0` (the default) writes as fast as it can. Otherwise every
 //!   `--tick-ms` it writes the lines that are due since the start, in one
@@ -83,6 +84,7 @@ fn parse_args() -> Result<Args, String> {
             "--audit-pm" => a.mix.audit = num(&v)? as u64,
             "--canary-pm" => a.mix.canary = num(&v)? as u64,
             "--dense-pm" => a.mix.dense = num(&v)? as u64,
+            "--visit-pm" => a.mix.visit = num(&v)? as u64,
             "--tick-ms" => a.tick = Duration::from_secs_f64(num(&v)? / 1000.0),
             "--max-write-bytes" => a.max_write = num(&v)? as usize,
             "--rotate-bytes" => a.rotate_bytes = num(&v)? as u64,
@@ -101,8 +103,10 @@ fn parse_args() -> Result<Args, String> {
     {
         return Err("--tag must be letters, digits and _".into());
     }
-    if a.mix.audit + a.mix.canary + a.mix.dense > 1000 {
-        return Err("--audit-pm + --canary-pm + --dense-pm must not exceed 1000".into());
+    if a.mix.audit + a.mix.canary + a.mix.dense + a.mix.visit > 1000 {
+        return Err(
+            "--audit-pm + --canary-pm + --dense-pm + --visit-pm must not exceed 1000".into(),
+        );
     }
     Ok(a)
 }
@@ -126,7 +130,7 @@ fn main() {
     let mut file_bytes = file.metadata().map_or(0, |m| m.len());
     let mut gen = lines::Gen::new(args.seed, args.mix);
     let mut buf: Vec<u8> = Vec::with_capacity(args.max_write + 1024);
-    let mut kinds = [0u64; 4];
+    let mut kinds = [0u64; 5];
     let (mut written, mut bytes, mut rotations) = (0u64, 0u64, 0u64);
     let mut write_us: Vec<u32> = Vec::new();
     let mut max_behind = 0u64;
@@ -226,6 +230,7 @@ fn main() {
         "dense_lines": kinds[lines::Kind::Dense as usize],
         "canary_lines": kinds[lines::Kind::Canary as usize],
         "audit_lines": kinds[lines::Kind::Audit as usize],
+        "visit_lines": kinds[lines::Kind::Visit as usize],
         "seconds": secs,
         "rate_lines_s": written as f64 / secs,
         "mb_s": bytes as f64 / secs / 1e6,

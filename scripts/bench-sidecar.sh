@@ -54,6 +54,10 @@
 #   --rotate-bytes N     rotate the log at N bytes (soak default 1 GiB; else off)
 #   --drain-timeout S    longest wait for the vendor to receive every line (default 1200)
 #   --audit-pm N         audit lines per mille (default 50 = 5%; otlp default 0)
+#   --visit-pm N         tail: visit-event lines per mille (default 0), in the
+#                        telehealth preset's default schema (for --extra-config
+#                        benches/signals-telehealth.yaml)
+#   --extra-config FILE  top-level sections appended to scrubs' config (e.g. signals:)
 #   --file-opt "K: V"    an extra setting of the file source (repeatable), e.g. "max_inflight_batches: 16"
 #   --vendor-opt "K: V"  an extra setting of the vendor (repeatable), e.g. "batch: { max_records: 512 }"
 #   --no-control         overload: skip the control run (the generator alone, nobody reading)
@@ -82,7 +86,7 @@ CMDLINE="scripts/bench-sidecar.sh $MODE $*"
 
 OUT="" DURATION="" MAX="" RATE="" RATES="" SAT_LINES="" FRACTIONS="0.5 0.8 0.9" PHASE_SECS=60
 CONCURRENCY="" BODIES=64 SOURCE=tail SAMPLE="" WARMUP=120 ROTATE_BYTES="" DRAIN_TIMEOUT=1200
-PERF=0 VERIFY="" PIN=1 BUILD=1 KEEP_LOGS=0 AUDIT_PM="" FILE_OPTS=() VENDOR_OPTS=() CONTROL=1
+PERF=0 VERIFY="" PIN=1 BUILD=1 KEEP_LOGS=0 AUDIT_PM="" VISIT_PM=0 EXTRA_CONFIG="" FILE_OPTS=() VENDOR_OPTS=() CONTROL=1
 while [ $# -gt 0 ]; do
     case "$1" in
     --out) OUT=$2; shift ;;
@@ -101,6 +105,8 @@ while [ $# -gt 0 ]; do
     --rotate-bytes) ROTATE_BYTES=$2; shift ;;
     --drain-timeout) DRAIN_TIMEOUT=$2; shift ;;
     --audit-pm) AUDIT_PM=$2; shift ;;
+    --visit-pm) VISIT_PM=$2; shift ;;
+    --extra-config) EXTRA_CONFIG=$2; shift ;;
     --file-opt) FILE_OPTS+=("$2"); shift ;;
     --vendor-opt) VENDOR_OPTS+=("$2"); shift ;;
     --no-control) CONTROL=0 ;;
@@ -168,6 +174,8 @@ meta rustc "$(rustc --version 2>/dev/null || echo '?')"
 meta git "$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)')"
 meta pinned "$PIN"
 meta audit_pm "$AUDIT_PM"
+meta visit_pm "$VISIT_PM"
+meta extra_config "${EXTRA_CONFIG:-none}"
 meta file_opts "${FILE_OPTS[*]:-}"
 meta vendor_opts "${VENDOR_OPTS[*]:-}"
 meta clk_tck "$(getconf CLK_TCK)"
@@ -291,6 +299,7 @@ EOF
 admin:
   address: "$ADMIN"
 EOF
+    if [ -n "$EXTRA_CONFIG" ]; then cat "$EXTRA_CONFIG"; fi
 } >"$W/scrubs.yaml"
 
 "$BIN" validate --config "$W/scrubs.yaml" >/dev/null
@@ -380,7 +389,7 @@ gen_phase() {
     s0=$(now_ns)
     log "run $tag: offered ${offered} lines/s ($*), load $l0"
     "${ON_GEN[@]}" "$EX/loadgen" --out "$LOG" --tag "$tag" --seed "$RANDOM$RANDOM" \
-        --audit-pm "$AUDIT_PM" --report "$W/gen-$tag.json" "$@" >/dev/null
+        --audit-pm "$AUDIT_PM" --visit-pm "$VISIT_PM" --report "$W/gen-$tag.json" "$@" >/dev/null
     local ge
     ge=$(now_ns)
     lines=$(jq -r .lines "$W/gen-$tag.json")

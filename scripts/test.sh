@@ -29,5 +29,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Graphviz's `dot` renders `scrubs audit flowmap --format svg`:
+# tests/flowmap.rs checks the picture when it is installed, and the error
+# naming what to install otherwise. Installed from Debian's packages where
+# this user may.
+if ! command -v dot >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; fi
+    if [ "$(id -u)" = 0 ] || [ -n "$sudo" ]; then
+        { $sudo apt-get install -y -qq graphviz || { $sudo apt-get update -qq && $sudo apt-get install -y -qq graphviz; }; } >/dev/null 2>&1 ||
+            echo "test.sh: could not install graphviz; the SVG check tests the error instead" >&2
+    fi
+fi
+
 cargo test "$@"
 cargo test --features "fault-injection fuzzing" --test fail_closed --test probes --test fuzz_regressions "$@"

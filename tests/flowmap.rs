@@ -108,15 +108,48 @@ fn flowmap(config: &Path, format: &str) -> String {
     out
 }
 
-/// The table row of an edge: (records, categories).
+/// The map as SVG when Graphviz's `dot` is installed (scripts/test.sh
+/// installs it where it can): a picture with both services and an edge's
+/// count in it. Without
+/// `dot`, the command must fail with exit 2 and say what to install.
+fn svg_or_its_error(config: &Path) -> String {
+    let have_dot = Command::new("dot").arg("-V").output().is_ok();
+    if have_dot {
+        let svg = flowmap(config, "svg");
+        assert!(svg.contains("<svg"), "{svg}");
+        // Graphviz writes `-` as `&#45;` in text.
+        for text in ["visit&#45;api", "billing", "vendor acme", ">50 records<"] {
+            assert!(svg.contains(text), "{text} not in\n{svg}");
+        }
+        return svg;
+    }
+    eprintln!("Graphviz's dot is not installed: checking the error instead of the picture");
+    let o = Command::new(env!("CARGO_BIN_EXE_scrubs"))
+        .args(["audit", "flowmap", "--config"])
+        .arg(config)
+        .args(["--since", "1h", "--format", "svg"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("install graphviz"), "{err}");
+    err
+}
+
+/// The table row of an edge from source `app`: (records, categories).
 fn edge(table: &str, service: &str, destination: &str) -> (u64, String) {
+    edge_from(table, service, "app", destination)
+}
+
+/// The table row of an edge: (records, categories).
+fn edge_from(table: &str, service: &str, source: &str, destination: &str) -> (u64, String) {
     let row = table
         .lines()
         .find(|l| {
             let mut w = l.split_whitespace();
-            w.next() == Some(service) && w.next() == Some("app") && l.contains(destination)
+            w.next() == Some(service) && w.next() == Some(source) && l.contains(destination)
         })
-        .unwrap_or_else(|| panic!("no {service} -> {destination} row in\n{table}"));
+        .unwrap_or_else(|| panic!("no {service} {source} -> {destination} row in\n{table}"));
     let after = &row[row.find(destination).unwrap()..];
     // The destination text ends with ")"; then records, then categories.
     let tail = &after[after.find(')').unwrap() + 1..];
@@ -215,6 +248,7 @@ fn two_sidecars_map_their_flows_exactly_and_without_values() {
     assert!(dot.starts_with("digraph phi_flows"), "{dot}");
     let mermaid = flowmap(&a.config, "mermaid");
     assert!(mermaid.starts_with("flowchart LR"), "{mermaid}");
+    let svg = svg_or_its_error(&a.config);
 
     // No value anywhere: not in the flow records on the topic, not in any
     // rendering.
@@ -225,7 +259,7 @@ fn two_sidecars_map_their_flows_exactly_and_without_values() {
         .filter(|p| p.contains("\"stream\":\"scrubs-flowmap\""))
         .collect();
     assert!(flow_records.len() >= 2, "{flow_records:?}");
-    for text in flow_records.iter().chain([&table, &dot, &mermaid]) {
+    for text in flow_records.iter().chain([&table, &dot, &mermaid, &svg]) {
         for v in VALUES {
             assert!(!text.contains(v), "{v} in {text}");
         }
@@ -247,5 +281,82 @@ fn two_sidecars_map_their_flows_exactly_and_without_values() {
         verify.status.success(),
         "{}",
         String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+/// The last flow record is written at drain. It was written before the
+/// vendor sinks flushed what they still held, so OTLP records batched at
+/// SIGTERM reached the vendor but not the record's count of what each
+/// vendor was sent: it said 0 where 40 had left. Now it waits for the vendor sinks' shutdown. The vendor takes a
+/// second to answer, as a remote one under load does.
+#[test]
+fn the_last_flow_record_counts_what_the_vendors_flush_at_drain() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
+    use support::{post_proto, s};
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let topic = unique_topic("flowmap-drain");
+    create_topic(&rt, &topic, 1);
+    let vendor = support::slow_vendor(&rt, Duration::from_secs(1));
+    let (port, got) = (vendor.port, vendor.got.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, http, grpc) = (free_port(), free_port(), free_port());
+    let data = dir.path().join("data");
+    // Records wait in the vendor's batch for 60 s, far longer than the
+    // test: only the drain sends them.
+    let cfg = format!(
+        "data_dir: {data}\n\
+         resource:\n  service.name: intake\n\
+         sources:\n  otlp:\n    type: otlp\n    http: {{ address: \"127.0.0.1:{http}\" }}\n    grpc: {{ address: \"127.0.0.1:{grpc}\" }}\n\
+         audit:\n  kafka:\n    brokers: \"{brokers}\"\n    topic: {topic}\n    spool_dir: {data}/audit\n\
+         \x20 select:\n    fields:\n      audit: [\"true\"]\n\
+         vendors:\n  - name: acme\n    endpoint: http://127.0.0.1:{port}\n    baa_covered: true\n    batch: {{ max_wait: 60s }}\n\
+         admin:\n  address: \"127.0.0.1:{admin}\"\n\
+         shutdown:\n  drain_deadline: 10s\n",
+        data = data.display(),
+        brokers = bootstrap(),
+    );
+    let config = dir.path().join("scrubs.yaml");
+    std::fs::write(&config, cfg).unwrap();
+    let mut p = Scrubs::start(&config, &[]);
+    p.wait_ready(admin);
+
+    let req = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: (0..40)
+                    .map(|i| LogRecord {
+                        body: Some(s(&format!("intake {i} for maria.gonzalez@example.com"))),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let (status, _) = post_proto(http, "/v1/logs", &req.encode_to_vec());
+    assert_eq!(status, 200);
+    let sent = r#"scrubs_vendor_records_total{vendor="acme",signal="logs",result="sent"}"#;
+    assert_eq!(metric(&metrics(admin), sent), 0, "sent before the drain");
+    let (code, log_text) = p.stop();
+    assert_eq!(code, Some(0), "{log_text}");
+    assert_eq!(got.lock().unwrap().logs.len(), 40, "the vendor got them");
+
+    let sent_to_acme: u64 = all_audit_messages(&topic, Duration::from_secs(5))
+        .into_iter()
+        .filter_map(|m| m.payload)
+        .filter_map(|p| serde_json::from_slice::<serde_json::Value>(&p).ok())
+        .filter(|v| v["stream"] == "scrubs-flowmap")
+        .map(|v| v["record"]["vendors"][0]["records"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sent_to_acme, 40);
+    let table = flowmap(&config, "table");
+    assert_eq!(
+        edge_from(&table, "intake", "otlp", "vendor acme"),
+        (40, "email:40".to_string()),
+        "{table}"
     );
 }

@@ -757,31 +757,46 @@ impl Running {
                 export_signals(&sr.tap, &vendor_sinks, &sr.resource);
             }
         }
-        // The last flow record, while the audit sink still takes events.
+        // Then the sinks, each told to finish early enough that its own
+        // last steps fit before the deadline: a vendor sink abandons its
+        // queue at its deadline and then waits up to VENDOR_ABORT_GRACE for
+        // its task; the audit sink spools what Kafka has not acknowledged at
+        // its deadline, then stops its tasks and flushes the producer.
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let vendor_names: Vec<String> = vendor_sinks.iter().map(|v| v.name().to_string()).collect();
+        let mut vendors = Vec::new();
+        for v in vendor_sinks {
+            if let Ok(v) = Arc::try_unwrap(v) {
+                let budget = left.saturating_sub(VENDOR_ABORT_GRACE);
+                vendors.push(Some(tokio::spawn(
+                    async move { v.shutdown(budget).await }
+                        .instrument(tracing::info_span!("vendor_shutdown")),
+                )));
+            }
+        }
+        // The last flow record counts what the vendor sinks flush while
+        // they shut down (OTLP and stdin records still queued or batched),
+        // so it waits for them, but for no more than half of the time left:
+        // the other half is the audit sink's, which keeps delivering to
+        // Kafka meanwhile and then has to spool or drain before the
+        // deadline. A vendor still shutting down at that point is counted
+        // up to there.
+        let flow_by = tokio::time::Instant::now() + left / 2;
+        for task in &mut vendors {
+            if let Some(t) = task.as_mut() {
+                if tokio::time::timeout_at(flow_by, t).await.is_ok() {
+                    *task = None;
+                }
+            }
+        }
         let _ = flow_stop.send(true);
         if let Some(t) = flow_recorder {
             let _ = tokio::time::timeout_at(deadline, t).await;
         }
-        // Then every sink at once, each told to finish early enough that
-        // its own last steps fit before the deadline: a vendor sink
-        // abandons its queue at its deadline and then waits up to
-        // VENDOR_ABORT_GRACE for its task; the audit sink spools what Kafka
-        // has not acknowledged at its deadline, then stops its tasks and
-        // flushes the producer.
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let vendor_names: Vec<String> = vendor_sinks.iter().map(|v| v.name().to_string()).collect();
-        let mut sinks = Vec::new();
-        for v in vendor_sinks {
-            if let Ok(v) = Arc::try_unwrap(v) {
-                let budget = left.saturating_sub(VENDOR_ABORT_GRACE);
-                sinks.push(tokio::spawn(
-                    async move { v.shutdown(budget).await }
-                        .instrument(tracing::info_span!("vendor_shutdown")),
-                ));
-            }
-        }
+        let mut sinks: Vec<JoinHandle<()>> = vendors.into_iter().flatten().collect();
         if let Some(a) = audit_sink {
             if let Ok(a) = Arc::try_unwrap(a) {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let budget = left
                     .saturating_sub(AUDIT_FINISH)
                     .max(Duration::from_millis(100));
