@@ -1,6 +1,7 @@
 //! A clean line costs no allocation: after warm-up, redacting clean ops log
 //! lines allocates nothing (the engine returns the input slice and reuses its
-//! `Scratch`). Allocations are counted per thread by a counting global
+//! `Scratch`), and the signals' prefilter allocates nothing on lines that no
+//! signal wants. Allocations are counted per thread by a counting global
 //! allocator, so the test harness's own threads do not disturb the count.
 
 #[path = "../benches/common/mod.rs"]
@@ -116,5 +117,52 @@ fn dense_line_allocations_are_reported() {
         "dense lines after warm-up: {allocated} allocations for {} lines ({} identifiers)",
         dense.lines.len(),
         dense.planted
+    );
+}
+
+/// Signals cost no allocation on lines that match none of them: the
+/// prefilter answers from the raw line, before any parsing (issue 13).
+#[test]
+fn lines_matching_no_signal_do_not_allocate() {
+    use scrubs::signals::{RecordView, SignalsConfig};
+
+    let engine = std::sync::Arc::new(Engine::builtin().unwrap());
+    let config = SignalsConfig::from_yaml(
+        "preset: telehealth\nfields: { event: evt, visit_id: consult_id }\n",
+    )
+    .unwrap();
+    let mut signals = config
+        .build(engine, b"a test hash key of 32 bytes ....")
+        .unwrap();
+    let clean = common::clean(0x0005_C2B5_C1EA_0001, 400_000);
+    let skipped: Vec<&[u8]> = clean
+        .iter()
+        .filter(|l| !signals.wants(&RecordView::auto(l, Some(1))))
+        .collect();
+    assert!(
+        skipped.len() * 100 >= clean.lines.len() * 99,
+        "only {} of {} ops lines skipped by the prefilter",
+        skipped.len(),
+        clean.lines.len()
+    );
+    eprintln!(
+        "{} of {} ops lines skipped by the prefilter",
+        skipped.len(),
+        clean.lines.len()
+    );
+    // Warm-up (the regex's per-thread cache).
+    for l in &skipped {
+        signals.observe(&RecordView::auto(l, Some(1)), 1);
+    }
+    let before = allocations();
+    for l in &skipped {
+        signals.observe(&RecordView::auto(l, Some(1)), 1);
+    }
+    let allocated = allocations() - before;
+    assert_eq!(
+        allocated,
+        0,
+        "{allocated} allocations for {} lines",
+        skipped.len()
     );
 }

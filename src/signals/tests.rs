@@ -685,6 +685,47 @@ fn prefilter_skips_lines_without_literals() {
     assert!(regex.wants(&RecordView::json(br#"{"msg":"GET /x 200"}"#, None)));
 }
 
+/// The prefilter's searcher and in-place check take exactly the lines that
+/// the regex it replaced took (same literals, same contexts), on lines made
+/// of the pieces that matter: literals that overlap and nest, quotes, `=`,
+/// `:`, `,`, `[`, closing brackets, spaces and other words.
+#[test]
+fn prefilter_takes_the_lines_the_old_regex_took() {
+    use super::condition::Prefilter;
+    let values = ["completed", "connect", "connected", "503", "42"];
+    let anywhere = ["crisis"];
+    let mut sets: Vec<Option<Vec<(Vec<u8>, bool)>>> = values
+        .iter()
+        .map(|v| Some(vec![(v.as_bytes().to_vec(), true)]))
+        .collect();
+    sets.push(Some(vec![(anywhere[0].as_bytes().to_vec(), false)]));
+    let pre = Prefilter::new(&sets);
+    let v = values.map(regex::escape).join("|");
+    let old = regex::bytes::Regex::new(&format!(
+        r#"\\u|crisis|"(?:{v})"|=(?:{v})(?:\s|$)|[:,\[]\s*(?:{v})(?:[\s,}}\]]|$)"#
+    ))
+    .unwrap();
+    let pieces: &[&[u8]] = &[
+        b"completed", b"connect", b"connected", b"connecte", b"503", b"5030", b"42", b"crisi",
+        b"crisis", b"\"", b"=", b":", b",", b"[", b"]", b"}", b"{", b" ", b"  ", b"\t", b"x",
+        b"evt", b"_", b"\\u",
+    ];
+    let mut rng = StdRng::seed_from_u64(0x5eed_0f_f11e);
+    let mut line = Vec::new();
+    for _ in 0..200_000 {
+        line.clear();
+        for _ in 0..rng.random_range(0..9) {
+            line.extend_from_slice(pieces[rng.random_range(0..pieces.len())]);
+        }
+        assert_eq!(
+            pre.may_match(&RecordView::json(&line, None)),
+            old.is_match(&line),
+            "{}",
+            String::from_utf8_lossy(&line)
+        );
+    }
+}
+
 #[test]
 fn otlp_attributes_and_line_conditions() {
     let mut sig = build(

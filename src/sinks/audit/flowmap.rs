@@ -643,54 +643,38 @@ fn quote(s: &str) -> String {
 /// The map in Graphviz DOT: sources on the left inside the boundary,
 /// vendors on the right; new flows and categories in red.
 pub fn render_dot(now: &FlowMap, previous: Option<&FlowMap>) -> String {
+    let g = Graph::of(now, previous);
     let mut out = String::from(
         "digraph phi_flows {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n  subgraph cluster_boundary {\n    label=\"compliance boundary\";\n    style=dashed;\n",
     );
-    let mut dests: BTreeSet<&Destination> = BTreeSet::new();
-    for ((svc, src), ds) in &now.flows {
+    for (id, svc, src) in &g.sources {
+        let _ = writeln!(out, "    {id} [label=\"{}\\n{}\"];", quote(svc), quote(src));
+    }
+    for (id, label) in &g.audit {
         let _ = writeln!(
             out,
-            "    {} [label=\"{}\\n{}\"];",
-            node_id("src", &[svc, src]),
-            quote(svc),
-            quote(src)
+            "    {id} [label=\"{}\", shape=cylinder];",
+            quote(label)
         );
-        dests.extend(ds.keys());
-    }
-    for d in &dests {
-        if let Destination::Audit { .. } = d {
-            let (id, label) = dest_node(d);
-            let _ = writeln!(
-                out,
-                "    {id} [label=\"{}\", shape=cylinder];",
-                quote(&label)
-            );
-        }
     }
     out.push_str("  }\n");
-    for d in &dests {
-        if let Destination::Vendor { .. } = d {
-            let (id, label) = dest_node(d);
-            let _ = writeln!(out, "  {id} [label=\"{}\"];", quote(&label));
-        }
+    for (id, label) in &g.vendors {
+        let _ = writeln!(out, "  {id} [label=\"{}\"];", quote(label));
     }
-    for (key, ds) in &now.flows {
-        for (d, e) in ds {
-            let ch = change(previous, key, d, e);
-            let style = if ch == Change::Same {
-                ""
-            } else {
-                ", color=red, fontcolor=red, penwidth=2"
-            };
-            let _ = writeln!(
-                out,
-                "  {} -> {} [label=\"{} records\\n{}\"{style}];",
-                node_id("src", &[&key.0, &key.1]),
-                dest_node(d).0,
-                e.records,
-                quote(&categories(e))
-            );
-        }
+    for e in &g.edges {
+        let style = if e.changed {
+            ", color=red, fontcolor=red, penwidth=2"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  {} -> {} [label=\"{} records\\n{}\"{style}];",
+            e.from,
+            e.to,
+            e.records,
+            quote(&e.categories)
+        );
     }
     out.push_str("}\n");
     out
@@ -699,59 +683,91 @@ pub fn render_dot(now: &FlowMap, previous: Option<&FlowMap>) -> String {
 /// The map as a Mermaid flowchart; new flows and categories are marked
 /// `NEW` and styled red.
 pub fn render_mermaid(now: &FlowMap, previous: Option<&FlowMap>) -> String {
+    let g = Graph::of(now, previous);
     let mut out = String::from("flowchart LR\n  subgraph boundary[compliance boundary]\n");
-    let mut dests: BTreeSet<&Destination> = BTreeSet::new();
-    for ((svc, src), ds) in &now.flows {
-        let _ = writeln!(
-            out,
-            "    {}[\"{}<br/>{}\"]",
-            node_id("src", &[svc, src]),
-            quote(svc),
-            quote(src)
-        );
-        dests.extend(ds.keys());
+    let br = |label: &str| quote(&label.replace("\\n", "<br/>"));
+    for (id, svc, src) in &g.sources {
+        let _ = writeln!(out, "    {id}[\"{}<br/>{}\"]", quote(svc), quote(src));
     }
-    for d in &dests {
-        if let Destination::Audit { .. } = d {
-            let (id, label) = dest_node(d);
-            let _ = writeln!(
-                out,
-                "    {id}[(\"{}\")]",
-                quote(&label.replace("\\n", "<br/>"))
-            );
-        }
+    for (id, label) in &g.audit {
+        let _ = writeln!(out, "    {id}[(\"{}\")]", br(label));
     }
     out.push_str("  end\n");
-    for d in &dests {
-        if let Destination::Vendor { .. } = d {
-            let (id, label) = dest_node(d);
-            let _ = writeln!(out, "  {id}[\"{}\"]", quote(&label.replace("\\n", "<br/>")));
-        }
+    for (id, label) in &g.vendors {
+        let _ = writeln!(out, "  {id}[\"{}\"]", br(label));
     }
-    let mut link = 0usize;
-    let mut red = Vec::new();
-    for (key, ds) in &now.flows {
-        for (d, e) in ds {
-            let ch = change(previous, key, d, e);
-            let mark = if ch == Change::Same { "" } else { "NEW " };
-            let _ = writeln!(
-                out,
-                "  {} -->|\"{mark}{} records: {}\"| {}",
-                node_id("src", &[&key.0, &key.1]),
-                e.records,
-                quote(&categories(e)),
-                dest_node(d).0
-            );
-            if ch != Change::Same {
-                red.push(link);
-            }
-            link += 1;
-        }
+    for e in &g.edges {
+        let mark = if e.changed { "NEW " } else { "" };
+        let _ = writeln!(
+            out,
+            "  {} -->|\"{mark}{} records: {}\"| {}",
+            e.from,
+            e.records,
+            quote(&e.categories),
+            e.to
+        );
     }
-    for l in red {
-        let _ = writeln!(out, "  linkStyle {l} stroke:red,stroke-width:3px");
+    for (link, _) in g.edges.iter().enumerate().filter(|(_, e)| e.changed) {
+        let _ = writeln!(out, "  linkStyle {link} stroke:red,stroke-width:3px");
     }
     out
+}
+
+/// The nodes and edges of a map for the pictures: DOT and Mermaid each
+/// write them in their own syntax. Labels are unquoted; a `\\n` in a
+/// destination's label is a line break.
+struct Graph {
+    /// (node id, service, source), inside the boundary.
+    sources: Vec<(String, String, String)>,
+    /// (node id, label) of the audit topics, inside the boundary.
+    audit: Vec<(String, String)>,
+    /// (node id, label) of the vendors, outside it.
+    vendors: Vec<(String, String)>,
+    /// In the order of the flows, which Mermaid's `linkStyle` counts.
+    edges: Vec<GraphEdge>,
+}
+
+struct GraphEdge {
+    from: String,
+    to: String,
+    records: u64,
+    categories: String,
+    /// New since the previous window, or new categories on it.
+    changed: bool,
+}
+
+impl Graph {
+    fn of(now: &FlowMap, previous: Option<&FlowMap>) -> Graph {
+        let mut g = Graph {
+            sources: Vec::new(),
+            audit: Vec::new(),
+            vendors: Vec::new(),
+            edges: Vec::new(),
+        };
+        let mut dests: BTreeSet<&Destination> = BTreeSet::new();
+        for (key, ds) in &now.flows {
+            let from = node_id("src", &[&key.0, &key.1]);
+            g.sources.push((from.clone(), key.0.clone(), key.1.clone()));
+            dests.extend(ds.keys());
+            for (d, e) in ds {
+                g.edges.push(GraphEdge {
+                    from: from.clone(),
+                    to: dest_node(d).0,
+                    records: e.records,
+                    categories: categories(e),
+                    changed: change(previous, key, d, e) != Change::Same,
+                });
+            }
+        }
+        for d in dests {
+            let node = dest_node(d);
+            match d {
+                Destination::Audit { .. } => g.audit.push(node),
+                Destination::Vendor { .. } => g.vendors.push(node),
+            }
+        }
+        g
+    }
 }
 
 #[cfg(test)]
