@@ -694,7 +694,7 @@ fn prefilter_takes_the_lines_the_old_regex_took() {
     use super::condition::Prefilter;
     let values = ["completed", "connect", "connected", "503", "42"];
     let anywhere = ["crisis"];
-    let mut sets: Vec<Option<Vec<(Vec<u8>, bool)>>> = values
+    let mut sets: Vec<Option<Vec<super::condition::Literal>>> = values
         .iter()
         .map(|v| Some(vec![(v.as_bytes().to_vec(), true)]))
         .collect();
@@ -710,7 +710,7 @@ fn prefilter_takes_the_lines_the_old_regex_took() {
         b"crisis", b"\"", b"=", b":", b",", b"[", b"]", b"}", b"{", b" ", b"  ", b"\t", b"x",
         b"evt", b"_", b"\\u",
     ];
-    let mut rng = StdRng::seed_from_u64(0x5eed_0f_f11e);
+    let mut rng = StdRng::seed_from_u64(0x005e_ed0f_f11e);
     let mut line = Vec::new();
     for _ in 0..200_000 {
         line.clear();
