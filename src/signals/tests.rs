@@ -706,9 +706,30 @@ fn prefilter_takes_the_lines_the_old_regex_took() {
     ))
     .unwrap();
     let pieces: &[&[u8]] = &[
-        b"completed", b"connect", b"connected", b"connecte", b"503", b"5030", b"42", b"crisi",
-        b"crisis", b"\"", b"=", b":", b",", b"[", b"]", b"}", b"{", b" ", b"  ", b"\t", b"x",
-        b"evt", b"_", b"\\u",
+        b"completed",
+        b"connect",
+        b"connected",
+        b"connecte",
+        b"503",
+        b"5030",
+        b"42",
+        b"crisi",
+        b"crisis",
+        b"\"",
+        b"=",
+        b":",
+        b",",
+        b"[",
+        b"]",
+        b"}",
+        b"{",
+        b" ",
+        b"  ",
+        b"\t",
+        b"x",
+        b"evt",
+        b"_",
+        b"\\u",
     ];
     let mut rng = StdRng::seed_from_u64(0x005e_ed0f_f11e);
     let mut line = Vec::new();
