@@ -405,7 +405,7 @@ perf_start() {
     if [ "$PERF" = 1 ] && command -v perf >/dev/null; then
         (
             sleep 8
-            "${ON_GEN[@]}" perf record -g -F 499 -p "$SCRUBS_PID" -o "$W/perf.data" -- sleep 20 >/dev/null 2>"$W/perf.log"
+            "${ON_GEN[@]}" perf record ${PERF_CALLGRAPH:--g} -F 499 -p "$SCRUBS_PID" -o "$W/perf.data" -- sleep 20 >/dev/null 2>"$W/perf.log"
         ) &
         PERF_PID=$!
     fi

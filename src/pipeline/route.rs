@@ -500,10 +500,13 @@ impl Pipeline {
         let mut crises = 0u64;
         for (i, line) in lines.iter().enumerate() {
             bytes += line.len() as u64;
-            if let Some(s) = signals {
-                s.observe_line(line, meta.get(i).map_or(0, |m| m.time_unix_nano));
-            }
-            let crisis = crisis_sel.is_some_and(|s| s.is_crisis_line(line));
+            // The lane that counts the source observes the line and learns
+            // from the same scan whether it is a crisis record; the others
+            // ask the crisis selector alone.
+            let crisis = match signals {
+                Some(s) => s.observe_line(line, meta.get(i).map_or(0, |m| m.time_unix_nano)),
+                None => crisis_sel.is_some_and(|s| s.is_crisis_line(line)),
+            };
             crises += u64::from(crisis);
             let mut audited = false;
             if !self.selector.is_empty() && (audit || !self.cfg.audit_to_vendors) {

@@ -237,9 +237,47 @@ pub(crate) struct Prefilter {
 
 #[derive(Clone)]
 struct Literals {
-    searcher: AhoCorasick,
+    searcher: Searcher,
     /// Per pattern: whether it must stand as a whole value (else anywhere).
     whole_value: Vec<bool>,
+}
+
+/// Teddy, the packed SIMD searcher, asked for by name: left to choose,
+/// `AhoCorasick` took a start-byte prefilter for the crisis selector's
+/// literals (`crisis_...` and `\u`: two start bytes, `c` and `\`) that
+/// stopped at every `c` of every line. The automaton is the fallback where
+/// Teddy cannot be built (no SSSE3, too many literals).
+#[derive(Clone)]
+enum Searcher {
+    Teddy(aho_corasick::packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl Searcher {
+    fn new(patterns: &[Vec<u8>]) -> Option<Searcher> {
+        use aho_corasick::packed;
+        let teddy = packed::Config::new()
+            .match_kind(packed::MatchKind::LeftmostLongest)
+            .builder()
+            .extend(patterns)
+            .build();
+        if let Some(t) = teddy {
+            return Some(Searcher::Teddy(t));
+        }
+        AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(patterns)
+            .ok()
+            .map(Searcher::Automaton)
+    }
+
+    /// The leftmost-longest match starting at `at` or later.
+    fn find(&self, line: &[u8], at: usize) -> Option<aho_corasick::Match> {
+        match self {
+            Searcher::Teddy(t) => t.find_in(line, aho_corasick::Span::from(at..line.len())),
+            Searcher::Automaton(a) => a.find(Input::new(line).range(at..)),
+        }
+    }
 }
 
 impl fmt::Debug for Prefilter {
@@ -266,14 +304,10 @@ impl Prefilter {
             *w &= *whole_value;
         }
         let (patterns, whole_value): (Vec<Vec<u8>>, Vec<bool>) = literals.into_iter().unzip();
-        let any = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&patterns)
-            .ok()
-            .map(|searcher| Literals {
-                searcher,
-                whole_value,
-            });
+        let any = Searcher::new(&patterns).map(|searcher| Literals {
+            searcher,
+            whole_value,
+        });
         Prefilter { any }
     }
 
@@ -288,7 +322,7 @@ impl Prefilter {
         let line = rec.line();
         let mut at = 0;
         while at < line.len() {
-            let Some(m) = l.searcher.find(Input::new(line).range(at..)) else {
+            let Some(m) = l.searcher.find(line, at) else {
                 return false;
             };
             if !l.whole_value[m.pattern().as_usize()] || whole_value(line, m.start(), m.end()) {

@@ -772,6 +772,13 @@ impl SignalsConfig {
             }))
         });
 
+        // The crisis selector's literals are among the prefilter's (its
+        // counters are too, but this says so), so that a line no signal
+        // wants is no crisis record either: `SignalsTap::observe_line`
+        // answers both from one scan.
+        if let Some(c) = &crisis {
+            literal_sets.push(c.cond.literals());
+        }
         if !p.0.is_empty() {
             return Err(SignalsError { problems: p.0 });
         }
@@ -844,9 +851,14 @@ impl Signals {
     /// Counts one record into every signal it matches. `now_unix_nano` is
     /// the caller's clock, used when the record has no time.
     pub fn observe(&mut self, record: &RecordView<'_>, now_unix_nano: i64) {
-        if !self.wants(record) {
-            return;
+        if self.wants(record) {
+            self.observe_wanted(record, now_unix_nano);
         }
+    }
+
+    /// As [`Signals::observe`], for a record that [`Signals::wants`]
+    /// already took (its prefilter is not run again).
+    pub(crate) fn observe_wanted(&mut self, record: &RecordView<'_>, now_unix_nano: i64) {
         let t = record.time_unix_nano().unwrap_or(now_unix_nano);
         if t <= now_unix_nano.saturating_add(MAX_FUTURE_NS) {
             self.watermark_ns = self.watermark_ns.max(t);

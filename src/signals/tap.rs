@@ -55,13 +55,19 @@ impl SignalsTap {
     }
 
     /// A line from a file or stdin (JSON or logfmt, found out here), with
-    /// the container runtime's time when it had one (0: none).
-    pub fn observe_line(&self, line: &[u8], time_unix_nano: u64) {
+    /// the container runtime's time when it had one (0: none). Returns
+    /// whether it is a crisis record, as [`SignalsTap::is_crisis_line`]
+    /// would: the prefilter's literals include the crisis selector's, so
+    /// one scan answers both for the lines that no signal wants, nearly all.
+    pub fn observe_line(&self, line: &[u8], time_unix_nano: u64) -> bool {
         let time = (time_unix_nano > 0).then_some(time_unix_nano as i64);
         let view = RecordView::auto(line, time);
-        if self.filter.wants(&view) {
-            self.lock().observe(&view, now_nanos());
+        if !self.filter.wants(&view) {
+            return false;
         }
+        let crisis = self.crisis.as_ref().is_some_and(|c| c.is_crisis(&view));
+        self.lock().observe_wanted(&view, now_nanos());
+        crisis
     }
 
     /// An OTLP log record: its body as the line, its attributes as fields.
@@ -69,7 +75,7 @@ impl SignalsTap {
         let time = (time_unix_nano > 0).then_some(time_unix_nano as i64);
         let view = RecordView::with_fields(body, time, fields);
         if self.filter.wants(&view) {
-            self.lock().observe(&view, now_nanos());
+            self.lock().observe_wanted(&view, now_nanos());
         }
     }
 
