@@ -197,7 +197,10 @@ impl Gen {
     /// The PHI values written since the last call, with their kinds
     /// (`name`, `ssn`, `phone`, `email`, `mrn`, `dob`).
     pub fn take_planted(&mut self) -> Vec<(&'static str, String)> {
-        self.planted.as_mut().map(std::mem::take).unwrap_or_default()
+        self.planted
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     fn plant(&mut self, kind: &'static str, value: &str) {

@@ -5,7 +5,7 @@
 //! cargo run --release --example otlp_replay -- --url http://127.0.0.1:4318/v1/logs
 //!     [--bodies 64] [--records 512] [--concurrency 4] [--duration 60] [--rate REQ_PER_S]
 //!     [--audit-pm 0] [--canary-pm 20] [--dense-pm 100] [--gzip] [--seed N] [--report PATH]
-//!     [--phi-list PATH] [--phi-kinds PATH]
+//!     [--phi-list PATH] [--phi-kinds PATH] [--corpus lines|dense]
 //! ```
 //!
 //! It first encodes `--bodies` `ExportLogsServiceRequest`s of `--records`
@@ -15,6 +15,9 @@
 //! span ids and HTTP/user attributes. Canary records also carry
 //! `patient.name` / `patient.phone` attributes with the PHI canaries; with
 //! `--audit-pm`, audit records carry `audit=true` and `patient_id`.
+//! With `--corpus dense`, every body is instead a PHI-dense line of the
+//! engine bench (`benches/common`: 1 to 3 identifiers of 12 kinds a line),
+//! and no record carries PHI attributes.
 //!
 //! Then it POSTs them, round robin, over `--concurrency` HTTP/1.1
 //! keep-alive connections for `--duration` seconds: closed loop (each
@@ -39,6 +42,9 @@
 
 #[path = "bench_lines.rs"]
 mod lines;
+
+#[path = "../benches/common/mod.rs"]
+mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -69,6 +75,9 @@ struct Args {
     duration: Duration,
     rate: f64,
     mix: lines::Mix,
+    /// Bodies from the engine bench's PHI-dense lines instead of
+    /// `bench_lines`.
+    dense_corpus: bool,
     gzip: bool,
     seed: u64,
     report: Option<PathBuf>,
@@ -89,6 +98,7 @@ fn parse_args() -> Result<Args, String> {
             ..lines::Mix::default()
         },
         gzip: false,
+        dense_corpus: false,
         seed: 0x07_1F,
         report: None,
         phi_list: None,
@@ -113,6 +123,13 @@ fn parse_args() -> Result<Args, String> {
             "--canary-pm" => a.mix.canary = num(&v)? as u64,
             "--dense-pm" => a.mix.dense = num(&v)? as u64,
             "--seed" => a.seed = num(&v)? as u64,
+            "--corpus" => {
+                a.dense_corpus = match v.as_str() {
+                    "lines" => false,
+                    "dense" => true,
+                    _ => return Err("--corpus: lines or dense".into()),
+                }
+            }
             "--report" => a.report = Some(v.into()),
             "--phi-list" => a.phi_list = Some(v.into()),
             "--phi-kinds" => a.phi_kinds = Some(v.into()),
@@ -156,6 +173,7 @@ type Planted = Vec<(&'static str, String)>;
 /// the PHI values planted in it (if the generator records them).
 fn make_body(
     gen: &mut lines::Gen,
+    mut dense: Option<&mut common::LineGen>,
     n: usize,
     b: usize,
 ) -> (ExportLogsServiceRequest, u64, Planted) {
@@ -179,8 +197,18 @@ fn make_body(
     let mut records = Vec::with_capacity(n);
     for i in 0..n {
         text.clear();
-        let kind = gen.body(&mut text);
-        planted.extend(gen.take_planted());
+        let kind = match dense.as_deref_mut() {
+            Some(d) => {
+                d.line(common::Kind::Dense, &mut text);
+                planted.extend(d.take_planted());
+                lines::Kind::Dense
+            }
+            None => {
+                let kind = gen.body(&mut text);
+                planted.extend(gen.take_planted());
+                kind
+            }
+        };
         let body = String::from_utf8(text.clone()).expect("ascii lines");
         let rng = gen.rng();
         let (sev, sev_text) = match rng.below(10) {
@@ -283,7 +311,10 @@ fn count_planted(args: &Args, planted: &[Planted], encoded: &[Vec<u8>]) -> PhiCo
             }
         }
     };
-    write(&args.phi_list, values.iter().map(|v| format!("{v}\n")).collect());
+    write(
+        &args.phi_list,
+        values.iter().map(|v| format!("{v}\n")).collect(),
+    );
     write(
         &args.phi_kinds,
         values
@@ -455,15 +486,19 @@ fn main() {
 
     let t0 = Instant::now();
     let mut gen = lines::Gen::new(args.seed, args.mix);
+    let mut dense = args.dense_corpus.then(|| common::LineGen::new(args.seed));
     if args.phi_list.is_some() || args.phi_kinds.is_some() {
         gen.record_planted();
+        if let Some(d) = &mut dense {
+            d.record_planted();
+        }
     }
     let mut raw_bytes = 0usize;
     let mut audit = Vec::with_capacity(args.bodies);
     let mut planted = Vec::with_capacity(args.bodies);
     let encoded: Vec<Vec<u8>> = (0..args.bodies)
         .map(|b| {
-            let (req, n, p) = make_body(&mut gen, args.records, b);
+            let (req, n, p) = make_body(&mut gen, dense.as_mut(), args.records, b);
             audit.push(n);
             planted.push(p);
             let enc = req.encode_to_vec();
@@ -550,6 +585,7 @@ fn main() {
         "body_bytes_avg": raw_bytes / args.bodies,
         "wire_bytes_avg": wire_bytes / args.bodies,
         "gzip": args.gzip,
+        "corpus": if args.dense_corpus { "dense" } else { "lines" },
         "concurrency": args.concurrency,
         "rate_requests_s": args.rate,
         "seconds": secs,

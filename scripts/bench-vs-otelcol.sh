@@ -35,7 +35,12 @@
 # The load: examples/otlp_replay encodes --bodies ExportLogsServiceRequests
 # of 512 records once (the same seed for every system, so the same bytes)
 # and replays them closed loop over --concurrency connections for --duration
-# seconds to each system in turn. Each system runs pinned to core 1
+# seconds to each system in turn. --corpus lines (default): the records of
+# scripts/bench-sidecar.sh otlp (examples/bench_lines.rs: 2% canary records,
+# 10% with one random identifier of 6 kinds, the rest clean); --corpus
+# dense: every record a PHI-dense line of the engine bench (benches/common:
+# 1 to 3 identifiers of 12 kinds, including cards, MBIs, ICD-10 codes, IPs,
+# street addresses and textual dates). Each system runs pinned to core 1
 # (`taskset -c 1`); the replayer, the fake vendor (examples/vendor_sink, a
 # new one per system) and the sampler run on core 0.
 #
@@ -63,6 +68,7 @@
 #   --duration S            replay seconds per system (default 60)
 #   --concurrency N         replay connections (default 4)
 #   --bodies N              distinct request bodies (default 64)
+#   --corpus lines|dense    what the records say (default lines, see above)
 #   --idle S                seconds ready and unused before the idle RSS (default 5)
 #   --collector-modes "M.." which collector configurations to run (default "transform redaction")
 #   --no-scrubs             run the collector only
@@ -83,7 +89,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 CMDLINE="scripts/bench-vs-otelcol.sh $*"
 
-OUT="" DURATION=60 CONCURRENCY=4 BODIES=64 IDLE=5 MODES="transform redaction"
+OUT="" DURATION=60 CONCURRENCY=4 BODIES=64 CORPUS=lines IDLE=5 MODES="transform redaction"
 RUN_SCRUBS=1 PIN=1 BUILD=1 REBUILD=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -91,6 +97,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift ;;
     --concurrency) CONCURRENCY=$2; shift ;;
     --bodies) BODIES=$2; shift ;;
+    --corpus) CORPUS=$2; shift ;;
     --idle) IDLE=$2; shift ;;
     --collector-modes) MODES=$2; shift ;;
     --no-scrubs) RUN_SCRUBS=0 ;;
@@ -105,6 +112,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+case "$CORPUS" in lines | dense) ;; *) echo "bench-vs-otelcol: --corpus lines|dense" >&2; exit 2 ;; esac
 for m in $MODES; do
     case "$m" in transform | redaction) ;; *) echo "bench-vs-otelcol: unknown collector mode $m (transform, redaction)" >&2; exit 2 ;; esac
 done
@@ -149,6 +157,7 @@ meta pinned "$PIN"
 meta duration "$DURATION"
 meta concurrency "$CONCURRENCY"
 meta bodies "$BODIES"
+meta corpus "$CORPUS"
 meta clk_tck "$(getconf CLK_TCK)"
 meta otelcol_version "$OTELCOL_VERSION"
 meta load_start "$(loadavg)"
@@ -242,7 +251,7 @@ trap 'exit 130' INT TERM
 # ---- the planted PHI values -------------------------------------------------
 # A replay of no seconds encodes the bodies and writes the list of planted
 # values without sending anything; every real replay encodes the same bodies.
-REPLAY_ARGS=(--bodies "$BODIES" --records 512 --concurrency "$CONCURRENCY" --audit-pm 0)
+REPLAY_ARGS=(--bodies "$BODIES" --records 512 --concurrency "$CONCURRENCY" --audit-pm 0 --corpus "$CORPUS")
 "$EX/otlp_replay" --url http://127.0.0.1:9/v1/logs "${REPLAY_ARGS[@]}" --duration 0 \
     --phi-list "$W/phi-values.txt" --phi-kinds "$W/phi-kinds.tsv" >/dev/null 2>"$W/replay-dry.log"
 log "planted PHI: $(wc -l <"$W/phi-values.txt") distinct values in $BODIES bodies"
@@ -516,7 +525,7 @@ p(f"command: {meta['command']}")
 p(f"machine: {meta['nproc']} cores, {meta['cpu']}, {meta['mem']}, kernel {meta['kernel']}; {meta['rustc']}; scrubs {meta['git']}; "
   f"collector {meta.get('otelcol_version')} ({meta.get('go', '?')})")
 p(f"pinning: {'each system on core 1; replay, vendor, sampler on core 0' if meta['pinned'] == '1' else 'none'}; "
-  f"load: {meta['bodies']} bodies x 512 records, {meta['concurrency']} connections, closed loop, {meta['duration']} s per system")
+  f"load: {meta['bodies']} bodies x 512 records (corpus {meta['corpus']}), {meta['concurrency']} connections, closed loop, {meta['duration']} s per system")
 p(f"load average: start {meta['load_start']}, end {meta['load_end']}")
 p("")
 hdr = ["", "accepted rec/s", "delivered rec/s", "CPU-s / M rec", "idle RSS MiB", "peak RSS MiB", "PHI let through"]
