@@ -70,6 +70,8 @@
 #   --bodies N              distinct request bodies (default 64)
 #   --corpus lines|dense    what the records say (default lines, see above)
 #   --idle S                seconds ready and unused before the idle RSS (default 5)
+#   --rounds N              run every system N times, alternating (default 1);
+#                           the table gives medians (PHI: sums), each run is listed
 #   --collector-modes "M.." which collector configurations to run (default "transform redaction")
 #   --no-scrubs             run the collector only
 #   --no-pin                do not pin processes to cores
@@ -89,7 +91,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 CMDLINE="scripts/bench-vs-otelcol.sh $*"
 
-OUT="" DURATION=60 CONCURRENCY=4 BODIES=64 CORPUS=lines IDLE=5 MODES="transform redaction"
+OUT="" DURATION=60 CONCURRENCY=4 BODIES=64 CORPUS=lines IDLE=5 ROUNDS=1 MODES="transform redaction"
 RUN_SCRUBS=1 PIN=1 BUILD=1 REBUILD=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -99,6 +101,7 @@ while [ $# -gt 0 ]; do
     --bodies) BODIES=$2; shift ;;
     --corpus) CORPUS=$2; shift ;;
     --idle) IDLE=$2; shift ;;
+    --rounds) ROUNDS=$2; shift ;;
     --collector-modes) MODES=$2; shift ;;
     --no-scrubs) RUN_SCRUBS=0 ;;
     --no-pin) PIN=0 ;;
@@ -158,6 +161,7 @@ meta duration "$DURATION"
 meta concurrency "$CONCURRENCY"
 meta bodies "$BODIES"
 meta corpus "$CORPUS"
+meta rounds "$ROUNDS"
 meta clk_tck "$(getconf CLK_TCK)"
 meta otelcol_version "$OTELCOL_VERSION"
 meta load_start "$(loadavg)"
@@ -275,14 +279,14 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$SUT_PID/stat"; }
 status_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$SUT_PID/status"; }
 
 start_vendor() {
-    local name=$1
-    rm -f "$W/$name/vendor.port"
-    "${ON_GEN[@]}" "$EX/vendor_sink" --port-file "$W/$name/vendor.port" --stats "$W/$name/vendor.json" \
-        --canaries "$W/phi-values.txt" 2>>"$W/$name/vendor.log" &
+    local dir=$1
+    rm -f "$dir/vendor.port"
+    "${ON_GEN[@]}" "$EX/vendor_sink" --port-file "$dir/vendor.port" --stats "$dir/vendor.json" \
+        --canaries "$W/phi-values.txt" 2>>"$dir/vendor.log" &
     VENDOR_PID=$!
-    for _ in $(seq 100); do [ -s "$W/$name/vendor.port" ] && break; sleep 0.1; done
-    [ -s "$W/$name/vendor.port" ] || die "the fake vendor did not start (log: $W/$name/vendor.log)"
-    VPORT=$(cat "$W/$name/vendor.port")
+    for _ in $(seq 100); do [ -s "$dir/vendor.port" ] && break; sleep 0.1; done
+    [ -s "$dir/vendor.port" ] || die "the fake vendor did not start (log: $dir/vendor.log)"
+    VPORT=$(cat "$dir/vendor.port")
 }
 
 write_scrubs_config() {
@@ -343,13 +347,13 @@ print("\n".join(out))
 PY
 }
 
-# run_system NAME: starts NAME's vendor and NAME (scrubs, otelcol-transform,
+# run_system NAME DIR: starts a vendor and NAME (scrubs, otelcol-transform,
 # otelcol-redaction) on core 1, measures idle RSS, replays, waits for the
-# vendor to have every accepted record, stops both.
+# vendor to have every accepted record, stops both; results in DIR.
 run_system() {
-    local name=$1 dir=$W/$1 oport ready=0 url
+    local name=$1 dir=$2 oport ready=0 url
     mkdir -p "$dir"
-    start_vendor "$name"
+    start_vendor "$dir"
     oport=$(free_port)
     url=http://127.0.0.1:$oport/v1/logs
     case "$name" in
@@ -460,15 +464,18 @@ if [ "$RUN_SCRUBS" = 1 ]; then SYSTEMS+=(scrubs); fi
 for m in $MODES; do SYSTEMS+=("otelcol-$m"); done
 [ "${#SYSTEMS[@]}" -gt 0 ] || die "nothing to run"
 meta systems "${SYSTEMS[*]}"
-for s in "${SYSTEMS[@]}"; do
-    run_system "$s"
+for r in $(seq "$ROUNDS"); do
+    for s in "${SYSTEMS[@]}"; do
+        [ "$ROUNDS" = 1 ] || log "round $r of $ROUNDS: $s"
+        run_system "$s" "$W/r$r/$s"
+    done
 done
 meta load_end "$(loadavg)"
 
 # ---- report -----------------------------------------------------------------
-python3 - "$W" "${SYSTEMS[@]}" <<'PY' | tee "$W/report.txt"
-import json, os, sys
-W, systems = sys.argv[1], sys.argv[2:]
+python3 - "$W" "$ROUNDS" "${SYSTEMS[@]}" <<'PY' | tee "$W/report.txt"
+import json, os, statistics, sys
+W, rounds, systems = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 def env(path):
     d = {}
     for line in open(path):
@@ -481,9 +488,7 @@ kind_of = {}
 for line in open(os.path.join(W, "phi-kinds.tsv")):
     k, _, v = line.rstrip("\n").partition("\t")
     kind_of[v] = k
-res = {}
-for s in systems:
-    d = os.path.join(W, s)
+def one(d):
     ph = env(os.path.join(d, "phase.env"))
     rp = json.load(open(os.path.join(d, "replay.json")))
     vd = json.load(open(os.path.join(d, "vendor.json")))
@@ -503,7 +508,7 @@ for s in systems:
     planted_dlv = {k: n * scale for k, n in planted.items()}
     tot_p = sum(planted_dlv.values())
     tot_h = vd["canary_hits_total"]
-    res[s] = dict(
+    return dict(
         version=ph["version"], records_accepted=acc, records_delivered=dlv,
         requests=rp["requests"], status=rp["status"], transport_errors=rp["transport_errors"],
         accepted_records_s=rp["accepted_records_s"], delivered_records_s=dlv / span,
@@ -518,6 +523,27 @@ for s in systems:
                      for k in sorted(planted_dlv)},
         load=f"{ph['load_start']} -> {ph['load_end']}",
     )
+runs = {s: [one(os.path.join(W, f"r{i}", s)) for i in range(1, rounds + 1)] for s in systems}
+# Each system's figure: the median of its runs; PHI: summed over the runs.
+res = {}
+for s in systems:
+    rs = runs[s]
+    med = lambda k: statistics.median([r[k] for r in rs if r[k] is not None]) if any(r[k] is not None for r in rs) else None
+    tot_p = sum(r["phi_planted"] for r in rs)
+    tot_h = sum(r["phi_let_through"] for r in rs)
+    kinds = sorted({k for r in rs for k in r["phi_by_kind"]})
+    by_kind = {}
+    for k in kinds:
+        pl = sum(r["phi_by_kind"].get(k, {}).get("planted", 0) for r in rs)
+        lt = sum(r["phi_by_kind"].get(k, {}).get("let_through", 0) for r in rs)
+        by_kind[k] = dict(planted=pl, let_through=lt, share=lt / pl if pl else None)
+    res[s] = dict(version=rs[0]["version"], runs=len(rs),
+                  **{k: med(k) for k in ("accepted_records_s", "delivered_records_s", "cpu_s_per_m_records",
+                                         "cpu_util", "idle_rss_kb", "peak_rss_kb")},
+                  records_accepted=sum(r["records_accepted"] for r in rs),
+                  records_delivered=sum(r["records_delivered"] for r in rs),
+                  phi_planted=tot_p, phi_let_through=tot_h, phi_share=tot_h / tot_p if tot_p else None,
+                  phi_by_kind=by_kind)
 out = []
 p = out.append
 p("== scrubs vs the OpenTelemetry Collector: OTLP/HTTP logs -> PHI redaction -> OTLP/HTTP vendor ==")
@@ -525,15 +551,17 @@ p(f"command: {meta['command']}")
 p(f"machine: {meta['nproc']} cores, {meta['cpu']}, {meta['mem']}, kernel {meta['kernel']}; {meta['rustc']}; scrubs {meta['git']}; "
   f"collector {meta.get('otelcol_version')} ({meta.get('go', '?')})")
 p(f"pinning: {'each system on core 1; replay, vendor, sampler on core 0' if meta['pinned'] == '1' else 'none'}; "
-  f"load: {meta['bodies']} bodies x 512 records (corpus {meta['corpus']}), {meta['concurrency']} connections, closed loop, {meta['duration']} s per system")
+  f"load: {meta['bodies']} bodies x 512 records (corpus {meta['corpus']}), {meta['concurrency']} connections, closed loop, {meta['duration']} s per system"
+  + (f", {rounds} rounds (medians; PHI summed)" if rounds > 1 else ""))
 p(f"load average: start {meta['load_start']}, end {meta['load_end']}")
 p("")
-hdr = ["", "accepted rec/s", "delivered rec/s", "CPU-s / M rec", "idle RSS MiB", "peak RSS MiB", "PHI let through"]
+hdr = ["", "accepted rec/s", "delivered rec/s", "CPU-s / M rec", "core used", "idle RSS MiB", "peak RSS MiB", "PHI let through"]
 rows = []
 for s in systems:
     r = res[s]
     rows.append([s, f"{r['accepted_records_s']:,.0f}", f"{r['delivered_records_s']:,.0f}",
                  f"{r['cpu_s_per_m_records']:.2f}" if r["cpu_s_per_m_records"] else "-",
+                 f"{r['cpu_util'] * 100:.0f}%",
                  f"{r['idle_rss_kb'] / 1024:.1f}", f"{r['peak_rss_kb'] / 1024:.1f}",
                  f"{r['phi_let_through']:,} / {r['phi_planted']:,} = {r['phi_share'] * 100:.2f}%" if r["phi_share"] is not None else "-"])
 w = [max(len(str(x[i])) for x in [hdr] + rows) for i in range(len(hdr))]
@@ -544,10 +572,14 @@ for row in rows:
 p("")
 for s in systems:
     r = res[s]
-    p(f"-- {s} ({r['version']}), load {r['load']}")
-    p(f"   requests {r['requests']} {r['status']}, transport errors {r['transport_errors']}; accepted {r['records_accepted']:,} records in "
-      f"{r['replay_seconds']:.1f}s, delivered {r['records_delivered']:,}; request latency p50 {r['latency_ms']['p50']:.1f} ms, p99 {r['latency_ms']['p99']:.1f} ms")
-    p(f"   CPU {r['cpu_s']:.1f} s ({r['cpu_util'] * 100:.0f}% of a core from the replay's start to the last delivery)")
+    p(f"-- {s} ({r['version']})")
+    for i, x in enumerate(runs[s], 1):
+        p(f"   run {i}: load {x['load']}; requests {x['requests']} {x['status']}, transport errors {x['transport_errors']}; "
+          f"accepted {x['records_accepted']:,} records in {x['replay_seconds']:.1f}s ({x['accepted_records_s']:,.0f}/s), "
+          f"delivered {x['records_delivered']:,} ({x['delivered_records_s']:,.0f}/s); request latency p50 {x['latency_ms']['p50']:.1f} ms, "
+          f"p99 {x['latency_ms']['p99']:.1f} ms; CPU {x['cpu_s']:.1f} s = {x['cpu_s_per_m_records']:.2f} CPU-s/M "
+          f"({x['cpu_util'] * 100:.0f}% of a core from the replay's start to the last delivery); RSS idle {x['idle_rss_kb'] / 1024:.1f}, "
+          f"peak {x['peak_rss_kb'] / 1024:.1f} MiB; PHI {x['phi_let_through']:,}/{x['phi_planted']:,}")
     p("   PHI let through by kind: " + ", ".join(
         f"{k} {v['let_through']:,}/{v['planted']:,}" + (f" ({v['share'] * 100:.1f}%)" if v["share"] is not None else "")
         for k, v in r["phi_by_kind"].items()))
@@ -574,7 +606,7 @@ if "scrubs" in res:
         p(f"   vs {s}: CPU per record {fmt(r['cpu_per_record'])}, accepted records/s {fmt(r['accepted_records_s'])}, "
           f"delivered records/s {fmt(r['delivered_records_s'])}, idle RSS {fmt(r['idle_rss'])}, peak RSS {fmt(r['peak_rss'])}, "
           f"PHI share let through {fmt(r['phi_share'])}")
-json.dump(dict(meta=meta, systems=res, ratios=ratios), open(os.path.join(W, "summary.json"), "w"), indent=1)
+json.dump(dict(meta=meta, systems=res, runs=runs, ratios=ratios), open(os.path.join(W, "summary.json"), "w"), indent=1)
 print("\n".join(out))
 print(f"\nresults: {W} (summary.json, report.txt, each system's config and logs)")
 PY
