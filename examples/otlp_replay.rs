@@ -285,23 +285,47 @@ struct PhiCount {
     kinds: Vec<&'static str>,
     /// `per_body[b][k]`: matches of kind `kinds[k]` in body `b`.
     per_body: Vec<Vec<u64>>,
+    /// Distinct values counted.
+    values: usize,
+    /// Distinct values left out because they also occur where they were
+    /// not planted.
+    left_out: usize,
 }
 
 /// Writes the distinct planted values (`--phi-list`, `--phi-kinds`) and
 /// counts them in every encoded body with overlapping matches, as
 /// `vendor_sink` counts its canaries in what it receives.
+///
+/// A value that also occurs where it was not planted (8 random digits of
+/// an MRN inside a hex trace id, a value inside another) would be counted
+/// at the vendor whatever a system redacts, so it is left out of the list:
+/// only values found exactly as often as they were planted are kept.
 fn count_planted(args: &Args, planted: &[Planted], encoded: &[Vec<u8>]) -> PhiCount {
-    let mut by_value: BTreeMap<&str, &'static str> = BTreeMap::new();
+    // value -> (kind, times planted)
+    let mut by_value: BTreeMap<&str, (&'static str, u64)> = BTreeMap::new();
     for (kind, value) in planted.iter().flatten() {
-        by_value.insert(value.as_str(), kind);
+        by_value.entry(value.as_str()).or_insert((kind, 0)).1 += 1;
     }
-    let values: Vec<&str> = by_value.keys().copied().collect();
-    let mut kinds: Vec<&'static str> = by_value.values().copied().collect();
+    let candidates: Vec<&str> = by_value.keys().copied().collect();
+    let ac = aho_corasick::AhoCorasick::new(&candidates).expect("planted values");
+    let mut found = vec![0u64; candidates.len()];
+    for body in encoded {
+        for m in ac.find_overlapping_iter(body) {
+            found[m.pattern().as_usize()] += 1;
+        }
+    }
+    let values: Vec<&str> = candidates
+        .iter()
+        .zip(&found)
+        .filter(|(v, n)| by_value[*v].1 == **n)
+        .map(|(v, _)| *v)
+        .collect();
+    let mut kinds: Vec<&'static str> = values.iter().map(|v| by_value[v].0).collect();
     kinds.sort_unstable();
     kinds.dedup();
     let kind_of: Vec<usize> = values
         .iter()
-        .map(|v| kinds.binary_search(&by_value[v]).expect("kind listed"))
+        .map(|v| kinds.binary_search(&by_value[v].0).expect("kind listed"))
         .collect();
     let write = |path: &Option<PathBuf>, text: String| {
         if let Some(p) = path {
@@ -319,7 +343,7 @@ fn count_planted(args: &Args, planted: &[Planted], encoded: &[Vec<u8>]) -> PhiCo
         &args.phi_kinds,
         values
             .iter()
-            .map(|v| format!("{}\t{v}\n", by_value[v]))
+            .map(|v| format!("{}\t{v}\n", by_value[v].0))
             .collect(),
     );
     let ac = aho_corasick::AhoCorasick::new(&values).expect("planted values");
@@ -333,7 +357,12 @@ fn count_planted(args: &Args, planted: &[Planted], encoded: &[Vec<u8>]) -> PhiCo
             n
         })
         .collect();
-    PhiCount { kinds, per_body }
+    PhiCount {
+        kinds,
+        per_body,
+        values: values.len(),
+        left_out: candidates.len() - values.len(),
+    }
 }
 
 #[derive(Default)]
@@ -609,6 +638,8 @@ fn main() {
                 })
                 .collect();
             json!({
+                "values": phi.values,
+                "values_left_out": phi.left_out,
                 "planted_per_body_avg": phi.per_body.iter().flatten().sum::<u64>() as f64
                     / phi.per_body.len() as f64,
                 "accepted_by_kind": accepted,
