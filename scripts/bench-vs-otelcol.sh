@@ -53,13 +53,14 @@
 #   idle RSS (VmRSS after --idle seconds ready and unused) and peak RSS
 #     (VmHWM at the end);
 #   PHI let through: otlp_replay records every PHI value it plants (the
-#     dense lines' random names, SSNs, phones, emails, MRNs and dates of
-#     birth, the canaries, the canary records' patient.name/patient.phone
-#     attributes), the vendor counts each of them in what it receives (record
-#     bodies and attributes), and the share is vendor hits over the planted
-#     values in the delivered records (planted in the accepted requests,
-#     times delivered / accepted if a system accepted records it did not
-#     deliver), overall and by kind.
+#     random identifiers, the canaries, the canary records'
+#     patient.name/patient.phone attributes; a value that also occurs where
+#     it was not planted, such as 8 MRN digits inside a hex trace id, is left
+#     out), the vendor counts each of them in what it receives (record bodies
+#     and attributes), and the share is vendor hits over the planted values
+#     in the delivered records (planted in the accepted requests, times
+#     delivered / accepted if a system accepted records it did not deliver),
+#     overall and by kind.
 # The report (OUT/report.txt), a table, and OUT/summary.json give these, the
 # ratios scrubs / collector, the machine, the commit and the load average.
 #
@@ -257,8 +258,12 @@ trap 'exit 130' INT TERM
 # values without sending anything; every real replay encodes the same bodies.
 REPLAY_ARGS=(--bodies "$BODIES" --records 512 --concurrency "$CONCURRENCY" --audit-pm 0 --corpus "$CORPUS")
 "$EX/otlp_replay" --url http://127.0.0.1:9/v1/logs "${REPLAY_ARGS[@]}" --duration 0 \
-    --phi-list "$W/phi-values.txt" --phi-kinds "$W/phi-kinds.tsv" >/dev/null 2>"$W/replay-dry.log"
-log "planted PHI: $(wc -l <"$W/phi-values.txt") distinct values in $BODIES bodies"
+    --phi-list "$W/phi-values.txt" --phi-kinds "$W/phi-kinds.tsv" >"$W/replay-dry.json" 2>"$W/replay-dry.log" \
+    || die "otlp_replay could not encode the bodies (log: $W/replay-dry.log)"
+log "planted PHI: $(jq -r .phi.values "$W/replay-dry.json") distinct values in $BODIES bodies," \
+    "$(jq -r .phi.planted_per_body_avg "$W/replay-dry.json") a body; left out: $(jq -r .phi.values_left_out "$W/replay-dry.json") that also occur where not planted"
+meta phi_values "$(jq -r .phi.values "$W/replay-dry.json")"
+meta phi_values_left_out "$(jq -r .phi.values_left_out "$W/replay-dry.json")"
 
 # The rules of the VRL comparison, from benches/engine.rs.
 python3 - "$ROOT/benches/engine.rs" >"$W/filters.tsv" <<'PY'
@@ -553,6 +558,7 @@ p(f"machine: {meta['nproc']} cores, {meta['cpu']}, {meta['mem']}, kernel {meta['
 p(f"pinning: {'each system on core 1; replay, vendor, sampler on core 0' if meta['pinned'] == '1' else 'none'}; "
   f"load: {meta['bodies']} bodies x 512 records (corpus {meta['corpus']}), {meta['concurrency']} connections, closed loop, {meta['duration']} s per system"
   + (f", {rounds} rounds (medians; PHI summed)" if rounds > 1 else ""))
+p(f"planted PHI: {meta.get('phi_values')} distinct values ({meta.get('phi_values_left_out')} left out: they also occur where not planted)")
 p(f"load average: start {meta['load_start']}, end {meta['load_end']}")
 p("")
 hdr = ["", "accepted rec/s", "delivered rec/s", "CPU-s / M rec", "core used", "idle RSS MiB", "peak RSS MiB", "PHI let through"]
