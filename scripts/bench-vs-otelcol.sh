@@ -68,6 +68,10 @@
 #   --out DIR               results directory (default /tmp/scrubs-bench-vs-otelcol-DATE)
 #   --duration S            replay seconds per system (default 60)
 #   --concurrency N         replay connections (default 4)
+#   --scrubs-rate N         replay to scrubs open loop at N records/s instead of closed
+#                           loop (closed loop, scrubs answers 429 when its queue is full
+#                           and the replayer, unlike an exporter, retries at once: the
+#                           CPU it spends refusing counts against the records accepted)
 #   --bodies N              distinct request bodies (default 64)
 #   --corpus lines|dense    what the records say (default lines, see above)
 #   --idle S                seconds ready and unused before the idle RSS (default 5)
@@ -92,13 +96,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 CMDLINE="scripts/bench-vs-otelcol.sh $*"
 
-OUT="" DURATION=60 CONCURRENCY=4 BODIES=64 CORPUS=lines IDLE=5 ROUNDS=1 MODES="transform redaction"
+OUT="" DURATION=60 CONCURRENCY=4 BODIES=64 CORPUS=lines IDLE=5 ROUNDS=1 MODES="transform redaction" SCRUBS_RATE=""
 RUN_SCRUBS=1 PIN=1 BUILD=1 REBUILD=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --out) OUT=$2; shift ;;
     --duration) DURATION=$2; shift ;;
     --concurrency) CONCURRENCY=$2; shift ;;
+    --scrubs-rate) SCRUBS_RATE=$2; shift ;;
     --bodies) BODIES=$2; shift ;;
     --corpus) CORPUS=$2; shift ;;
     --idle) IDLE=$2; shift ;;
@@ -163,6 +168,7 @@ meta concurrency "$CONCURRENCY"
 meta bodies "$BODIES"
 meta corpus "$CORPUS"
 meta rounds "$ROUNDS"
+meta scrubs_rate "${SCRUBS_RATE:-closed loop}"
 meta clk_tck "$(getconf CLK_TCK)"
 meta otelcol_version "$OTELCOL_VERSION"
 meta load_start "$(loadavg)"
@@ -416,12 +422,15 @@ run_system() {
     SAMPLER_PID=$!
     if [ "$PIN" = 1 ]; then taskset -a -p -c 0 "$SAMPLER_PID" >/dev/null || true; fi
 
-    local l0 c0 s0 ge acc got last=-1 since=$SECONDS
+    local l0 c0 s0 ge acc got last=-1 since=$SECONDS rate=()
+    if [ "$name" = scrubs ] && [ -n "$SCRUBS_RATE" ]; then
+        rate=(--rate "$(awk -v r="$SCRUBS_RATE" 'BEGIN { printf "%.3f", r / 512 }')")
+    fi
     l0=$(loadavg)
     c0=$(cpu_ticks)
     s0=$(now_ns)
     log "$name: ready (pid $SUT_PID), idle RSS $idle_rss kB; replaying ${DURATION}s, load $l0"
-    "${ON_GEN[@]}" "$EX/otlp_replay" --url "$url" "${REPLAY_ARGS[@]}" --duration "$DURATION" \
+    "${ON_GEN[@]}" "$EX/otlp_replay" --url "$url" "${REPLAY_ARGS[@]}" "${rate[@]}" --duration "$DURATION" \
         --phi-list "$dir/phi-values.txt" --report "$dir/replay.json" >/dev/null 2>"$dir/replay.log" \
         || die "otlp_replay failed against $name (log: $dir/replay.log)"
     ge=$(now_ns)
@@ -557,7 +566,8 @@ p(f"machine: {meta['nproc']} cores, {meta['cpu']}, {meta['mem']}, kernel {meta['
   f"collector {meta.get('otelcol_version')} ({meta.get('go', '?')})")
 p(f"pinning: {'each system on core 1; replay, vendor, sampler on core 0' if meta['pinned'] == '1' else 'none'}; "
   f"load: {meta['bodies']} bodies x 512 records (corpus {meta['corpus']}), {meta['concurrency']} connections, closed loop, {meta['duration']} s per system"
-  + (f", {rounds} rounds (medians; PHI summed)" if rounds > 1 else ""))
+  + (f", {rounds} rounds (medians; PHI summed)" if rounds > 1 else "")
+  + (f"; scrubs open loop at {meta['scrubs_rate']} records/s" if meta.get("scrubs_rate", "closed loop") != "closed loop" else ""))
 p(f"planted PHI: {meta.get('phi_values')} distinct values ({meta.get('phi_values_left_out')} left out: they also occur where not planted)")
 p(f"load average: start {meta['load_start']}, end {meta['load_end']}")
 p("")
