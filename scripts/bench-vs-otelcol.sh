@@ -229,6 +229,10 @@ if [ "$BUILD" = 1 ]; then
     cargo build --release --quiet --bin scrubs --examples
 fi
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+for f in scrubs examples/vendor_sink examples/otlp_replay; do
+    [ -x "$TARGET_DIR/release/$f" ] \
+        || die "$TARGET_DIR/release/$f is missing: run without --no-build (CARGO_TARGET_DIR as for the build)"
+done
 # Private copies: other builds may replace target/release while this runs.
 mkdir -p "$W/bin"
 cp "$TARGET_DIR/release/scrubs" "$W/bin/scrubs"
