@@ -19,12 +19,14 @@
 # entry, the way collector users write them. Two configurations, each its own
 # collector process in the same run (--collector-modes):
 #   transform: transform processor, log context, `replace_pattern(body, RE,
-#     "[REDACTED]")` and `replace_all_patterns(attributes, "value", RE,
-#     "[REDACTED]")` per rule, error_mode ignore; then the batch processor.
-#   redaction: redaction processor, `allow_all_keys: true`, the rules as
-#     `blocked_values` (it masks matches in log attributes and, since
-#     v0.12x, in string log bodies), `summary: silent`; then the batch
+#     "[REDACTED:rule]")` and `replace_all_patterns(attributes, "value", RE,
+#     "[REDACTED:rule]")` per rule, error_mode ignore; then the batch
 #     processor.
+#   redaction: redaction processor, `allow_all_keys: true`, the rules as
+#     `blocked_values` (this release masks matches in log attributes and in
+#     string log bodies), `summary: silent`; then the batch processor.
+# The rules have none for person names (a regex cannot tell a name from
+# other words), so the collector lets names through by design of its rules.
 # Resource and scope attributes carry no PHI in this corpus and are left
 # alone. Everything else, on both sides, is at its defaults (both exporters
 # gzip their requests). scrubs runs with an OTLP/HTTP source and one
@@ -87,9 +89,10 @@ set -euo pipefail
 # while a run is in progress cannot change what that run executes.
 {
 
-# The collector release: every component below is pinned to it (core
-# modules v0.161.0 go with the v1.67.0 stable ones; the transform processor
-# of this release is the newest that resolves from the module proxy here).
+# The collector release: every component below is pinned to it (the
+# builder resolves the v1.67.0 stable modules that go with it). Newer
+# transform processor releases need modules that the project's machines
+# could not fetch; v0.161.0 builds with Go 1.26.
 OTELCOL_VERSION=v0.161.0
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
