@@ -90,9 +90,9 @@ set -euo pipefail
 {
 
 # The collector release: every component below is pinned to it (the
-# builder resolves the v1.67.0 stable modules that go with it). Newer
-# transform processor releases need modules that the project's machines
-# could not fetch; v0.161.0 builds with Go 1.26.
+# builder resolves the v1.67.0 stable modules that go with it). v0.161.0
+# is the newest release whose transform processor was known to resolve on
+# the project's machines; it builds with Go 1.26.
 OTELCOL_VERSION=v0.161.0
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
