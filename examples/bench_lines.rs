@@ -196,6 +196,10 @@ pub struct Gen {
     clock_ms: u64,
     /// Visits under way: (id, index of the next event in `VISIT_STEPS`).
     visits: Vec<(u64, usize)>,
+    /// With [`Gen::record_planted`]: every PHI value written since the last
+    /// [`Gen::take_planted`], with its kind, so that a benchmark can count
+    /// how many of them reach the vendor (`scripts/bench-vs-otelcol.sh`).
+    planted: Option<Vec<(&'static str, String)>>,
 }
 
 impl Gen {
@@ -205,6 +209,34 @@ impl Gen {
             mix,
             clock_ms: 8 * 3_600_000,
             visits: Vec::new(),
+            planted: None,
+        }
+    }
+
+    /// Starts keeping the PHI values written (recording draws no random
+    /// numbers, so the lines stay the same).
+    pub fn record_planted(&mut self) {
+        self.planted.get_or_insert_with(Vec::new);
+    }
+
+    /// The PHI values written since the last call, with their kinds
+    /// (`name`, `ssn`, `phone`, `email`, `mrn`, `dob`).
+    pub fn take_planted(&mut self) -> Vec<(&'static str, String)> {
+        self.planted
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn plant(&mut self, kind: &'static str, value: &str) {
+        if let Some(p) = &mut self.planted {
+            p.push((kind, value.to_string()));
+        }
+    }
+
+    fn plant_canaries(&mut self, values: &[(&'static str, &str)]) {
+        for (k, v) in values {
+            self.plant(k, v);
         }
     }
 
@@ -429,6 +461,7 @@ impl Gen {
                     .rng
                     .pick(&["patient ", "seen by Dr. ", "check-in for "]);
                 write!(out, "{cue}{f} {l}").unwrap();
+                self.plant("name", &format!("{f} {l}"));
             }
             1 => {
                 let (a, g, s) = (
@@ -437,6 +470,7 @@ impl Gen {
                     self.rng.range(1, 9999),
                 );
                 write!(out, "SSN verification failed for {a:03}-{g:02}-{s:04}").unwrap();
+                self.plant("ssn", &format!("{a:03}-{g:02}-{s:04}"));
             }
             2 => {
                 let area = self.rng.range(2, 9) * 100 + self.rng.range(1, 8) * 10 + 2;
@@ -444,21 +478,23 @@ impl Gen {
                 let exch = self.rng.range(200, 554);
                 let line = self.rng.below(10_000);
                 write!(out, "callback ({area}) {exch}-{line:04}").unwrap();
+                self.plant("phone", &format!("({area}) {exch}-{line:04}"));
             }
             3 => {
                 let (f, l) = (self.rng.pick(FIRST), self.rng.pick(LAST));
-                write!(
-                    out,
-                    "invite sent to {}.{}@example.org",
+                let email = format!(
+                    "{}.{}@example.org",
                     f.to_ascii_lowercase(),
                     l.to_ascii_lowercase()
-                )
-                .unwrap();
+                );
+                write!(out, "invite sent to {email}").unwrap();
+                self.plant("email", &email);
             }
             4 => {
                 // 8 digits starting with 5-9: never the canary MRN.
                 let mrn = self.rng.range(50_000_000, 99_999_999);
                 write!(out, "chart opened for MRN: {mrn}").unwrap();
+                self.plant("mrn", &mrn.to_string());
             }
             _ => {
                 let (y, m, d) = (
@@ -467,6 +503,7 @@ impl Gen {
                     self.rng.range(1, 28),
                 );
                 write!(out, "DOB {m:02}/{d:02}/{y} did not match").unwrap();
+                self.plant("dob", &format!("{m:02}/{d:02}/{y}"));
             }
         }
     }
@@ -509,6 +546,7 @@ impl Gen {
                 out.extend_from_slice(
                     b",\"msg\":\"identity check failed\",\"patient_name\":\"Beatriz Okonkwo\",\"ssn\":\"219-09-9999\"",
                 );
+                self.plant_canaries(&[("name", "Beatriz Okonkwo"), ("ssn", "219-09-9999")]);
                 Style::Json
             }
             1 => {
@@ -516,11 +554,13 @@ impl Gen {
                 out.extend_from_slice(
                     b" msg=\"sms sent to (415) 555-0132 for patient Beatriz Okonkwo\"",
                 );
+                self.plant_canaries(&[("phone", "(415) 555-0132"), ("name", "Beatriz Okonkwo")]);
                 Style::Text
             }
             2 => {
                 self.plain_head(out);
                 out.extend_from_slice(b"invite sent to beatriz.okonkwo@clinic.example user=");
+                self.plant("email", "beatriz.okonkwo@clinic.example");
                 self.usr(out);
                 Style::Text
             }
@@ -529,6 +569,7 @@ impl Gen {
                 out.extend_from_slice(
                     b" msg=\"chart opened for MRN: 48213377\" dob=1929-02-11 user=",
                 );
+                self.plant_canaries(&[("mrn", "48213377"), ("dob", "1929-02-11")]);
                 self.usr(out);
                 Style::Text
             }
@@ -550,6 +591,7 @@ impl Gen {
             out.extend_from_slice(
                 b"\",\"patient_name\":\"Beatriz Okonkwo\",\"ssn\":\"219-09-9999\"",
             );
+            self.plant_canaries(&[("name", "Beatriz Okonkwo"), ("ssn", "219-09-9999")]);
             Style::Json
         } else {
             out.extend_from_slice(b"ts=");
@@ -559,6 +601,7 @@ impl Gen {
                 " audit=true event={event} patient_id=p-{pid:04} patient_name=\"Beatriz Okonkwo\" mrn=48213377 actor="
             )
             .unwrap();
+            self.plant_canaries(&[("name", "Beatriz Okonkwo"), ("mrn", "48213377")]);
             self.usr(out);
             Style::Text
         }

@@ -5,6 +5,7 @@
 //! cargo run --release --example otlp_replay -- --url http://127.0.0.1:4318/v1/logs
 //!     [--bodies 64] [--records 512] [--concurrency 4] [--duration 60] [--rate REQ_PER_S]
 //!     [--audit-pm 0] [--canary-pm 20] [--dense-pm 100] [--gzip] [--seed N] [--report PATH]
+//!     [--phi-list PATH] [--phi-kinds PATH] [--corpus lines|dense]
 //! ```
 //!
 //! It first encodes `--bodies` `ExportLogsServiceRequest`s of `--records`
@@ -14,6 +15,9 @@
 //! span ids and HTTP/user attributes. Canary records also carry
 //! `patient.name` / `patient.phone` attributes with the PHI canaries; with
 //! `--audit-pm`, audit records carry `audit=true` and `patient_id`.
+//! With `--corpus dense`, every body is instead a PHI-dense line of the
+//! engine bench (`benches/common`: 1 to 3 identifiers of 12 kinds a line),
+//! and no record carries PHI attributes.
 //!
 //! Then it POSTs them, round robin, over `--concurrency` HTTP/1.1
 //! keep-alive connections for `--duration` seconds: closed loop (each
@@ -26,9 +30,21 @@
 //! At exit it prints (and writes to `--report`) one JSON object: requests
 //! by status, records sent and accepted (2xx minus partial-success
 //! rejections), records/s, request latency percentiles.
+//!
+//! With `--phi-list`, it writes every distinct PHI value planted in the
+//! bodies (the dense lines' random identifiers, the canaries, the canary
+//! attributes) to that file, one a line, for `vendor_sink --canaries`
+//! (`--phi-kinds`: the same values as `kind<TAB>value`), and the report
+//! says how many planted values the accepted requests carried (`phi`),
+//! counted the way the vendor sink counts what it receives (overlapping
+//! matches), so that the share of them reaching the vendor is hits over
+//! planted (`scripts/bench-vs-otelcol.sh`).
 
 #[path = "bench_lines.rs"]
 mod lines;
+
+#[path = "../benches/common/mod.rs"]
+mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -59,9 +75,14 @@ struct Args {
     duration: Duration,
     rate: f64,
     mix: lines::Mix,
+    /// Bodies from the engine bench's PHI-dense lines instead of
+    /// `bench_lines`.
+    dense_corpus: bool,
     gzip: bool,
     seed: u64,
     report: Option<PathBuf>,
+    phi_list: Option<PathBuf>,
+    phi_kinds: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -77,8 +98,11 @@ fn parse_args() -> Result<Args, String> {
             ..lines::Mix::default()
         },
         gzip: false,
+        dense_corpus: false,
         seed: 0x07_1F,
         report: None,
+        phi_list: None,
+        phi_kinds: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -99,7 +123,16 @@ fn parse_args() -> Result<Args, String> {
             "--canary-pm" => a.mix.canary = num(&v)? as u64,
             "--dense-pm" => a.mix.dense = num(&v)? as u64,
             "--seed" => a.seed = num(&v)? as u64,
+            "--corpus" => {
+                a.dense_corpus = match v.as_str() {
+                    "lines" => false,
+                    "dense" => true,
+                    _ => return Err("--corpus: lines or dense".into()),
+                }
+            }
             "--report" => a.report = Some(v.into()),
+            "--phi-list" => a.phi_list = Some(v.into()),
+            "--phi-kinds" => a.phi_kinds = Some(v.into()),
             _ => return Err(format!("unknown argument {k}")),
         }
     }
@@ -133,9 +166,19 @@ fn rand_bytes(rng: &mut lines::Rng, n: usize) -> Vec<u8> {
     (0..n).map(|_| rng.below(256) as u8).collect()
 }
 
-/// One export request of `n` records, and how many of them are audit-grade.
-fn make_body(gen: &mut lines::Gen, n: usize, b: usize) -> (ExportLogsServiceRequest, u64) {
+/// The PHI values planted in a body, with their kinds.
+type Planted = Vec<(&'static str, String)>;
+
+/// One export request of `n` records, how many of them are audit-grade, and
+/// the PHI values planted in it (if the generator records them).
+fn make_body(
+    gen: &mut lines::Gen,
+    mut dense: Option<&mut common::LineGen>,
+    n: usize,
+    b: usize,
+) -> (ExportLogsServiceRequest, u64, Planted) {
     let mut audit = 0;
+    let mut planted = Vec::new();
     let svc = SERVICES[b % SERVICES.len()];
     let pod = format!("{svc}-7d9f8c6b5-{:05x}", gen.rng().below(1 << 20));
     let resource = Resource {
@@ -154,7 +197,18 @@ fn make_body(gen: &mut lines::Gen, n: usize, b: usize) -> (ExportLogsServiceRequ
     let mut records = Vec::with_capacity(n);
     for i in 0..n {
         text.clear();
-        let kind = gen.body(&mut text);
+        let kind = match dense.as_deref_mut() {
+            Some(d) => {
+                d.line(common::Kind::Dense, &mut text);
+                planted.extend(d.take_planted());
+                lines::Kind::Dense
+            }
+            None => {
+                let kind = gen.body(&mut text);
+                planted.extend(gen.take_planted());
+                kind
+            }
+        };
         let body = String::from_utf8(text.clone()).expect("ascii lines");
         let rng = gen.rng();
         let (sev, sev_text) = match rng.below(10) {
@@ -182,6 +236,8 @@ fn make_body(gen: &mut lines::Gen, n: usize, b: usize) -> (ExportLogsServiceRequ
             lines::Kind::Canary => {
                 attrs.push(kv("patient.name", s("Beatriz Okonkwo")));
                 attrs.push(kv("patient.phone", s("(415) 555-0132")));
+                planted.push(("name", "Beatriz Okonkwo".into()));
+                planted.push(("phone", "(415) 555-0132".into()));
             }
             lines::Kind::Audit => {
                 audit += 1;
@@ -221,7 +277,92 @@ fn make_body(gen: &mut lines::Gen, n: usize, b: usize) -> (ExportLogsServiceRequ
             ..Default::default()
         }],
     };
-    (req, audit)
+    (req, audit, planted)
+}
+
+/// Planted PHI values counted in each encoded body, by kind.
+struct PhiCount {
+    kinds: Vec<&'static str>,
+    /// `per_body[b][k]`: matches of kind `kinds[k]` in body `b`.
+    per_body: Vec<Vec<u64>>,
+    /// Distinct values counted.
+    values: usize,
+    /// Distinct values left out because they also occur where they were
+    /// not planted.
+    left_out: usize,
+}
+
+/// Writes the distinct planted values (`--phi-list`, `--phi-kinds`) and
+/// counts them in every encoded body with overlapping matches, as
+/// `vendor_sink` counts its canaries in what it receives.
+///
+/// A value that also occurs where it was not planted (8 random digits of
+/// an MRN inside a hex trace id, a value inside another) would be counted
+/// at the vendor whatever a system redacts, so it is left out of the list:
+/// only values found exactly as often as they were planted are kept.
+fn count_planted(args: &Args, planted: &[Planted], encoded: &[Vec<u8>]) -> PhiCount {
+    // value -> (kind, times planted)
+    let mut by_value: BTreeMap<&str, (&'static str, u64)> = BTreeMap::new();
+    for (kind, value) in planted.iter().flatten() {
+        by_value.entry(value.as_str()).or_insert((kind, 0)).1 += 1;
+    }
+    let candidates: Vec<&str> = by_value.keys().copied().collect();
+    let ac = aho_corasick::AhoCorasick::new(&candidates).expect("planted values");
+    let mut found = vec![0u64; candidates.len()];
+    for body in encoded {
+        for m in ac.find_overlapping_iter(body) {
+            found[m.pattern().as_usize()] += 1;
+        }
+    }
+    let values: Vec<&str> = candidates
+        .iter()
+        .zip(&found)
+        .filter(|(v, n)| by_value[*v].1 == **n)
+        .map(|(v, _)| *v)
+        .collect();
+    let mut kinds: Vec<&'static str> = values.iter().map(|v| by_value[v].0).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let kind_of: Vec<usize> = values
+        .iter()
+        .map(|v| kinds.binary_search(&by_value[v].0).expect("kind listed"))
+        .collect();
+    let write = |path: &Option<PathBuf>, text: String| {
+        if let Some(p) = path {
+            if let Err(e) = std::fs::write(p, text) {
+                eprintln!("otlp_replay: {}: {e}", p.display());
+                std::process::exit(1);
+            }
+        }
+    };
+    write(
+        &args.phi_list,
+        values.iter().map(|v| format!("{v}\n")).collect(),
+    );
+    write(
+        &args.phi_kinds,
+        values
+            .iter()
+            .map(|v| format!("{}\t{v}\n", by_value[v].0))
+            .collect(),
+    );
+    let ac = aho_corasick::AhoCorasick::new(&values).expect("planted values");
+    let per_body = encoded
+        .iter()
+        .map(|body| {
+            let mut n = vec![0u64; kinds.len()];
+            for m in ac.find_overlapping_iter(body) {
+                n[kind_of[m.pattern().as_usize()]] += 1;
+            }
+            n
+        })
+        .collect();
+    PhiCount {
+        kinds,
+        per_body,
+        values: values.len(),
+        left_out: candidates.len() - values.len(),
+    }
 }
 
 #[derive(Default)]
@@ -233,12 +374,16 @@ struct Tally {
     records_accepted: u64,
     records_rejected: u64,
     audit_accepted: u64,
+    /// Planted PHI values in the accepted records, by kind (a request
+    /// accepted in part counts its share).
+    phi_accepted: Vec<f64>,
     latency_us: Vec<u32>,
 }
 
 struct Shared {
     bodies: Vec<Bytes>,
     audit: Vec<u64>,
+    phi: Option<PhiCount>,
     records: usize,
     gzip: bool,
     host: String,
@@ -338,6 +483,14 @@ async fn worker(sh: Arc<Shared>) {
             t.records_accepted += sh.records as u64 - rejected.min(sh.records as u64);
             t.records_rejected += rejected;
             t.audit_accepted += sh.audit[i];
+            if let Some(phi) = &sh.phi {
+                let share = (sh.records as u64 - rejected.min(sh.records as u64)) as f64
+                    / sh.records as f64;
+                t.phi_accepted.resize(phi.kinds.len(), 0.0);
+                for (k, n) in phi.per_body[i].iter().enumerate() {
+                    t.phi_accepted[k] += *n as f64 * share;
+                }
+            }
         }
         t.latency_us.push(us);
     }
@@ -362,14 +515,31 @@ fn main() {
 
     let t0 = Instant::now();
     let mut gen = lines::Gen::new(args.seed, args.mix);
+    let mut dense = args.dense_corpus.then(|| common::LineGen::new(args.seed));
+    if args.phi_list.is_some() || args.phi_kinds.is_some() {
+        gen.record_planted();
+        if let Some(d) = &mut dense {
+            d.record_planted();
+        }
+    }
     let mut raw_bytes = 0usize;
     let mut audit = Vec::with_capacity(args.bodies);
-    let bodies: Vec<Bytes> = (0..args.bodies)
+    let mut planted = Vec::with_capacity(args.bodies);
+    let encoded: Vec<Vec<u8>> = (0..args.bodies)
         .map(|b| {
-            let (req, n) = make_body(&mut gen, args.records, b);
+            let (req, n, p) = make_body(&mut gen, dense.as_mut(), args.records, b);
             audit.push(n);
+            planted.push(p);
             let enc = req.encode_to_vec();
             raw_bytes += enc.len();
+            enc
+        })
+        .collect();
+    let phi = (args.phi_list.is_some() || args.phi_kinds.is_some())
+        .then(|| count_planted(&args, &planted, &encoded));
+    let bodies: Vec<Bytes> = encoded
+        .into_iter()
+        .map(|enc| {
             if args.gzip {
                 let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 z.write_all(&enc).expect("gzip");
@@ -397,6 +567,7 @@ fn main() {
     let sh = Arc::new(Shared {
         bodies,
         audit,
+        phi,
         records: args.records,
         gzip: args.gzip,
         host,
@@ -443,6 +614,7 @@ fn main() {
         "body_bytes_avg": raw_bytes / args.bodies,
         "wire_bytes_avg": wire_bytes / args.bodies,
         "gzip": args.gzip,
+        "corpus": if args.dense_corpus { "dense" } else { "lines" },
         "concurrency": args.concurrency,
         "rate_requests_s": args.rate,
         "seconds": secs,
@@ -456,6 +628,24 @@ fn main() {
         "records_accepted": t.records_accepted,
         "records_rejected_partial": t.records_rejected,
         "audit_records_accepted": t.audit_accepted,
+        "phi": sh.phi.as_ref().map(|phi| {
+            let accepted: serde_json::Map<String, serde_json::Value> = phi
+                .kinds
+                .iter()
+                .enumerate()
+                .map(|(k, kind)| {
+                    (kind.to_string(), json!(t.phi_accepted.get(k).copied().unwrap_or(0.0).round()))
+                })
+                .collect();
+            json!({
+                "values": phi.values,
+                "values_left_out": phi.left_out,
+                "planted_per_body_avg": phi.per_body.iter().flatten().sum::<u64>() as f64
+                    / phi.per_body.len() as f64,
+                "accepted_by_kind": accepted,
+                "accepted_total": (t.phi_accepted.iter().sum::<f64>() + 0.0).round(),
+            })
+        }),
         "offered_records_s": t.records_sent as f64 / secs,
         "accepted_records_s": t.records_accepted as f64 / secs,
         "accepted_mb_s": (ok as f64 * (raw_bytes / args.bodies) as f64) / secs / 1e6,

@@ -298,6 +298,10 @@ pub struct LineGen {
     rng: SplitMix64,
     /// Milliseconds since 2024-11-23T00:00:00Z; advances a little per line.
     clock_ms: u64,
+    /// With [`LineGen::record_planted`]: every identifier planted since the
+    /// last [`LineGen::take_planted`], with its kind, so that a benchmark
+    /// can count how many reach a vendor (`scripts/bench-vs-otelcol.sh`).
+    planted: Option<Vec<(&'static str, String)>>,
 }
 
 impl LineGen {
@@ -305,7 +309,22 @@ impl LineGen {
         LineGen {
             rng: SplitMix64::new(seed),
             clock_ms: 8 * 3_600_000,
+            planted: None,
         }
+    }
+
+    /// Starts keeping the identifiers planted (recording draws no random
+    /// numbers, so the lines stay the same).
+    pub fn record_planted(&mut self) {
+        self.planted.get_or_insert_with(Vec::new);
+    }
+
+    /// The identifiers planted since the last call, with their kinds.
+    pub fn take_planted(&mut self) -> Vec<(&'static str, String)> {
+        self.planted
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Writes one line (no newline) into `out`; returns identifiers planted.
@@ -649,14 +668,18 @@ impl LineGen {
 
     /// One identifier with the words a real line would carry around it.
     fn identifier(&mut self, out: &mut Vec<u8>) {
-        match self.rng.below(12) {
+        // Where the identifier starts (after its context words), and its kind.
+        let at;
+        let kind = match self.rng.below(12) {
             0 => {
                 out.extend_from_slice(
                     self.rng
                         .pick(&["ssn ", "SSN verification failed for ", "applicant ssn="])
                         .as_bytes(),
                 );
+                at = out.len();
                 self.ssn(out);
+                "ssn"
             }
             1 => {
                 out.extend_from_slice(
@@ -664,7 +687,9 @@ impl LineGen {
                         .pick(&["callback ", "patient called from ", "sms sent to "])
                         .as_bytes(),
                 );
+                at = out.len();
                 self.phone(out);
+                "phone"
             }
             2 => {
                 out.extend_from_slice(
@@ -672,7 +697,9 @@ impl LineGen {
                         .pick(&["invite sent to ", "email bounced: ", "reset link for "])
                         .as_bytes(),
                 );
+                at = out.len();
                 self.email(out);
+                "email"
             }
             3 => {
                 out.extend_from_slice(
@@ -680,9 +707,11 @@ impl LineGen {
                         .pick(&["patient ", "seen by Dr. ", "msg from ", "check-in for "])
                         .as_bytes(),
                 );
+                at = out.len();
                 out.extend_from_slice(self.rng.pick(FIRST).as_bytes());
                 out.push(b' ');
                 out.extend_from_slice(self.rng.pick(LAST).as_bytes());
+                "name"
             }
             4 => {
                 out.extend_from_slice(
@@ -690,7 +719,9 @@ impl LineGen {
                         .pick(&["MRN: ", "mrn ", "medical record "])
                         .as_bytes(),
                 );
+                at = out.len();
                 self.digits(out, 8);
+                "mrn"
             }
             5 => {
                 out.extend_from_slice(
@@ -698,7 +729,9 @@ impl LineGen {
                         .pick(&["DOB: ", "date of birth ", "born "])
                         .as_bytes(),
                 );
+                at = out.len();
                 self.dob(out);
+                "dob"
             }
             6 => {
                 out.extend_from_slice(
@@ -706,7 +739,9 @@ impl LineGen {
                         .pick(&["card ", "payment declined for card ", "pan "])
                         .as_bytes(),
                 );
+                at = out.len();
                 self.card(out);
+                "card"
             }
             7 => {
                 out.extend_from_slice(
@@ -714,14 +749,19 @@ impl LineGen {
                         .pick(&["eligibility check ", "medicare mbi "])
                         .as_bytes(),
                 );
+                at = out.len();
                 self.mbi(out);
+                "mbi"
             }
             8 => {
                 out.extend_from_slice(self.rng.pick(&["dx ", "diagnosis code "]).as_bytes());
+                at = out.len();
                 out.extend_from_slice(self.rng.pick(ICD10).as_bytes());
+                "icd10"
             }
             9 => {
                 out.extend_from_slice(b"login from ");
+                at = out.len();
                 write!(
                     out,
                     "{}.{}.{}.{}",
@@ -731,15 +771,19 @@ impl LineGen {
                     self.rng.range(1, 254)
                 )
                 .unwrap();
+                "ip"
             }
             10 => {
                 out.extend_from_slice(b"ship to ");
+                at = out.len();
                 self.num(out, 2, 9999);
                 out.push(b' ');
                 out.extend_from_slice(self.rng.pick(STREETS).as_bytes());
+                "address"
             }
             _ => {
                 out.extend_from_slice(b"born on ");
+                at = out.len();
                 out.extend_from_slice(self.rng.pick(MONTHS).as_bytes());
                 write!(
                     out,
@@ -748,7 +792,11 @@ impl LineGen {
                     self.rng.range(1935, 2015)
                 )
                 .unwrap();
+                "dob"
             }
+        };
+        if let Some(p) = &mut self.planted {
+            p.push((kind, String::from_utf8_lossy(&out[at..]).into_owned()));
         }
     }
 
