@@ -211,8 +211,8 @@ fn find<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<
 }
 
 /// The innermost message of an error chain: our own transport errors
-/// ("Connection refused", "invalid peer certificate: UnknownIssuer"), never
-/// a response body.
+/// ("Connection refused", "certificate verify failed: self-signed
+/// certificate"), never a response body.
 fn root_cause(err: &(dyn StdError + 'static)) -> String {
     let mut cur = err;
     while let Some(next) = cur.source() {
