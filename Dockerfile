@@ -23,8 +23,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/bin/scrubs /usr/local/bin/scrubs
-# libssl, libcrypto (librdkafka's TLS) and libz, which the distroless cc
-# image does not have, from the build stage's Debian 12.
+# libssl, libcrypto (TLS to Kafka, by librdkafka, and to vendors) and libz,
+# which the distroless cc image does not have, from the build stage's
+# Debian 12.
 COPY --from=build /out/lib/ /usr/local/lib/scrubs/
 ENV LD_LIBRARY_PATH=/usr/local/lib/scrubs \
     MALLOC_ARENA_MAX=2

@@ -29,7 +29,7 @@ use support::{deep_json, gz, http_get, phi_line, start_vendor, Ports, Scrubs, Si
 const MEMORY_BUDGET: u64 = 32 << 20;
 
 /// The process's own footprint, allowed on top of the budget: the binary
-/// and its libraries (librdkafka, rustls), two runtimes and their threads,
+/// and its libraries (librdkafka, OpenSSL), two runtimes and their threads,
 /// the compiled rules and allocator arenas. An idle debug build measures
 /// about 34 MiB here (printed by the test); the budget covers what the
 /// input makes it hold (request and decompression buffers, the file

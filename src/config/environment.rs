@@ -161,32 +161,82 @@ fn key_file(at: &str, path: &Path, out: &mut Vec<String>) {
 
 /// A PEM file holding at least one well-formed certificate (or a private
 /// key): TLS would otherwise fail later, with a library error that does not
-/// name the file. Whether the file could be read.
+/// name the file. Whether the file could be read. Only the PEM armour is
+/// checked (a BEGIN line, base64, the matching END line), not what the
+/// DER inside says: OpenSSL reads that when the Kafka producer or the
+/// vendor's TLS context is made, and its refusal names the file too.
 fn pem_file(at: &str, path: &Path, kind: Pem, out: &mut Vec<String>) -> bool {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
     let Some(bytes) = readable_file(at, path, out) else {
         return false;
     };
     let problem = match kind {
-        Pem::Certificate => {
-            match CertificateDer::pem_slice_iter(&bytes).collect::<Result<Vec<_>, _>>() {
-                Ok(certs) if certs.is_empty() => Some(
-                    "holds no PEM certificate (no -----BEGIN CERTIFICATE----- block)".to_string(),
+        Pem::Certificate => match pem_blocks(&bytes, &["CERTIFICATE"]) {
+            Ok(0) => {
+                Some("holds no PEM certificate (no -----BEGIN CERTIFICATE----- block)".to_string())
+            }
+            Ok(_) => None,
+            Err(e) => Some(format!("is not a valid PEM certificate file: {e}")),
+        },
+        Pem::PrivateKey => {
+            match pem_blocks(&bytes, &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"]) {
+                Ok(0) => Some(
+                    "holds no valid PEM private key: no -----BEGIN PRIVATE KEY----- (or RSA or EC PRIVATE KEY) block"
+                        .to_string(),
                 ),
                 Ok(_) => None,
-                Err(e) => Some(format!("is not a valid PEM certificate file: {e}")),
+                Err(e) => Some(format!("holds no valid PEM private key: {e}")),
             }
         }
-        Pem::PrivateKey => PrivateKeyDer::from_pem_slice(&bytes)
-            .err()
-            .map(|e| format!("holds no valid PEM private key: {e}")),
     };
     if let Some(p) = problem {
         out.push(format!("{at}: {} {p}", path.display()));
     }
     true
+}
+
+/// Counts the PEM blocks labelled with one of `labels` whose armour is
+/// well formed: a `-----BEGIN L-----` line, base64 lines, and `-----END
+/// L-----`. Text outside blocks is ignored (bundles carry comments), as
+/// are blocks with other labels. An error says what is malformed, never
+/// quoting the file's content.
+fn pem_blocks(bytes: &[u8], labels: &[&str]) -> Result<usize, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "it is not text".to_string())?;
+    let mut lines = text.lines().map(str::trim);
+    let mut found = 0;
+    while let Some(line) = lines.next() {
+        let Some(label) = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|l| l.strip_suffix("-----"))
+        else {
+            continue;
+        };
+        let end = format!("-----END {label}-----");
+        let mut body = 0usize;
+        let mut closed = false;
+        for l in lines.by_ref() {
+            if l == end {
+                closed = true;
+                break;
+            }
+            if !l
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+            {
+                return Err(format!("the body of a {label} block is not base64"));
+            }
+            body += l.len();
+        }
+        if !closed {
+            return Err(format!("a {label} block has no {end} line"));
+        }
+        if body == 0 {
+            return Err(format!("a {label} block is empty"));
+        }
+        if labels.contains(&label) {
+            found += 1;
+        }
+    }
+    Ok(found)
 }
 
 /// What a PEM file must hold.
@@ -306,5 +356,42 @@ fn io_reason(e: &std::io::Error) -> String {
                 None => s,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pem_blocks;
+
+    #[test]
+    fn pem_armour_is_checked_block_by_block() {
+        let cert =
+            "# a comment\n-----BEGIN CERTIFICATE-----\nAAAA\nBB==\n-----END CERTIFICATE-----\n";
+        assert_eq!(pem_blocks(cert.as_bytes(), &["CERTIFICATE"]), Ok(1));
+        let two = format!("{cert}{cert}");
+        assert_eq!(pem_blocks(two.as_bytes(), &["CERTIFICATE"]), Ok(2));
+        // A key is not a certificate, and the other way round.
+        let key = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+        assert_eq!(pem_blocks(key.as_bytes(), &["CERTIFICATE"]), Ok(0));
+        assert_eq!(
+            pem_blocks(key.as_bytes(), &["PRIVATE KEY", "EC PRIVATE KEY"]),
+            Ok(1)
+        );
+        assert_eq!(
+            pem_blocks(b"this is not a certificate\n", &["CERTIFICATE"]),
+            Ok(0)
+        );
+        for bad in [
+            "-----BEGIN CERTIFICATE-----\nAAAA\n",
+            "-----BEGIN CERTIFICATE-----\nAA AA!\n-----END CERTIFICATE-----\n",
+            "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        ] {
+            assert!(
+                pem_blocks(bad.as_bytes(), &["CERTIFICATE"]).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(pem_blocks(&[0xff, 0xfe], &["CERTIFICATE"]).is_err());
     }
 }

@@ -19,8 +19,10 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -140,6 +142,49 @@ impl VendorBatch {
 impl fmt::Debug for VendorBatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "VendorBatch({} {})", self.records(), self.signal())
+    }
+}
+
+/// One scrubbed batch handed to several vendors. Each vendor used to get a
+/// deep copy of the decoded batch and encode that copy itself: with N
+/// vendors, N - 1 copies and N protobuf encodings of the same records.
+/// Vendors that send the batch unchanged (no `allow` list) now share one
+/// encoding, made by the first of them ([`SharedBatch::request`]); a
+/// vendor with an allow-list still copies the batch, since the list
+/// rewrites its copy. Compression stays per vendor: each vendor's sender
+/// merges queued batches into requests on its own schedule.
+pub struct SharedBatch {
+    batch: VendorBatch,
+    request: OnceLock<Bytes>,
+}
+
+impl SharedBatch {
+    /// Wraps a batch for sharing.
+    pub fn new(batch: VendorBatch) -> Arc<SharedBatch> {
+        Arc::new(SharedBatch {
+            batch,
+            request: OnceLock::new(),
+        })
+    }
+
+    /// The batch as decoded (and scrubbed).
+    pub fn batch(&self) -> &VendorBatch {
+        &self.batch
+    }
+
+    /// The batch's export request as it is: `encode` runs for the first
+    /// caller only; every later caller gets the same bytes (the same
+    /// allocation, reference-counted).
+    pub fn request(&self, encode: impl FnOnce(&VendorBatch) -> Vec<u8>) -> Bytes {
+        self.request
+            .get_or_init(|| Bytes::from(encode(&self.batch)))
+            .clone()
+    }
+}
+
+impl fmt::Debug for SharedBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Shared{:?}", self.batch)
     }
 }
 

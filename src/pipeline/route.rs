@@ -42,7 +42,7 @@ use super::scratch_pool::ScratchPool;
 use super::sequencer::{Sequencer, Ticket};
 use super::{
     AuditEvent, BoxFuture, ExportOutcome, Lane, LineBatch, LineMeta, OtlpHandler, Rejection,
-    VendorBatch,
+    SharedBatch, VendorBatch,
 };
 use crate::admin::{Watchdog, Work};
 use crate::decode::records::{
@@ -112,6 +112,23 @@ pub trait VendorOut: Send + Sync + 'static {
     /// vendor's queue drains (it is slow, not dead).
     fn congested(&self) -> bool {
         false
+    }
+
+    /// [`VendorOut::send`] for a batch every vendor receives: a sink that
+    /// can send the shared encoding takes it (see [`SharedBatch`]); by
+    /// default the sink gets a copy of its own.
+    fn send_shared(&self, batch: Arc<SharedBatch>) -> Result<(), String> {
+        self.send(batch.batch().clone())
+    }
+
+    /// [`VendorOut::send_within`] for a batch every vendor receives.
+    fn send_within_shared(&self, batch: Arc<SharedBatch>, wait: Duration) -> BoxFuture<'_, ()> {
+        self.send_within(batch.batch().clone(), wait)
+    }
+
+    /// [`VendorOut::send_crisis`] for a batch every vendor receives.
+    fn send_crisis_shared(&self, batch: Arc<SharedBatch>) -> BoxFuture<'_, ()> {
+        self.send_crisis(batch.batch().clone())
     }
 }
 
@@ -360,25 +377,37 @@ impl Pipeline {
     }
 
     fn to_vendors(&self, batch: VendorBatch) {
-        // The last vendor takes the batch itself and only the others get a
-        // copy: a deep copy of a decoded batch allocates every string and
-        // list again, which was about a tenth of the OTLP path's CPU with
-        // the usual single vendor.
-        let Some((last, others)) = self.vendors.split_last() else {
-            return;
-        };
-        for v in others {
-            // The sink counts its own drops with their reason.
-            let _ = v.send(batch.clone());
+        // One vendor takes the batch itself. Several share it: a deep copy
+        // of a decoded batch allocates every string and list again (about a
+        // tenth of the OTLP path's CPU), and each copy was then encoded
+        // again; now the vendors that send it unchanged share one encoding
+        // (`SharedBatch`). The sinks count their own drops with the reason.
+        match self.vendors.as_slice() {
+            [] => {}
+            [one] => {
+                let _ = one.send(batch);
+            }
+            all => {
+                let shared = SharedBatch::new(batch);
+                for v in all {
+                    let _ = v.send_shared(shared.clone());
+                }
+            }
         }
-        let _ = last.send(batch);
     }
 
     /// Crisis records to every vendor, through each sink's reserve: never
     /// dropped for a full queue (see `VendorSink::send_crisis`).
     async fn to_vendors_crisis(&self, batch: VendorBatch) {
-        for v in &self.vendors {
-            v.send_crisis(batch.clone()).await;
+        match self.vendors.as_slice() {
+            [] => {}
+            [one] => one.send_crisis(batch).await,
+            all => {
+                let shared = SharedBatch::new(batch);
+                for v in all {
+                    v.send_crisis_shared(shared.clone()).await;
+                }
+            }
         }
     }
 
@@ -398,13 +427,16 @@ impl Pipeline {
     /// requests admitted together do not overfill it, while the client's
     /// answer stays well under its export timeout.
     async fn to_vendors_within(&self, batch: VendorBatch) {
-        let Some((last, others)) = self.vendors.split_last() else {
-            return;
-        };
-        for v in others {
-            v.send_within(batch.clone(), OTLP_VENDOR_WAIT).await;
+        match self.vendors.as_slice() {
+            [] => {}
+            [one] => one.send_within(batch, OTLP_VENDOR_WAIT).await,
+            all => {
+                let shared = SharedBatch::new(batch);
+                for v in all {
+                    v.send_within_shared(shared.clone(), OTLP_VENDOR_WAIT).await;
+                }
+            }
         }
-        last.send_within(batch, OTLP_VENDOR_WAIT).await;
     }
 
     async fn audit(&self, events: Vec<AuditEvent>) -> Result<(), String> {
@@ -1161,5 +1193,81 @@ mod tests {
         let batches = capture.batches.lock().unwrap();
         assert_eq!(batches.len(), 1);
         assert_eq!(batches[0].records(), 5);
+    }
+
+    /// Takes shared batches only and remembers which one it was given.
+    #[derive(Default)]
+    struct SharedOnly {
+        got: Mutex<Vec<Arc<SharedBatch>>>,
+    }
+
+    impl VendorOut for SharedOnly {
+        fn name(&self) -> &str {
+            "shared-only"
+        }
+        fn send(&self, _: VendorBatch) -> Result<(), String> {
+            panic!("a copy was sent where the shared batch would do");
+        }
+        fn send_within_shared(&self, batch: Arc<SharedBatch>, _: Duration) -> BoxFuture<'_, ()> {
+            self.got.lock().unwrap().push(batch);
+            Box::pin(std::future::ready(()))
+        }
+    }
+
+    /// With several vendors, an OTLP request's scrubbed batch is handed to
+    /// each as the same shared batch (encoded at most once, by the sinks),
+    /// not as one deep copy per vendor; one vendor alone takes the batch
+    /// itself.
+    #[tokio::test]
+    async fn several_vendors_get_one_shared_batch() {
+        let (a, b) = (
+            Arc::new(SharedOnly::default()),
+            Arc::new(SharedOnly::default()),
+        );
+        let pipeline = Pipeline::new(
+            Engine::builtin().unwrap(),
+            Selector::new(&AuditSelector::default()),
+            None,
+            vec![a.clone(), b.clone()],
+            Metrics::new(),
+            RouterConfig::default(),
+        );
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![LogRecord::default(); 3],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        pipeline.process_otlp_logs(req).await.unwrap();
+        {
+            let (a, b) = (a.got.lock().unwrap(), b.got.lock().unwrap());
+            assert_eq!((a.len(), b.len()), (1, 1));
+            assert!(Arc::ptr_eq(&a[0], &b[0]), "each vendor got its own copy");
+            assert_eq!(a[0].batch().records(), 3);
+        }
+
+        let one = Arc::new(Capture::default());
+        let pipeline = Pipeline::new(
+            Engine::builtin().unwrap(),
+            Selector::new(&AuditSelector::default()),
+            None,
+            vec![one.clone()],
+            Metrics::new(),
+            RouterConfig::default(),
+        );
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![LogRecord::default(); 2],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        pipeline.process_otlp_logs(req).await.unwrap();
+        assert_eq!(one.batches.lock().unwrap()[0].records(), 2);
     }
 }

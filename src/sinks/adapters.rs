@@ -1,7 +1,9 @@
 //! The concrete sinks as the route stage sees them.
 
 use crate::pipeline::route::{AuditOut, Durable, VendorOut};
-use crate::pipeline::{AuditEvent, BoxFuture, VendorBatch};
+use std::sync::Arc;
+
+use crate::pipeline::{AuditEvent, BoxFuture, SharedBatch, VendorBatch};
 use crate::sinks::audit::AuditSink;
 use crate::sinks::otlp::VendorSink;
 
@@ -65,5 +67,32 @@ impl VendorOut for VendorSink {
 
     fn congested(&self) -> bool {
         VendorSink::congested(self)
+    }
+
+    fn send_shared(&self, batch: Arc<SharedBatch>) -> Result<(), String> {
+        if !self.accepts(batch.batch().signal()) {
+            return Ok(());
+        }
+        VendorSink::send_shared(self, &batch).map_err(|r| r.label())
+    }
+
+    fn send_within_shared(
+        &self,
+        batch: Arc<SharedBatch>,
+        wait: std::time::Duration,
+    ) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if self.accepts(batch.batch().signal()) {
+                VendorSink::send_within_shared(self, &batch, wait).await
+            }
+        })
+    }
+
+    fn send_crisis_shared(&self, batch: Arc<SharedBatch>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if self.accepts(batch.batch().signal()) {
+                VendorSink::send_crisis_shared(self, &batch).await
+            }
+        })
     }
 }

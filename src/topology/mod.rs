@@ -26,7 +26,7 @@ use crate::config::{build_rules, AuditSection, Config, SourceConfig};
 use crate::metrics::{Handle, Metrics};
 use crate::pipeline::classify::Selector;
 use crate::pipeline::route::{AuditOut, Handler, Pipeline, RouterConfig, VendorOut};
-use crate::pipeline::{LagLimit, Lane, LineBatch, VendorBatch, VendorLane};
+use crate::pipeline::{LagLimit, Lane, LineBatch, SharedBatch, VendorBatch, VendorLane};
 use crate::signals::SignalsTap;
 use crate::sinks::audit::flowmap::{FlowContext, FlowRecorder, VendorFlow};
 use crate::sinks::audit::AuditSink;
@@ -550,9 +550,10 @@ fn export_signals(
     if req.resource_metrics.is_empty() {
         return;
     }
-    let batch = VendorBatch::Metrics(req.resource_metrics);
+    // One encoding for every vendor that sends it unchanged.
+    let batch = SharedBatch::new(VendorBatch::Metrics(req.resource_metrics));
     for v in sinks {
-        let _ = v.send(batch.clone());
+        let _ = v.send_shared(&batch);
     }
 }
 

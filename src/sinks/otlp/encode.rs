@@ -130,20 +130,46 @@ fn encode_top<M: Message>(items: &[M], lens: &[usize], out: &mut Vec<u8>) {
     }
 }
 
+/// The lengths of a batch's nested messages, in encoding order, and of the
+/// whole export request.
+fn measure(batch: &VendorBatch) -> (Vec<usize>, usize) {
+    let mut lens = Vec::new();
+    let total = match batch {
+        VendorBatch::Logs(rls) => {
+            lens.reserve(rls.len() + rls.iter().map(|r| r.scope_logs.len()).sum::<usize>());
+            rls.iter()
+                .map(|rl| delimited(resource_logs_len(rl, &mut lens)))
+                .sum()
+        }
+        VendorBatch::Traces(r) => top_lens(r, &mut lens),
+        VendorBatch::Metrics(r) => top_lens(r, &mut lens),
+    };
+    (lens, total)
+}
+
+/// Writes the export request of `batch`, measured as `lens` and `total`.
+fn write(batch: &VendorBatch, lens: &[usize], total: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(total);
+    match batch {
+        VendorBatch::Logs(r) => encode_logs(r, lens, &mut out),
+        VendorBatch::Traces(r) => encode_top(r, lens, &mut out),
+        VendorBatch::Metrics(r) => encode_top(r, lens, &mut out),
+    }
+    out
+}
+
+/// Encodes a batch it does not own as its export request (for a batch
+/// several vendors share, [`crate::pipeline::SharedBatch`]): the same
+/// bytes as [`Measured::encode`].
+pub(crate) fn request(batch: &VendorBatch) -> Vec<u8> {
+    let (lens, total) = measure(batch);
+    write(batch, &lens, total)
+}
+
 impl Measured {
     /// Measures a batch: one walk of every record.
     pub(crate) fn new(batch: VendorBatch) -> Measured {
-        let mut lens = Vec::new();
-        let total = match &batch {
-            VendorBatch::Logs(rls) => {
-                lens.reserve(rls.len() + rls.iter().map(|r| r.scope_logs.len()).sum::<usize>());
-                rls.iter()
-                    .map(|rl| delimited(resource_logs_len(rl, &mut lens)))
-                    .sum()
-            }
-            VendorBatch::Traces(r) => top_lens(r, &mut lens),
-            VendorBatch::Metrics(r) => top_lens(r, &mut lens),
-        };
+        let (lens, total) = measure(&batch);
         Measured { batch, lens, total }
     }
 
@@ -156,13 +182,7 @@ impl Measured {
     /// `encode_to_vec` of `Export*ServiceRequest`, in one buffer of the
     /// exact size.
     pub(crate) fn encode(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.total);
-        match &self.batch {
-            VendorBatch::Logs(r) => encode_logs(r, &self.lens, &mut out),
-            VendorBatch::Traces(r) => encode_top(r, &self.lens, &mut out),
-            VendorBatch::Metrics(r) => encode_top(r, &self.lens, &mut out),
-        }
-        out
+        write(&self.batch, &self.lens, self.total)
     }
 }
 
@@ -183,6 +203,7 @@ mod tests {
 
     fn check(batch: VendorBatch) {
         let want = transport::encode(batch.clone());
+        assert_eq!(request(&batch), want);
         let m = Measured::new(batch);
         assert_eq!(m.len(), want.len());
         let got = m.encode();
@@ -381,6 +402,7 @@ mod tests {
         ) {
             let batch = VendorBatch::Logs(rls);
             let want = transport::encode(batch.clone());
+            prop_assert_eq!(&request(&batch), &want);
             let m = Measured::new(batch);
             prop_assert_eq!(m.len(), want.len());
             prop_assert_eq!(m.encode(), want);

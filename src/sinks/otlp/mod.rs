@@ -71,7 +71,7 @@ pub use self::config::{
 use self::encode::Measured;
 use self::transport::{Attempt, FailClass, Transport};
 use crate::metrics::{Handle, Metrics};
-use crate::pipeline::VendorBatch;
+use crate::pipeline::{SharedBatch, VendorBatch};
 use crate::topology::{BuildError, Built, Context};
 
 const M_RECORDS: &str = "scrubs_vendor_records_total";
@@ -150,6 +150,31 @@ fn signal_of(b: &VendorBatch) -> Signal {
     }
 }
 
+/// A batch ready for the queue: measured and encoded by this vendor, or
+/// already encoded once for every vendor that sends it unchanged.
+enum Body {
+    Own(Measured),
+    Shared(Bytes),
+}
+
+impl Body {
+    /// The length of the export request, for the queue's accounting.
+    fn len(&self) -> usize {
+        match self {
+            Body::Own(m) => m.len(),
+            Body::Shared(b) => b.len(),
+        }
+    }
+
+    /// The export request (encoded now for a batch of this vendor's own).
+    fn encode(self) -> Bytes {
+        match self {
+            Body::Own(m) => Bytes::from(m.encode()),
+            Body::Shared(b) => b,
+        }
+    }
+}
+
 /// One `send` waiting in the queue, already encoded as its export request.
 ///
 /// The queue holds protobuf bytes, not the decoded batch: a decoded batch
@@ -160,7 +185,9 @@ fn signal_of(b: &VendorBatch) -> Signal {
 /// repeated field, so the concatenation of two encoded requests is the
 /// encoding of the merged request: batches are merged by appending bytes.
 struct Queued {
-    body: Vec<u8>,
+    /// Shared with other vendors' queues when they send the same batch
+    /// unchanged (see [`SharedBatch`]).
+    body: Bytes,
     signal: Signal,
     records: u64,
     bytes: u64,
@@ -546,7 +573,7 @@ impl VendorSink {
     /// vendor's allow-list is applied and the batch measured (before it is
     /// encoded: a batch the queue cannot take is dropped without the cost
     /// of encoding it).
-    fn prepare(&self, mut batch: VendorBatch) -> Option<(Signal, u64, Measured)> {
+    fn prepare(&self, mut batch: VendorBatch) -> Option<(Signal, u64, Body)> {
         let signal = signal_of(&batch);
         if !self.shared.signals[signal.index()] {
             return None;
@@ -558,7 +585,34 @@ impl VendorSink {
         if let Some(allow) = &self.allow {
             allow.apply(signal, &mut batch);
         }
-        Some((signal, records, Measured::new(batch)))
+        Some((signal, records, Body::Own(Measured::new(batch))))
+    }
+
+    /// [`VendorSink::prepare`] for a batch other vendors receive too. A
+    /// vendor without an allow-list sends the batch as it is, so it takes
+    /// the encoding all such vendors share (encoding it if it is the
+    /// first); a vendor with one rewrites a copy of its own. Unlike a batch
+    /// of its own, the shared one is encoded before the queue is asked for
+    /// room: the bytes serve the other vendors whether or not this one
+    /// takes them.
+    fn prepare_shared(&self, shared: &SharedBatch) -> Option<(Signal, u64, Body)> {
+        let batch = shared.batch();
+        let signal = signal_of(batch);
+        if !self.shared.signals[signal.index()] {
+            return None;
+        }
+        if self.allow.is_some() {
+            return self.prepare(batch.clone());
+        }
+        let records = batch.records() as u64;
+        if records == 0 {
+            return None;
+        }
+        Some((
+            signal,
+            records,
+            Body::Shared(shared.request(encode::request)),
+        ))
     }
 
     /// Queues a batch without waiting. `Err` means the batch was dropped and
@@ -566,7 +620,17 @@ impl VendorSink {
     /// A batch of a signal this vendor does not take, or with no records,
     /// is ignored (`Ok`).
     pub fn send(&self, batch: VendorBatch) -> Result<(), DropReason> {
-        let Some((signal, records, measured)) = self.prepare(batch) else {
+        self.send_prepared(self.prepare(batch))
+    }
+
+    /// [`VendorSink::send`] for a batch other vendors receive too (see
+    /// [`SharedBatch`]).
+    pub fn send_shared(&self, batch: &SharedBatch) -> Result<(), DropReason> {
+        self.send_prepared(self.prepare_shared(batch))
+    }
+
+    fn send_prepared(&self, prepared: Option<(Signal, u64, Body)>) -> Result<(), DropReason> {
+        let Some((signal, records, measured)) = prepared else {
             return Ok(());
         };
         let bytes = measured.len() as u64;
@@ -587,7 +651,7 @@ impl VendorSink {
     /// counts the batch dropped (`closed`).
     fn enqueue(
         &self,
-        measured: Measured,
+        measured: Body,
         signal: Signal,
         records: u64,
         bytes: u64,
@@ -651,7 +715,16 @@ impl VendorSink {
     /// being dropped for a full queue (a crisis hand-off is never shed).
     /// Counted in `scrubs_vendor_crisis_records_total`.
     pub async fn send_crisis(&self, batch: VendorBatch) {
-        let Some((signal, records, measured)) = self.prepare(batch) else {
+        self.send_crisis_prepared(self.prepare(batch)).await
+    }
+
+    /// [`VendorSink::send_crisis`] for a batch other vendors receive too.
+    pub async fn send_crisis_shared(&self, batch: &SharedBatch) {
+        self.send_crisis_prepared(self.prepare_shared(batch)).await
+    }
+
+    async fn send_crisis_prepared(&self, prepared: Option<(Signal, u64, Body)>) {
+        let Some((signal, records, measured)) = prepared else {
             return;
         };
         let bytes = measured.len() as u64;
@@ -676,7 +749,17 @@ impl VendorSink {
     /// requests admitted together can still overfill it briefly, and a
     /// short wait absorbs that without holding the client long.
     pub async fn send_within(&self, batch: VendorBatch, wait: Duration) {
-        let Some((signal, records, measured)) = self.prepare(batch) else {
+        self.send_within_prepared(self.prepare(batch), wait).await
+    }
+
+    /// [`VendorSink::send_within`] for a batch other vendors receive too.
+    pub async fn send_within_shared(&self, batch: &SharedBatch, wait: Duration) {
+        self.send_within_prepared(self.prepare_shared(batch), wait)
+            .await
+    }
+
+    async fn send_within_prepared(&self, prepared: Option<(Signal, u64, Body)>, wait: Duration) {
+        let Some((signal, records, measured)) = prepared else {
             return;
         };
         let bytes = measured.len() as u64;
@@ -753,7 +836,9 @@ impl VendorSink {
             Signal::Traces => VendorBatch::Traces(Vec::new()),
             Signal::Metrics => VendorBatch::Metrics(Vec::new()),
         };
-        let body = self.transport.prepare(vec![transport::encode(empty)]);
+        let body = self
+            .transport
+            .prepare(vec![Bytes::from(transport::encode(empty))]);
         match self.transport.attempt(signal, body).await {
             Attempt::Accepted { .. } => Ok(()),
             Attempt::Reject { code } if code == "400" || code == "invalid_argument" => Ok(()),
@@ -793,7 +878,7 @@ struct Pending {
     /// The queued export requests, in order. Their concatenation is the
     /// merged request; they are kept apart so that gzip reads them one
     /// after the other instead of from a copy grown by appending each.
-    parts: Vec<Vec<u8>>,
+    parts: Vec<Bytes>,
     /// Senders waiting for this request's outcome ([`Queued::waiter`]).
     waiters: Vec<oneshot::Sender<bool>>,
     signal: Signal,
@@ -1200,6 +1285,50 @@ mod tests {
         };
         want.extend(more);
         assert_eq!(merged.resource_logs, want);
+    }
+
+    /// Two vendors without allow-lists queue the same bytes, encoded once
+    /// (the same allocation); a vendor with an allow-list encodes its own
+    /// rewritten copy. Fails if each vendor encodes the shared batch again.
+    #[tokio::test]
+    async fn vendors_share_one_encoding_unless_they_rewrite_the_batch() {
+        use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+        let m = Metrics::new();
+        let sink = |yaml: &str| {
+            let cfg: VendorConfig = serde_yaml::from_str(yaml).unwrap();
+            cfg.build(&Context::new("test", m.clone())).unwrap().handle
+        };
+        let plain = "endpoint: http://127.0.0.1:1\nbaa_covered: true\n";
+        let a = sink(&format!("name: a\n{plain}"));
+        let b = sink(&format!("name: b\n{plain}"));
+        let c = sink(&format!("name: c\n{plain}allow: {{ keys: [level] }}\n"));
+        let VendorBatch::Logs(mut rls) = logs(3) else {
+            unreachable!()
+        };
+        for lr in &mut rls[0].scope_logs[0].log_records {
+            lr.body = Some(AnyValue {
+                value: Some(any_value::Value::StringValue("free text".into())),
+            });
+        }
+        let batch = VendorBatch::Logs(rls);
+        let want = transport::encode(batch.clone());
+        let shared = SharedBatch::new(batch);
+        let body = |s: &VendorSink| match s.prepare_shared(&shared) {
+            Some((Signal::Logs, 3, body)) => body,
+            _ => panic!("the batch was not prepared"),
+        };
+        let (Body::Shared(x), Body::Shared(y)) = (body(&a), body(&b)) else {
+            panic!("a vendor without an allow-list encoded its own copy");
+        };
+        assert_eq!(x.as_ptr(), y.as_ptr(), "encoded twice");
+        assert_eq!(&x[..], &want[..]);
+        let Body::Own(own) = body(&c) else {
+            panic!("the allow-list vendor took the shared encoding");
+        };
+        assert_ne!(own.encode(), want, "the allow-list did not apply");
+        for s in [a, b, c] {
+            s.shutdown(Duration::from_millis(100)).await;
+        }
     }
 
     #[test]

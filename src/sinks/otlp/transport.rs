@@ -14,7 +14,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::http::header::{self, HeaderMap};
 use hyper::http::uri::{PathAndQuery, Uri};
 use hyper::http::{Request, StatusCode};
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -41,7 +40,7 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 const USER_AGENT: &str = concat!("scrubs/", env!("CARGO_PKG_VERSION"));
 
-type Https = HttpsConnector<HttpConnector>;
+type Https = tls::Connector;
 
 /// Why an attempt failed, for the final drop reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,8 +185,8 @@ fn find_tls_error(err: &(dyn StdError + 'static)) -> Option<String> {
         if depth > 32 {
             break;
         }
-        if let Some(r) = e.downcast_ref::<rustls::Error>() {
-            return Some(r.to_string());
+        if let Some(h) = e.downcast_ref::<tls::HandshakeError>() {
+            return Some(h.to_string());
         }
         if let Some(io) = e.downcast_ref::<io::Error>() {
             if let Some(inner) = io.get_ref() {
@@ -212,8 +211,8 @@ fn find<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<
 }
 
 /// The innermost message of an error chain: our own transport errors
-/// ("Connection refused", "invalid peer certificate: UnknownIssuer"), never
-/// a response body.
+/// ("Connection refused", "certificate verify failed: self-signed
+/// certificate"), never a response body.
 fn root_cause(err: &(dyn StdError + 'static)) -> String {
     let mut cur = err;
     while let Some(next) = cur.source() {
@@ -294,32 +293,17 @@ impl Transport {
             .parse()
             .map_err(|e| format!("endpoint is not a URL: {e}"))?;
         let https = uri.scheme_str() == Some("https");
-        let tls_config = if https {
-            tls::client_config(cfg.tls.as_ref())?
-        } else {
-            // Never used (plain http), but the connector type needs one.
-            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {e}"))?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth()
-        };
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(cfg.timeout));
-        let schemes = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls_config);
-        // An https:// endpoint never falls back to plain text.
-        let schemes = if https {
-            schemes.https_only()
-        } else {
-            schemes.https_or_http()
+        let alpn = match cfg.protocol {
+            Protocol::Http => tls::Alpn::Http,
+            Protocol::Grpc => tls::Alpn::Grpc,
         };
+        let conn = tls::Connector::new(http, https, cfg.tls.as_ref(), alpn)?;
         let kind = match cfg.protocol {
             Protocol::Http => {
-                let conn = schemes.enable_all_versions().wrap_connector(http);
                 let client = Client::builder(TokioExecutor::new())
                     .pool_timer(TokioTimer::new())
                     .pool_idle_timeout(Duration::from_secs(30))
@@ -331,7 +315,6 @@ impl Transport {
                 Kind::Http { client, urls }
             }
             Protocol::Grpc => {
-                let conn = schemes.enable_http2().wrap_connector(http);
                 let client = Client::builder(TokioExecutor::new())
                     .http2_only(true)
                     .timer(TokioTimer::new())
@@ -357,8 +340,8 @@ impl Transport {
     /// `parts`, whose concatenation is the merged request: gzip for
     /// OTLP/HTTP (gRPC compresses its own frames). gzip reads the parts in
     /// turn, so they are only concatenated when sent uncompressed.
-    pub(crate) fn prepare(&self, parts: Vec<Vec<u8>>) -> Bytes {
-        let len: usize = parts.iter().map(Vec::len).sum();
+    pub(crate) fn prepare(&self, parts: Vec<Bytes>) -> Bytes {
+        let len: usize = parts.iter().map(Bytes::len).sum();
         match (&self.kind, self.compression) {
             (Kind::Http { .. }, Compression::Gzip) => {
                 use std::io::Write as _;
@@ -374,8 +357,10 @@ impl Transport {
                     .map(Bytes::from)
                     .unwrap_or_else(|_| Bytes::new())
             }
-            _ => match <[Vec<u8>; 1]>::try_from(parts) {
-                Ok([one]) => Bytes::from(one),
+            // One part is sent as it is: no copy, even when other vendors
+            // hold the same bytes.
+            _ => match <[Bytes; 1]>::try_from(parts) {
+                Ok([one]) => one,
                 Err(parts) => Bytes::from(parts.concat()),
             },
         }
@@ -626,7 +611,11 @@ mod tests {
     #[tokio::test]
     async fn prepare_joins_the_parts_of_a_merged_batch() {
         use std::io::Read as _;
-        let parts = vec![b"first ".to_vec(), Vec::new(), b"second".to_vec()];
+        let parts = vec![
+            Bytes::from_static(b"first "),
+            Bytes::new(),
+            Bytes::from_static(b"second"),
+        ];
         for (compression, gzip) in [("none", false), ("gzip", true)] {
             let cfg: VendorConfig = serde_yaml::from_str(&format!(
                 "name: v\nendpoint: http://127.0.0.1:1\nbaa_covered: true\ncompression: {compression}\n"
@@ -644,7 +633,10 @@ mod tests {
                 body.to_vec()
             };
             assert_eq!(plain, b"first second", "compression: {compression}");
-            assert_eq!(t.prepare(vec![b"one".to_vec()]).len() == 3, !gzip);
+            assert_eq!(
+                t.prepare(vec![Bytes::from_static(b"one")]).len() == 3,
+                !gzip
+            );
         }
     }
 
