@@ -38,7 +38,7 @@ esac
 if [ $# -gt 0 ]; then
     targets=("$@")
 else
-    targets=(redact_line structured rules_yaml otlp_decode)
+    targets=(redact_line structured rules_yaml otlp_decode simd_masks)
 fi
 
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then

@@ -18,6 +18,13 @@ use crate::{Engine, Scratch};
 
 pub mod structured;
 
+/// Checks the engine's SSE2 byte-class masks against byte-by-byte answers
+/// at every offset of `data` (the `simd_masks` target); panics on a
+/// difference.
+pub fn simd_masks(data: &[u8]) {
+    crate::redact::simd::check_against_scalar(data);
+}
+
 /// How deep the OTLP walk lets containers nest (`redact::otlp` is private to
 /// the crate; the `otlp_decode` target checks the walk's output against it).
 pub use crate::redact::otlp::MAX_DEPTH;

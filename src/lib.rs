@@ -29,7 +29,7 @@ records), [`pipeline::classify`], `redact`, [`pipeline::route`] and
 [`sinks`].
 */
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_debug_implementations)]
 #![warn(rust_2018_idioms)]
 

@@ -11,6 +11,11 @@
 //! key made of its length and its first, second and last bytes (no pass over
 //! the word's bytes to hash it); only a hit is compared byte by byte with the
 //! literals that start with that word. The tables are a few kilobytes.
+//! Word starts and ends come from SSE2 masks of 64 bytes at a time
+//! (`simd.rs`), and a 1 KiB bit filter over the keys skips the table probe
+//! for nearly every word: both remove branches whose outcome varies from
+//! word to word (callgrind, 5 MB clean: the scan's mispredictions fell from
+//! 2.45 M to 0.96 M, its instructions from 92 M to 54 M).
 //!
 //! Cost: about as many instructions as the automaton's plain search (some
 //! 18 a byte on the 1 MB clean corpus, most of them the word-boundary
@@ -38,6 +43,7 @@
 use memchr::memmem;
 
 use super::class;
+use super::simd;
 
 /// The lower-case form of a word byte, or 0 for a byte that ends a word.
 /// Word bytes are the engine's boundary bytes (`class::is_word`): ASCII
@@ -84,6 +90,25 @@ fn key_of(w: &[u8]) -> u32 {
 #[inline(always)]
 fn slot_of(key: u32, mask: usize) -> usize {
     (key.wrapping_mul(0x9E37_79B1) >> 7) as usize & mask
+}
+
+/// Words of [`LiteralMatcher::filter`]: 8,192 bits, 1 KiB. With some 500
+/// first words about one word in sixteen that is no literal's passes it.
+const FILTER_WORDS: usize = 128;
+
+/// The filter bit of a key: other hash bits than [`slot_of`] takes.
+#[inline(always)]
+fn filter_bit(key: u32) -> usize {
+    (key.wrapping_mul(0x9E37_79B1) >> 19) as usize & (FILTER_WORDS * 64 - 1)
+}
+
+#[inline(always)]
+fn test_bit(bits: &[u64], i: usize) -> bool {
+    bits[i / 64] & (1 << (i % 64)) != 0
+}
+
+fn set_bit(bits: &mut [u64], i: usize) {
+    bits[i / 64] |= 1 << (i % 64);
 }
 
 /// One literal, split around its first word.
@@ -145,6 +170,16 @@ pub struct LiteralMatcher {
     /// Whether some first word (of `entries` or of a prefix gate) begins
     /// with this lower-case byte: most words of a line are skipped on it.
     starts: [bool; 256],
+    /// A bit per hash of each entry's key (see [`filter_bit`]): a word
+    /// whose bit is clear is no first word, and the probe of `slots`, whose
+    /// outcome a branch predictor cannot guess, is skipped. Nearly every
+    /// word of a line is no literal's.
+    filter: Box<[u64; FILTER_WORDS]>,
+    /// A bit per (first, second) lower-case byte pair that begins the first
+    /// word of some prefix gate (second 0 for a one-byte word, whose gates
+    /// are marked under every second byte): the gate loop runs only when
+    /// the line's word begins with such a pair.
+    gate_pairs: Box<[u64; 1024]>,
     /// Prefix gates, grouped by their first word's first byte:
     /// `prefix[prefix_at[b]..prefix_at[b + 1]]`.
     prefix: Vec<u32>,
@@ -165,6 +200,8 @@ impl LiteralMatcher {
             min_word: usize::MAX,
             max_word: 0,
             starts: [false; 256],
+            filter: Box::new([0; FILTER_WORDS]),
+            gate_pairs: Box::new([0; 1024]),
             prefix: Vec::new(),
             prefix_at: Box::new([0; 257]),
             punct: Vec::new(),
@@ -196,6 +233,13 @@ impl LiteralMatcher {
             m.starts[usize::from(first)] = true;
             if unbounded.get(i).copied().unwrap_or(false) && lead + word == literal.bytes.len() {
                 prefix_by_byte[usize::from(first)].push(i as u32);
+                let w = literal.first_word();
+                let pair = usize::from(first) << 8;
+                if w.len() == 1 {
+                    (0..256).for_each(|second| set_bit(&mut m.gate_pairs[..], pair | second));
+                } else {
+                    set_bit(&mut m.gate_pairs[..], pair | usize::from(w[1]));
+                }
             } else {
                 let w = literal.first_word();
                 m.min_word = m.min_word.min(w.len());
@@ -225,6 +269,7 @@ impl LiteralMatcher {
                 p = (p + 1) & m.mask;
             }
             slots[p] = (key, k as u32 + 1);
+            set_bit(&mut m.filter[..], filter_bit(key));
         }
         m.slots = slots.into_boxed_slice();
         for (b, ids) in prefix_by_byte.iter().enumerate() {
@@ -240,42 +285,34 @@ impl LiteralMatcher {
     /// word is a whole word of the line, which boundary checks then refine
     /// (`fax-gateway`).
     pub fn find(&self, hay: &[u8], mut f: impl FnMut(u32, usize, usize)) {
+        // Word starts come from the word-byte mask of each 64-byte block
+        // (a start is a word byte after a non-word byte) and each word's
+        // end from the first clear bit after it: no branch per byte.
         let n = hay.len();
-        let mut i = 0;
-        while i < n {
-            let first = word_lower(hay[i]);
-            if first == 0 {
-                i += 1;
-                continue;
-            }
-            let s = i;
-            i += 1;
-            while i < n && word_lower(hay[i]) != 0 {
-                i += 1;
-            }
-            if !self.starts[usize::from(first)] {
-                continue;
-            }
-            let e = i;
-            let len = e - s;
-            if len >= self.min_word && len <= self.max_word {
-                let second = if len > 1 { word_lower(hay[s + 1]) } else { 0 };
-                let key = word_key(first, second, word_lower(hay[e - 1]), len);
-                self.lookup(hay, s, e, key, &mut f);
-            }
-            let (lo, hi) = (
-                self.prefix_at[usize::from(first)] as usize,
-                self.prefix_at[usize::from(first) + 1] as usize,
-            );
-            for &id in &self.prefix[lo..hi] {
-                let lit = &self.literals[id as usize];
-                let w = lit.word;
-                if len >= w && hay[s..s + w].eq_ignore_ascii_case(lit.first_word()) {
-                    if let Some((start, end)) = lit.fits(hay, s, s + w) {
-                        f(id, start, end);
-                    }
+        let mut base = 0;
+        // Whether the byte before `base` is a word byte.
+        let mut carry = 0u64;
+        while base < n {
+            let m = simd::block(hay, base).word;
+            let mut starts = m & !((m << 1) | carry);
+            carry = m >> 63;
+            while starts != 0 {
+                let k = starts.trailing_zeros() as usize;
+                starts &= starts - 1;
+                let s = base + k;
+                let first = word_lower(hay[s]);
+                if !self.starts[usize::from(first)] {
+                    continue;
                 }
+                let after = !m >> k;
+                let e = if after != 0 {
+                    s + after.trailing_zeros() as usize
+                } else {
+                    simd::word_end(hay, base + 64)
+                };
+                self.word(hay, s, e, first, &mut f);
             }
+            base += 64;
         }
         for (finder, id) in &self.punct {
             let needle = finder.needle();
@@ -294,6 +331,46 @@ impl LiteralMatcher {
                 while let Some(k) = finder.find(&hay[from..]) {
                     f(*id, from + k, from + k + needle.len());
                     from += k + 1;
+                }
+            }
+        }
+    }
+
+    /// The literals whose first word is the line's word `s..e` (`first`
+    /// being its first byte, lower-cased).
+    #[inline]
+    fn word(
+        &self,
+        hay: &[u8],
+        s: usize,
+        e: usize,
+        first: u8,
+        f: &mut impl FnMut(u32, usize, usize),
+    ) {
+        let len = e - s;
+        let second = if len > 1 { word_lower(hay[s + 1]) } else { 0 };
+        if len >= self.min_word && len <= self.max_word {
+            let key = word_key(first, second, word_lower(hay[e - 1]), len);
+            if test_bit(&self.filter[..], filter_bit(key)) {
+                self.lookup(hay, s, e, key, f);
+            }
+        }
+        if !test_bit(
+            &self.gate_pairs[..],
+            usize::from(first) << 8 | usize::from(second),
+        ) {
+            return;
+        }
+        let (lo, hi) = (
+            self.prefix_at[usize::from(first)] as usize,
+            self.prefix_at[usize::from(first) + 1] as usize,
+        );
+        for &id in &self.prefix[lo..hi] {
+            let lit = &self.literals[id as usize];
+            let w = lit.word;
+            if len >= w && hay[s..s + w].eq_ignore_ascii_case(lit.first_word()) {
+                if let Some((start, end)) = lit.fits(hay, s, s + w) {
+                    f(id, start, end);
                 }
             }
         }

@@ -27,6 +27,10 @@ pub(crate) mod otlp;
 mod prose;
 mod pseudonym;
 mod script;
+// The one module allowed `unsafe`: SSE2 intrinsics, each block with its
+// safety argument.
+#[allow(unsafe_code)]
+pub(crate) mod simd;
 mod structure;
 mod validate;
 

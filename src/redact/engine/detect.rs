@@ -12,6 +12,7 @@ use crate::redact::formats;
 use crate::redact::names;
 use crate::redact::numeric::{self, NumToken};
 use crate::redact::prose;
+use crate::redact::simd;
 use crate::redact::structure::{self, normalise_key, Pair, MAX_KEY};
 use crate::redact::validate;
 use crate::rules::{Category, ContextSide};
@@ -446,6 +447,9 @@ impl Engine {
             .tokens
             .iter()
             .any(|t| self.context_possible(t.rule, st));
+        // Byte classes 64 at a time: separators are skipped, and token ends
+        // found, from bit masks rather than byte by byte.
+        let mut cur = simd::Cursor::new(hay);
         while i < n {
             let b = hay[i];
             let c = class::of(b);
@@ -463,12 +467,19 @@ impl Engine {
                     prev_word = None;
                     continue;
                 }
-                i += 1;
+                i = cur.next_stop(i + 1);
                 continue;
             }
             // An IPv6 address: hex digits then a colon within five bytes.
             if let Some(rule) = self.ipv6 {
-                if let Some(e) = validate::ipv6_at(hay, i) {
+                // The colon is looked up in the masks first: most tokens
+                // have none near, and the byte loop of the check is skipped.
+                let v6 = if cur.colon_soon(i) {
+                    validate::ipv6_at(hay, i)
+                } else {
+                    None
+                };
+                if let Some(e) = v6 {
                     if let Some(strength) = self.accept(rule, hay, i, e, &st.hits) {
                         st.findings.push(Finding {
                             start: i,
@@ -506,7 +517,7 @@ impl Engine {
                 prev_word = None;
                 continue;
             }
-            let (e, seen, joined) = token_end(hay, i);
+            let (e, seen, joined) = token_end(hay, i, &mut cur);
             if seen & class::DIGIT != 0 {
                 let len = e - i;
                 if tokens_armed
@@ -958,17 +969,21 @@ fn value_group(
 /// bytes, so the caller knows without another pass whether it holds a digit
 /// or a letter, and whether a joiner was crossed (a token without one is a
 /// plain word when it holds no digit).
-fn token_end(hay: &[u8], start: usize) -> (usize, u8, bool) {
+fn token_end(hay: &[u8], start: usize, cur: &mut simd::Cursor<'_>) -> (usize, u8, bool) {
     let mut p = start;
     let mut seen = 0;
     let mut joined = false;
-    while p < hay.len() {
-        let c = class::of(hay[p]);
-        if c & class::TOKEN != 0 {
-            seen |= c;
-            p += 1;
-        } else if c & class::TOKEN_JOIN != 0
-            && p + 1 < hay.len()
+    loop {
+        let (e, digit, alpha) = cur.token_run(p);
+        if digit {
+            seen |= class::DIGIT;
+        }
+        if alpha {
+            seen |= class::ALPHA;
+        }
+        p = e;
+        if p + 1 < hay.len()
+            && class::is(hay[p], class::TOKEN_JOIN)
             && class::is(hay[p + 1], class::TOKEN)
         {
             joined = true;
