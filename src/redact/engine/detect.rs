@@ -2,11 +2,15 @@
 //! formats, the tokenizer, the gated regex) and leave its findings in the
 //! scratch, and the helpers that settle which findings stand.
 
+use std::cell::Cell;
+
 use regex_automata::meta;
 use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::Input;
 
-use super::{Engine, Finding, Hit, Scratch, State, STRENGTH_CONTEXT, STRENGTH_KEY, STRENGTH_PLAIN};
+use super::{
+    Engine, Finding, Hit, Mention, Scratch, State, STRENGTH_CONTEXT, STRENGTH_KEY, STRENGTH_PLAIN,
+};
 use crate::redact::class;
 use crate::redact::formats;
 use crate::redact::names;
@@ -16,6 +20,39 @@ use crate::redact::simd;
 use crate::redact::structure::{self, normalise_key, Pair, MAX_KEY};
 use crate::redact::validate;
 use crate::rules::{Category, ContextSide};
+
+/// The literal hits found so far on a line, for the context checks.
+#[derive(Clone, Copy)]
+struct HitsSeen<'a> {
+    hits: &'a [Hit],
+    /// `hits` is in order of start.
+    sorted: bool,
+    /// The longest hit, in bytes.
+    longest: usize,
+}
+
+impl<'a> HitsSeen<'a> {
+    /// The hits that may overlap `lo..=hi` (a superset when not sorted).
+    fn around(self, lo: usize, hi: usize) -> &'a [Hit] {
+        if !self.sorted {
+            return self.hits;
+        }
+        let from = lo.saturating_sub(self.longest);
+        let a = self.hits.partition_point(|h| h.start < from);
+        let b = self.hits.partition_point(|h| h.start <= hi);
+        &self.hits[a..b.max(a)]
+    }
+}
+
+impl State {
+    fn seen(&self) -> HitsSeen<'_> {
+        HitsSeen {
+            hits: &self.hits,
+            sorted: self.hits_sorted,
+            longest: self.longest_hit,
+        }
+    }
+}
 
 /// Whether the word ending at `e` continues: a word byte follows, or a
 /// hyphen, dot or underscore and then a letter or digit. `fax-gateway` and
@@ -73,6 +110,7 @@ impl Engine {
         &self,
         rule: u32,
         line: &[u8],
+        mentions: &[Cell<Mention>],
         value: &[u8],
         query: bool,
         decoded: &mut Vec<u8>,
@@ -80,8 +118,20 @@ impl Engine {
         // A key rule with context words takes the value only on a line that
         // mentions one of them, anywhere (`doc=IL_DL number=C436-3722-3802`).
         let r = &self.rules[rule as usize];
-        if !r.line_words.is_empty() && !mentions(line, &r.line_words) {
-            return false;
+        if !r.line_words.is_empty() {
+            // Looked up once per line: a line of many such keys would
+            // otherwise be read once per key.
+            let cell = &mentions[r.mention_slot];
+            if cell.get() == Mention::Unknown {
+                cell.set(if mentions_any(line, &r.line_words) {
+                    Mention::Yes
+                } else {
+                    Mention::No
+                });
+            }
+            if cell.get() == Mention::No {
+                return false;
+            }
         }
         // An opaque id (`clm_4471`) under a claim or case key is a code
         // that is not derived from the person (45 CFR 164.514(c)).
@@ -123,9 +173,14 @@ impl Engine {
             num,
             regex_cache,
             keys,
+            mentions,
             ..
         } = s;
         main.findings.clear();
+        for m in mentions.iter() {
+            m.set(Mention::Unknown);
+        }
+        let mentions = &**mentions;
         self.literal_pass(hay, main);
 
         // Structure: keys name values; query values may be encoded.
@@ -141,7 +196,8 @@ impl Engine {
             pairs_done = structure::scan_json(hay, stack, &lookup, &inherit, &mut |p: Pair| {
                 let v = &hay[p.start..p.end];
                 let rule = p.rule.expect("json pairs carry a rule");
-                if structure::is_own_token(v) || !self.keyed_value_ok(rule, hay, v, false, decoded)
+                if structure::is_own_token(v)
+                    || !self.keyed_value_ok(rule, hay, mentions, v, false, decoded)
                 {
                     return;
                 }
@@ -162,7 +218,7 @@ impl Engine {
             let decoded = &mut *decoded;
             let mut keyed = |p: Pair| {
                 let rule = p.rule.expect("format pairs carry a rule");
-                if self.keyed_value_ok(rule, hay, &hay[p.start..p.end], false, decoded) {
+                if self.keyed_value_ok(rule, hay, mentions, &hay[p.start..p.end], false, decoded) {
                     findings.push(Finding {
                         start: p.start,
                         end: p.end,
@@ -200,6 +256,9 @@ impl Engine {
         if !pairs_done || memchr::memchr(b'=', hay).is_some() {
             let findings = &mut main.findings;
             let decoded = &mut *decoded;
+            let mut text_end = (1, 0);
+            let mut extended = 0usize;
+            let extend_budget = hay.len().saturating_mul(4).saturating_add(64 << 10);
             structure::scan_pairs(hay, pairs_done, &lookup, &mut |p: Pair| {
                 if structure::is_own_token(&hay[p.start..p.end]) {
                     return true;
@@ -211,15 +270,27 @@ impl Engine {
                             && !p.query
                             && self.prose.as_ref().is_some_and(|x| x.rule == r) =>
                     {
-                        Pair {
-                            end: structure::text_value_end(hay, p.start).max(p.end),
-                            ..p
+                        // Every message value nested in this one ends where
+                        // it does: found once (a line of `msg = msg = ...`
+                        // was read once per key).
+                        if !(text_end.0..=text_end.1).contains(&p.start) {
+                            text_end = (p.start, structure::text_value_end(hay, p.start));
+                        }
+                        // Each such value is read whole below: past a few
+                        // times the line's length (`msg=a,msg=a,...`), the
+                        // value is left as the pair scanner cut it.
+                        let end = text_end.1.max(p.end);
+                        extended += end - p.start;
+                        if extended > extend_budget {
+                            p
+                        } else {
+                            Pair { end, ..p }
                         }
                     }
                     _ => p,
                 };
                 let rule = p.rule.filter(|&r| {
-                    self.keyed_value_ok(r, hay, &hay[p.start..p.end], p.query, decoded)
+                    self.keyed_value_ok(r, hay, mentions, &hay[p.start..p.end], p.query, decoded)
                 });
                 if let Some(rule) = rule {
                     // An unquoted value's end is a guess. Free text runs
@@ -280,7 +351,7 @@ impl Engine {
                         let v = &text[p.start..p.end];
                         if let Some(rule) = p
                             .rule
-                            .filter(|&r| self.keyed_value_ok(r, hay, v, true, inner))
+                            .filter(|&r| self.keyed_value_ok(r, hay, mentions, v, true, inner))
                         {
                             findings.push(Finding {
                                 start: p.start,
@@ -329,11 +400,19 @@ impl Engine {
     fn literal_pass(&self, hay: &[u8], st: &mut State) {
         st.hits.clear();
         st.triggered = false;
+        st.hits_sorted = true;
+        st.longest_hit = 0;
+        let words = self.rules.len().div_ceil(64);
         st.context_seen.clear();
-        st.context_seen.resize(self.rules.len().div_ceil(64), 0);
+        st.context_seen.resize(words, 0);
+        st.gate_seen.clear();
+        st.gate_seen.resize(words, 0);
         let State {
             hits,
             context_seen,
+            gate_seen,
+            hits_sorted,
+            longest_hit,
             findings,
             triggered,
         } = st;
@@ -341,12 +420,19 @@ impl Engine {
             let pat = &self.literal_uses[pid as usize];
             if pat.trigger {
                 *triggered = true;
+                for &r in &pat.gated_rules {
+                    gate_seen[r as usize / 64] |= 1 << (r % 64);
+                }
             }
             let bounded = (s == 0 || !joined_before(hay, s) || !class::is_word(hay[s]))
                 && (e == hay.len() || !joined_after(hay, e) || !class::is_word(hay[e - 1]));
             if !bounded && !pat.trigger {
                 return;
             }
+            if hits.last().is_some_and(|h| h.start > s) {
+                *hits_sorted = false;
+            }
+            *longest_hit = (*longest_hit).max(e - s);
             hits.push(Hit {
                 pattern: pid,
                 start: s,
@@ -356,8 +442,13 @@ impl Engine {
                 context_seen[r as usize / 64] |= 1 << (r % 64);
             }
             if bounded {
+                let seen = HitsSeen {
+                    hits,
+                    sorted: *hits_sorted,
+                    longest: *longest_hit,
+                };
                 for &r in &pat.keyword_rules {
-                    if let Some(strength) = self.accept(r, hay, s, e, hits) {
+                    if let Some(strength) = self.accept(r, hay, s, e, seen) {
                         findings.push(Finding {
                             start: s,
                             end: e,
@@ -369,12 +460,21 @@ impl Engine {
                 }
             }
         });
+        if !*hits_sorted {
+            // Punctuation-led literals are found after the words: the
+            // checks below look hits up by position.
+            hits.sort_by_key(|h| h.start);
+            *hits_sorted = true;
+        }
     }
 
     /// Whether a regex rule's gate literal occurred (or it has none).
-    fn gate_open(&self, rule: u32, hits: &[Hit]) -> bool {
-        let r = &self.rules[rule as usize];
-        r.triggers.is_empty() || hits.iter().any(|h| r.triggers.contains(&h.pattern))
+    fn gate_open(&self, rule: u32, st: &State) -> bool {
+        self.rules[rule as usize].triggers.is_empty()
+            || st
+                .gate_seen
+                .get(rule as usize / 64)
+                .is_some_and(|w| w & (1 << (rule % 64)) != 0)
     }
 
     /// Whether a rule's context requirement can be met on this line at all.
@@ -387,7 +487,7 @@ impl Engine {
     }
 
     /// Validator and context checks; returns the finding's strength.
-    fn accept(&self, rule: u32, hay: &[u8], s: usize, e: usize, hits: &[Hit]) -> Option<u8> {
+    fn accept(&self, rule: u32, hay: &[u8], s: usize, e: usize, seen: HitsSeen<'_>) -> Option<u8> {
         let r = &self.rules[rule as usize];
         // Context first: on most lines there are no context words at all, and
         // that answer costs nothing next to a validator.
@@ -406,6 +506,10 @@ impl Engine {
             // and it speaks of this candidate: no other number and no other
             // key lies between them (`plate DHC 285 eta=52m`: the word plate
             // is about 285, not about 52m).
+            // Only the hits that can reach the window are looked at: a line
+            // of many numbers and many context words would otherwise cost
+            // their product.
+            let hits = seen.around(lo, hi);
             let near = hits.iter().any(|h| {
                 h.start <= hi
                     && h.end >= lo
@@ -480,7 +584,7 @@ impl Engine {
                     None
                 };
                 if let Some(e) = v6 {
-                    if let Some(strength) = self.accept(rule, hay, i, e, &st.hits) {
+                    if let Some(strength) = self.accept(rule, hay, i, e, st.seen()) {
                         st.findings.push(Finding {
                             start: i,
                             end: e,
@@ -533,7 +637,7 @@ impl Engine {
                             continue;
                         }
                         if t.regex.is_match(tok) {
-                            if let Some(strength) = self.accept(t.rule, hay, i, e, &st.hits) {
+                            if let Some(strength) = self.accept(t.rule, hay, i, e, st.seen()) {
                                 st.findings.push(Finding {
                                     start: i,
                                     end: e,
@@ -604,14 +708,14 @@ impl Engine {
                     let mut best: Option<Finding> = None;
                     for &rule in &self.regex_rules[m.pattern().as_usize()] {
                         let r = &self.rules[rule as usize];
-                        let gated = self.gate_open(rule, &st.hits);
+                        let gated = self.gate_open(rule, st);
                         let (vs, ve) = match &r.value_regex {
                             Some((vr, g)) if gated => value_group(vr, *g, hay, m.start(), m.end()),
                             _ => Some((m.start(), m.end())),
                         }
                         .unwrap_or((m.start(), m.end()));
                         if gated && ve > vs {
-                            if let Some(strength) = self.accept(rule, hay, vs, ve, &st.hits) {
+                            if let Some(strength) = self.accept(rule, hay, vs, ve, st.seen()) {
                                 if best.is_none_or(|b| strength > b.strength) {
                                     best = Some(Finding {
                                         start: vs,
@@ -659,7 +763,7 @@ impl Engine {
                 seen[n] = rule;
                 n += 1;
             }
-            if self.gate_open(rule, &st.hits) && self.context_possible(rule, st) {
+            if self.gate_open(rule, st) && self.context_possible(rule, st) {
                 return true;
             }
         }
@@ -678,7 +782,7 @@ impl Engine {
                     if !self.context_possible(rule, st) {
                         return;
                     }
-                    if let Some(strength) = self.accept(rule, hay, s, e, &st.hits) {
+                    if let Some(strength) = self.accept(rule, hay, s, e, st.seen()) {
                         if best.is_none_or(|(_, bs)| strength > bs) {
                             best = Some((rule, strength));
                         }
@@ -706,7 +810,7 @@ impl Engine {
 
 /// Whether `line` holds one of `words` (lower case) as a whole word,
 /// case-insensitively; `_` separates words here (`IL_DL` mentions `dl`).
-fn mentions(line: &[u8], words: &[Box<[u8]>]) -> bool {
+fn mentions_any(line: &[u8], words: &[Box<[u8]>]) -> bool {
     words.iter().any(|w| {
         let n = w.len();
         n > 0
@@ -766,8 +870,32 @@ fn nothing_between(hay: &[u8], h: &Hit, s: usize, e: usize) -> bool {
 
 /// Removes findings that touch a replacement token scrubs wrote earlier, so
 /// that redacting scrubbed output changes nothing.
+///
+/// The tokens are found first, in one pass: each `[` is paired with the
+/// next `]`, kept from one `[` to the next, so that a line of brackets
+/// without a close is not searched to its end once per bracket.
 fn drop_inside_own_tokens(hay: &[u8], findings: &mut Vec<Finding>) {
     if memchr::memchr(b'[', hay).is_none() {
+        return;
+    }
+    let mut tokens: Vec<(usize, usize)> = Vec::new();
+    let mut close: Option<usize> = None;
+    for s in memchr::memchr_iter(b'[', hay) {
+        let c = match close {
+            Some(c) if c > s => c,
+            _ => match memchr::memchr(b']', &hay[s..]) {
+                Some(j) => {
+                    close = Some(s + j);
+                    s + j
+                }
+                None => break,
+            },
+        };
+        if structure::is_own_token(&hay[s..=c]) {
+            tokens.push((s, c + 1));
+        }
+    }
+    if tokens.is_empty() {
         return;
     }
     // A keyed value that holds a token and other text
@@ -778,41 +906,25 @@ fn drop_inside_own_tokens(hay: &[u8], findings: &mut Vec<Finding>) {
         if f.strength != STRENGTH_KEY {
             continue;
         }
-        let mut split = false;
+        let first = tokens.partition_point(|t| t.0 < f.start);
         let mut seg = f.start;
-        let mut i = f.start;
-        while i < f.end {
-            if hay[i] == b'[' {
-                if let Some(j) = memchr::memchr(b']', &hay[i..f.end]) {
-                    if structure::is_own_token(&hay[i..i + j + 1]) {
-                        push_text_piece(hay, findings, f, seg, i);
-                        split = true;
-                        i += j + 1;
-                        seg = i;
-                        continue;
-                    }
-                }
-            }
-            i += 1;
+        let mut split = false;
+        for &(ts, te) in tokens[first..].iter().take_while(|t| t.1 <= f.end) {
+            push_text_piece(hay, findings, f, seg, ts);
+            split = true;
+            seg = te;
         }
         if split {
             push_text_piece(hay, findings, f, seg, f.end);
             findings[k].end = findings[k].start;
         }
     }
-    findings.retain(|f| f.end > f.start);
-    let mut p = 0;
-    while let Some(i) = memchr::memchr(b'[', &hay[p..]) {
-        let s = p + i;
-        let Some(j) = memchr::memchr(b']', &hay[s..]) else {
-            break;
-        };
-        let e = s + j + 1;
-        if structure::is_own_token(&hay[s..e]) {
-            findings.retain(|f| f.end <= s || f.start >= e);
-        }
-        p = s + 1;
-    }
+    // Tokens do not overlap and are in order: the first token ending after
+    // a finding's start is the only one that can touch it first.
+    findings.retain(|f| {
+        let i = tokens.partition_point(|t| t.1 <= f.start);
+        f.end > f.start && tokens.get(i).is_none_or(|t| t.0 >= f.end)
+    });
 }
 
 /// Adds the part `s..e` of keyed finding `f` when it holds a letter or digit.
@@ -993,4 +1105,36 @@ fn token_end(hay: &[u8], start: usize, cur: &mut simd::Cursor<'_>) -> (usize, u8
         }
     }
     (p, seen, joined)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Looking hits up by position finds every hit a context window can
+        /// touch: the same answer as reading them all.
+        #[test]
+        fn hits_around_a_window_include_every_hit_touching_it(
+            mut spans in proptest::collection::vec((0usize..400, 1usize..30), 0..60),
+            lo in 0usize..450,
+            width in 0usize..60,
+        ) {
+            spans.sort_unstable();
+            let hits: Vec<Hit> = spans
+                .iter()
+                .map(|&(start, len)| Hit { pattern: 0, start, end: start + len })
+                .collect();
+            let longest = spans.iter().map(|s| s.1).max().unwrap_or(0);
+            let hi = lo + width;
+            let seen = HitsSeen { hits: &hits, sorted: true, longest };
+            let around = seen.around(lo, hi);
+            for h in hits.iter().filter(|h| h.start <= hi && h.end >= lo) {
+                proptest::prop_assert!(
+                    around.iter().any(|a| a.start == h.start && a.end == h.end),
+                    "{}..{} missing for {}..={}", h.start, h.end, lo, hi
+                );
+            }
+        }
+    }
 }

@@ -7,10 +7,11 @@ mod detect;
 mod rewrite;
 mod scratch;
 
+use scratch::Mention;
 pub use scratch::Scratch;
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -87,6 +88,10 @@ struct Rule {
     /// For a key rule with context: the context words, lower case, one of
     /// which the line must mention anywhere.
     line_words: Vec<Box<[u8]>>,
+    /// For a rule with `line_words`: its slot in [`Scratch`]'s per-line
+    /// record of which rules' words the line mentions (a line is searched
+    /// for a rule's words once, however many of its keys the line holds).
+    mention_slot: usize,
     detector: &'static str,
     file: Arc<str>,
     line: usize,
@@ -111,6 +116,8 @@ struct LiteralUse {
     keyword_rules: Vec<u32>,
     context_rules: Vec<u32>,
     trigger: bool,
+    /// The regex rules this literal gates (`requires`).
+    gated_rules: Vec<u32>,
 }
 
 /// The literals of every rule, deduplicated case-insensitively, with what
@@ -176,6 +183,13 @@ struct State {
     /// One bit per rule: a context word of that rule occurred on the line.
     /// Sized on first use, so it does not allocate afterwards.
     context_seen: Vec<u64>,
+    /// One bit per rule: a literal that gates that regex rule occurred.
+    gate_seen: Vec<u64>,
+    /// `hits` is in order of start: true once the literal pass has ended
+    /// (it sorts them), and while it reads words, which come in order.
+    hits_sorted: bool,
+    /// The longest hit on the line, in bytes.
+    longest_hit: usize,
     findings: Vec<Finding>,
     triggered: bool,
 }
@@ -249,6 +263,7 @@ impl Engine {
     pub fn new(set: &RuleSet, key: PseudonymKey) -> Result<Engine, Error> {
         let mut problems: Vec<RuleProblem> = Vec::new();
         let mut rules = Vec::new();
+        let mut mention_slots = 0usize;
         let mut lits = LiteralTable::default();
         let mut keys: HashMap<Box<[u8]>, u32, BuildFx> = HashMap::with_hasher(BuildFx);
         let mut key_word_ids: HashMap<Box<[u8]>, u32, BuildFx> = HashMap::with_hasher(BuildFx);
@@ -336,6 +351,7 @@ impl Engine {
                         for lit in req {
                             let (p, pat) = lits.add(lit);
                             pat.trigger = true;
+                            pat.gated_rules.push(idx);
                             triggers.push(p as u32);
                         }
                     }
@@ -529,10 +545,17 @@ impl Engine {
             } else {
                 Vec::new()
             };
+            let mention_slot = if line_words.is_empty() {
+                usize::MAX
+            } else {
+                mention_slots += 1;
+                mention_slots - 1
+            };
             rules.push(Rule {
                 id: spec.id.clone(),
                 exclude,
                 line_words,
+                mention_slot,
                 description: spec.description.clone(),
                 category,
                 action,
@@ -635,7 +658,19 @@ impl Engine {
             regex_cache: self.regex.as_ref().map(|r| r.create_cache()),
             counts: vec![0; self.rules.len()],
             keys: RefCell::new(KeyCache::new()),
+            mentions: self.mention_cells(),
         }
+    }
+
+    /// One [`Mention`] cell per rule whose key values need a context word on
+    /// the line, all unknown.
+    fn mention_cells(&self) -> Box<[Cell<Mention>]> {
+        let n = self
+            .rules
+            .iter()
+            .filter(|r| !r.line_words.is_empty())
+            .count();
+        vec![Cell::new(Mention::Unknown); n].into_boxed_slice()
     }
 
     /// The number of rules in force.
@@ -673,10 +708,12 @@ impl Engine {
     /// not a message, a key rule whose validator fails).
     pub fn field_rule(&self, key: &str, value: &str) -> Option<usize> {
         let mut decoded = Vec::new();
+        let mentions = self.mention_cells();
         self.key_rule(key).filter(|&r| {
             self.keyed_value_ok(
                 r as u32,
                 value.as_bytes(),
+                &mentions,
                 value.as_bytes(),
                 false,
                 &mut decoded,

@@ -2,7 +2,7 @@
 //! recent structured-key lookups ([`KeyCache`]), and their hand-written
 //! `Debug`, which shows sizes only because the buffers hold event content.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::hash::BuildHasher as _;
 
 use regex_automata::meta;
@@ -28,6 +28,17 @@ pub struct Scratch {
     pub(super) regex_cache: Option<meta::Cache>,
     pub(super) counts: Vec<u64>,
     pub(super) keys: RefCell<KeyCache>,
+    /// Per line: whether it mentions each context-key rule's words (slots
+    /// in `Rule::mention_slot`), found at the first key that asks.
+    pub(super) mentions: Box<[Cell<Mention>]>,
+}
+
+/// Whether a line mentions one rule's context words, once looked up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Mention {
+    Unknown,
+    Yes,
+    No,
 }
 
 /// Remembers recent structured-key lookups. Log lines repeat the same few
