@@ -254,6 +254,39 @@ fn is_key_byte(b: u8) -> bool {
 const REREAD_FACTOR: usize = 4;
 const REREAD_SLACK: usize = 64 << 10;
 
+/// The bytes of values a pass may read on a line of `len` bytes when values
+/// nest in one another: [`scan_pairs`]' re-read values, and the engine's
+/// message values extended to their text's end.
+pub fn reread_budget(len: usize) -> usize {
+    len.saturating_mul(REREAD_FACTOR)
+        .saturating_add(REREAD_SLACK)
+}
+
+/// A forward search asked from positions that only grow: its answer (the
+/// first match at or after the position, or the line's length) is kept
+/// until the position passes it, so the line is read once however often
+/// it is asked. Searching afresh from each position read a line once per
+/// key (`[`-values without a `]`, escapes on a line without spaces).
+#[derive(Debug, Default)]
+pub struct KeptSearch {
+    found: Option<usize>,
+}
+
+impl KeptSearch {
+    /// The first match at or after `from`, by `search(from)`, which must
+    /// give the same first match for every `from` up to it.
+    pub fn next(&mut self, from: usize, search: impl FnOnce(usize) -> usize) -> usize {
+        match self.found {
+            Some(f) if f >= from => f,
+            _ => {
+                let f = search(from);
+                self.found = Some(f);
+                f
+            }
+        }
+    }
+}
+
 /// Finds `key=value`, `key: value`, `'key': 'value'`, `key = 'value'` and
 /// `key => value` pairs in free text. Reports pairs whose key names a rule,
 /// and every URL query parameter (which may hide encoded values); `out`
@@ -271,8 +304,8 @@ pub fn scan_pairs(
     let n = hay.len();
     let mut resume = 0;
     let mut escapes = EscapeLookahead::default();
-    let mut next_close: Option<usize> = None;
-    let budget = n.saturating_mul(REREAD_FACTOR).saturating_add(REREAD_SLACK);
+    let mut next_close = KeptSearch::default();
+    let budget = reread_budget(n);
     let mut reread = 0usize;
     // A JSON line has a colon per field: with `eq_only` they are not even
     // visited.
@@ -379,14 +412,7 @@ pub fn scan_pairs(
             // earlier pass) runs to its closing bracket.
             // The next `]` is kept for the values after this one: a line of
             // `[` without one was searched to its end once per value.
-            let close = match next_close {
-                Some(c) if c >= v => c,
-                _ => {
-                    let c = memchr(b']', &hay[v..]).map_or(n, |i| v + i);
-                    next_close = Some(c);
-                    c
-                }
-            };
+            let close = next_close.next(v, |v| memchr(b']', &hay[v..]).map_or(n, |i| v + i));
             if close < n {
                 (v, close + 1, close + 1)
             } else {
@@ -437,32 +463,19 @@ pub fn scan_pairs(
 /// key, and a 240 KB line of nested JSON took 5.7 s.
 #[derive(Debug, Default)]
 struct EscapeLookahead {
-    /// The first escape at or after the last search's start (the line's
-    /// length if there is none).
-    escape: Option<usize>,
-    /// The first white space or `&` at or after the last search's start.
-    stop: Option<usize>,
+    /// The first escape.
+    escape: KeptSearch,
+    /// The first white space or `&`.
+    stop: KeptSearch,
 }
 
 impl EscapeLookahead {
     fn encoded_after(&mut self, hay: &[u8], v: usize) -> bool {
         let v = v.min(hay.len());
-        let escape = match self.escape {
-            Some(e) if e >= v => e,
-            _ => {
-                let e = next_escape(hay, v);
-                self.escape = Some(e);
-                e
-            }
-        };
-        let stop = match self.stop {
-            Some(s) if s >= v => s,
-            _ => {
-                let s = memchr3(b' ', b'\t', b'&', &hay[v..]).map_or(hay.len(), |i| v + i);
-                self.stop = Some(s);
-                s
-            }
-        };
+        let escape = self.escape.next(v, |v| next_escape(hay, v));
+        let stop = self.stop.next(v, |v| {
+            memchr3(b' ', b'\t', b'&', &hay[v..]).map_or(hay.len(), |i| v + i)
+        });
         escape < stop
     }
 }
@@ -1028,7 +1041,7 @@ mod tests {
                 handed += p.end - p.start;
                 false
             });
-            let bound = line.len() * (REREAD_FACTOR + 1) + REREAD_SLACK;
+            let bound = line.len() + reread_budget(line.len());
             assert!(
                 handed <= bound,
                 "{unit:?}: {handed} bytes handed out, bound {bound}"

@@ -258,7 +258,7 @@ impl Engine {
             let decoded = &mut *decoded;
             let mut text_end = (1, 0);
             let mut extended = 0usize;
-            let extend_budget = hay.len().saturating_mul(4).saturating_add(64 << 10);
+            let extend_budget = structure::reread_budget(hay.len());
             structure::scan_pairs(hay, pairs_done, &lookup, &mut |p: Pair| {
                 if structure::is_own_token(&hay[p.start..p.end]) {
                     return true;
@@ -879,18 +879,14 @@ fn drop_inside_own_tokens(hay: &[u8], findings: &mut Vec<Finding>) {
         return;
     }
     let mut tokens: Vec<(usize, usize)> = Vec::new();
-    let mut close: Option<usize> = None;
+    let mut close = structure::KeptSearch::default();
     for s in memchr::memchr_iter(b'[', hay) {
-        let c = match close {
-            Some(c) if c > s => c,
-            _ => match memchr::memchr(b']', &hay[s..]) {
-                Some(j) => {
-                    close = Some(s + j);
-                    s + j
-                }
-                None => break,
-            },
-        };
+        let c = close.next(s, |s| {
+            memchr::memchr(b']', &hay[s..]).map_or(hay.len(), |j| s + j)
+        });
+        if c == hay.len() {
+            break;
+        }
         if structure::is_own_token(&hay[s..=c]) {
             tokens.push((s, c + 1));
         }
