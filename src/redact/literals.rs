@@ -319,8 +319,12 @@ impl LiteralMatcher {
             if hay.len() < SHORT_HAY {
                 // Attribute values are mostly a few bytes long: comparing at
                 // each offset costs less than starting the vectorised search.
+                // The first byte is compared inline: a slice compare at every
+                // offset was a `memcmp` call per byte of every attribute
+                // value (3% of the CPU of the OTLP bench).
+                let (first, rest) = (needle[0], &needle[1..]);
                 for at in 0..(hay.len() + 1).saturating_sub(needle.len()) {
-                    if hay[at..].starts_with(needle) {
+                    if hay[at] == first && hay[at + 1..].starts_with(rest) {
                         f(*id, at, at + needle.len());
                     }
                 }
