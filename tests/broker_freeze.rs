@@ -149,6 +149,27 @@ fn replay_skips_events_the_frozen_broker_stored_after_all() {
         for _ in 0..20 {
             send(50).await.unwrap();
         }
+        // On a loaded machine the new topic's leader can answer later than
+        // `ack_timeout`, and the first batches are spooled. A sink still
+        // spooling at the freeze sends nothing into the frozen broker, and
+        // the read-back would not be exercised: wait for the spool to drain
+        // into Kafka first (CI failed once this way: 1,550 of 1,750 events
+        // spooled, none stored by the frozen broker).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            while sink.spooling() {
+                assert!(
+                    Instant::now() < deadline,
+                    "Kafka never answered before the freeze"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // One batch acknowledged directly: the sink is sending to Kafka.
+            send(50).await.unwrap();
+            if !sink.spooling() {
+                break;
+            }
+        }
         let frozen = Frozen::freeze(&pid);
         let t = Instant::now();
         send(50).await.unwrap();
