@@ -182,11 +182,7 @@ fn with_folded<T>(line: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
     }
     FOLDED.with_borrow_mut(|buf| {
         buf.clear();
-        buf.extend(
-            line.iter()
-                .filter(|b| b.is_ascii_alphanumeric())
-                .map(u8::to_ascii_lowercase),
-        );
+        buf.extend(keys::folded(line));
         f(buf)
     })
 }

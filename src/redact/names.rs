@@ -105,7 +105,11 @@ impl WordMap {
 
     /// The slot holding `word`, or the empty slot where it would go.
     fn slot(&self, word: &[u8]) -> usize {
-        let hash = BuildFx.hash_one(word);
+        self.probe(word, BuildFx.hash_one(word))
+    }
+
+    /// [`WordMap::slot`] for a word whose hash is known.
+    fn probe(&self, word: &[u8], hash: u64) -> usize {
         let (mask, tag, offsets) = (self.slots.len() - 1, self.tag(hash), self.offset_mask());
         let mut i = hash as usize & mask;
         loop {
@@ -129,7 +133,8 @@ impl WordMap {
     /// and the offsets if the arena outgrows them.
     fn add(&mut self, word: &[u8], flag: u8) {
         debug_assert!(word.len() <= MAX_WORD);
-        let i = self.slot(word);
+        let hash = BuildFx.hash_one(word);
+        let i = self.probe(word, hash);
         let v = self.slots[i];
         if v != 0 {
             let off = (v & self.offset_mask()) as usize;
@@ -146,7 +151,7 @@ impl WordMap {
         self.arena.push(word.len() as u8);
         self.arena.push(flag);
         self.arena.extend_from_slice(word);
-        self.slots[i] = self.tag(BuildFx.hash_one(word)) | off;
+        self.slots[i] = self.tag(hash) | off;
         self.len += 1;
     }
 
@@ -159,8 +164,9 @@ impl WordMap {
         while off < self.arena.len() {
             let len = usize::from(self.arena[off]);
             let word = &self.arena[off + 2..off + 2 + len];
-            let i = self.slot(word);
-            self.slots[i] = self.tag(BuildFx.hash_one(word)) | off as u32;
+            let hash = BuildFx.hash_one(word);
+            let i = self.probe(word, hash);
+            self.slots[i] = self.tag(hash) | off as u32;
             off += 2 + len;
         }
     }
