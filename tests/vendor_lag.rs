@@ -400,6 +400,12 @@ fn otlp_with_a_slow_vendor_pushes_back_and_loses_nothing() {
     let cfg = Sidecar {
         include: dir.path().join("none.log").display().to_string(),
         otlp: Some(&[]),
+        // Batches of 400 records at 100 ms each: the vendor takes at most
+        // 4,000 records/s, well under what even a debug build on a loaded
+        // machine accepts, so the queue must fill. With the default 4,096
+        // records a batch the vendor kept up with a slow CI client and never
+        // pushed back.
+        vendor_batch: "max_wait: 50ms, max_records: 400",
         vendor: &["queue: { max_bytes: 1MiB }"],
         ..Sidecar::default()
     }

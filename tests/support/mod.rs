@@ -425,7 +425,10 @@ pub struct Sidecar<'a> {
     pub otlp: Option<&'a [&'a str]>,
     /// An audit fork, or none.
     pub audit: Option<Audit<'a>>,
-    /// Vendor settings after `batch: { max_wait: 50ms }`.
+    /// The vendor's `batch` settings, `max_wait: 50ms` unless a test
+    /// needs others.
+    pub vendor_batch: &'a str,
+    /// Vendor settings after `batch`.
     pub vendor: &'a [&'a str],
     /// Top-level sections written as they are, before `shutdown`.
     pub extra: &'a str,
@@ -448,6 +451,7 @@ impl Default for Sidecar<'_> {
             file: &[],
             otlp: None,
             audit: None,
+            vendor_batch: "max_wait: 50ms",
             vendor: &[],
             extra: "",
             drain_deadline: "10s",
@@ -486,8 +490,9 @@ impl Sidecar<'_> {
             ));
         }
         cfg.push_str(&format!(
-            "vendors:\n  - name: test-vendor\n    endpoint: http://127.0.0.1:{}\n    baa_covered: true\n    batch: {{ max_wait: 50ms }}\n{}admin:\n  address: \"127.0.0.1:{}\"\n{}shutdown:\n  drain_deadline: {}\n",
+            "vendors:\n  - name: test-vendor\n    endpoint: http://127.0.0.1:{}\n    baa_covered: true\n    batch: {{ {} }}\n{}admin:\n  address: \"127.0.0.1:{}\"\n{}shutdown:\n  drain_deadline: {}\n",
             p.vendor,
+            self.vendor_batch,
             lines(self.vendor, "    "),
             p.admin,
             self.extra,
