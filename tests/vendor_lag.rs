@@ -41,6 +41,58 @@ fn line(i: usize) -> String {
 }
 
 /// The line number a scrubbed body carries.
+/// An OTLP logs request of one record per number in `numbers`, each a
+/// clean line of about 100 bytes ending `i=<number>`.
+fn logs_request(numbers: std::ops::Range<usize>) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
+
+    let records = numbers
+        .map(|i| LogRecord {
+            body: Some(support::s(&format!(
+                "order shipped pad=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx i={i}"
+            ))),
+            ..Default::default()
+        })
+        .collect();
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Posts an OTLP logs request until it is accepted, as an OTLP exporter
+/// does: a 429 or 503 is retried after a pause. Returns the number of
+/// refusals.
+fn post_until_accepted(port: u16, body: &[u8], start: Instant) -> usize {
+    let mut refused = 0;
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(90), "too slow");
+        let t = Instant::now();
+        let (code, _) = support::post_proto(port, "/v1/logs", body);
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "answer took {:?}",
+            t.elapsed()
+        );
+        match code {
+            200 => return refused,
+            429 | 503 => {
+                refused += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            other => panic!("HTTP {other}"),
+        }
+    }
+}
+
 fn number(body: &str) -> usize {
     body.rsplit(['=', ':'])
         .next()
@@ -389,10 +441,6 @@ fn lag_past_max_bytes_skips_to_half_and_counts_exactly() {
 /// a client that retries as OTLP exporters do loses nothing.
 #[test]
 fn otlp_with_a_slow_vendor_pushes_back_and_loses_nothing() {
-    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-    use prost::Message;
-
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let vendor = slow_vendor(&rt, Duration::from_millis(100));
@@ -418,44 +466,7 @@ fn otlp_with_a_slow_vendor_pushes_back_and_loses_nothing() {
     let mut refused = 0;
     let start = Instant::now();
     for r in 0..REQUESTS {
-        let records = (0..PER)
-            .map(|k| LogRecord {
-                body: Some(support::s(&format!(
-                    "order shipped pad=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx i={}",
-                    r * PER + k
-                ))),
-                ..Default::default()
-            })
-            .collect();
-        let body = ExportLogsServiceRequest {
-            resource_logs: vec![ResourceLogs {
-                scope_logs: vec![ScopeLogs {
-                    log_records: records,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        }
-        .encode_to_vec();
-        // As an OTLP exporter does: retry 429/503 after the time asked.
-        loop {
-            assert!(start.elapsed() < Duration::from_secs(90), "too slow");
-            let t = Instant::now();
-            let (code, _) = support::post_proto(ports.http, "/v1/logs", &body);
-            assert!(
-                t.elapsed() < Duration::from_secs(5),
-                "answer took {:?}",
-                t.elapsed()
-            );
-            match code {
-                200 => break,
-                429 | 503 => {
-                    refused += 1;
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                other => panic!("HTTP {other}"),
-            }
-        }
+        refused += post_until_accepted(ports.http, &logs_request(r * PER..(r + 1) * PER), start);
     }
     let n = REQUESTS * PER;
     let received = || vendor.got.lock().unwrap().bodies.len();
@@ -490,4 +501,116 @@ fn otlp_with_a_slow_vendor_pushes_back_and_loses_nothing() {
         ),
         0
     );
+}
+
+/// Requests admitted together, each while the vendor's queue was under half
+/// full, can overfill it. Their batches used to be queued after the client's
+/// 200 was decided, and a batch still without room after the 2 s wait was
+/// dropped (`queue_full`): records the client had been told were accepted.
+/// Room is now held before the answer, and a request that gets none in
+/// time is refused (429) and sent again.
+#[test]
+fn otlp_requests_admitted_together_are_refused_not_dropped_when_the_queue_overfills() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Room comes back only when a request is done, 3 s after it was sent:
+    // longer than the 2 s an admitted request waits for room.
+    let vendor = slow_vendor(&rt, Duration::from_secs(3));
+    let ports = Ports::new(vendor.port);
+    let cfg = Sidecar {
+        include: dir.path().join("none.log").display().to_string(),
+        otlp: Some(&[]),
+        // Each request below is about 210 KB: with one in flight at the
+        // vendor the queue is under half full, and two more admitted
+        // together do not both fit.
+        vendor_batch: "max_wait: 50ms, max_bytes: 256KiB",
+        vendor: &["queue: { max_bytes: 512KiB }"],
+        ..Sidecar::default()
+    }
+    .write(dir.path(), &ports);
+    let mut scrubs = Scrubs::start(&cfg, &[]);
+    scrubs.wait_ready(ports.admin);
+
+    const PER: usize = 2_000;
+    let start = Instant::now();
+    // Refused for want of room (now), or accepted and dropped (before).
+    let found_full = || {
+        let m = http_get(ports.admin, "/metrics").unwrap().1;
+        metric(
+            &m,
+            "scrubs_otlp_refused_total{reason=\"vendor_queue_full\"}",
+        ) + metric(
+            &m,
+            "scrubs_vendor_dropped_total{vendor=\"test-vendor\",reason=\"queue_full\"}",
+        )
+    };
+    // Each wave: one request that the vendor then holds for 3 s, then two
+    // at once. Both of the two are admitted only when scrubs' two workers
+    // take them at the same moment (one worker alone admits the second
+    // after the first has its room, and refuses it for back-pressure), so
+    // the waves go on until a request finds the queue full.
+    let mut next = 0;
+    let mut refused = 0;
+    let mut waves = 0;
+    while found_full() == 0 {
+        assert!(
+            waves < 8,
+            "no request found the queue full in {waves} waves"
+        );
+        waves += 1;
+        refused += post_until_accepted(ports.http, &logs_request(next..next + PER), start);
+        next += PER;
+        let barrier = std::sync::Barrier::new(2);
+        refused += std::thread::scope(|scope| {
+            let clients: Vec<_> = (0..2)
+                .map(|c| {
+                    let (barrier, http) = (&barrier, ports.http);
+                    let body = logs_request(next + c * PER..next + (c + 1) * PER);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        post_until_accepted(http, &body, start)
+                    })
+                })
+                .collect();
+            clients
+                .into_iter()
+                .map(|c| c.join().unwrap())
+                .sum::<usize>()
+        });
+        next += 2 * PER;
+    }
+    // Checked before waiting for delivery: dropped records never come.
+    let m = http_get(ports.admin, "/metrics").unwrap().1;
+    assert_eq!(
+        metric(
+            &m,
+            "scrubs_vendor_dropped_total{vendor=\"test-vendor\",reason=\"queue_full\"}"
+        ),
+        0,
+        "records accepted, then dropped for want of room"
+    );
+    let n = next;
+    let received = || vendor.got.lock().unwrap().bodies.len();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while received() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} at the vendor",
+            received()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, _) = scrubs.stop();
+    assert_eq!(code, Some(0));
+    let bodies = vendor.got.lock().unwrap().bodies.clone();
+    let mut count = vec![0usize; n];
+    for b in &bodies {
+        count[number(b)] += 1;
+    }
+    eprintln!(
+        "{waves} waves: {refused} answers 429/503, {} of {n} at the vendor, {:?}",
+        bodies.len(),
+        start.elapsed()
+    );
+    assert!(count.iter().all(|&c| c == 1), "lost or duplicated records");
 }

@@ -100,12 +100,23 @@ pub trait VendorOut: Send + Sync + 'static {
         None
     }
 
-    /// Queues a batch, waiting up to `wait` for room before dropping it
-    /// (counted). For OTLP requests already admitted.
-    fn send_within(&self, batch: VendorBatch, wait: Duration) -> BoxFuture<'_, ()> {
-        let _ = wait;
-        let _ = self.send(batch);
-        Box::pin(std::future::ready(()))
+    /// Holds room in the vendor's queue for a batch of an admitted OTLP
+    /// request, waiting up to `wait` for it, before the request is
+    /// answered (see [`Pipeline::hold_vendor_room`]). When no room comes in
+    /// time: [`Hold::Full`] if `refuse` (the request is then refused and
+    /// the client sends it again), else the batch is dropped and counted.
+    /// By default a vendor has room at once and sends when told to.
+    fn hold_within(
+        &self,
+        batch: VendorBatch,
+        wait: Duration,
+        refuse: bool,
+    ) -> BoxFuture<'_, Hold<'_>> {
+        let _ = (wait, refuse);
+        let later: Box<dyn HeldRoom + '_> = Box::new(SendLater(move || {
+            let _ = self.send(batch);
+        }));
+        Box::pin(std::future::ready(Hold::Room(later)))
     }
 
     /// Whether new OTLP requests should be refused with 429 until the
@@ -121,14 +132,59 @@ pub trait VendorOut: Send + Sync + 'static {
         self.send(batch.batch().clone())
     }
 
-    /// [`VendorOut::send_within`] for a batch every vendor receives.
-    fn send_within_shared(&self, batch: Arc<SharedBatch>, wait: Duration) -> BoxFuture<'_, ()> {
-        self.send_within(batch.batch().clone(), wait)
+    /// [`VendorOut::hold_within`] for a batch every vendor receives.
+    fn hold_within_shared(
+        &self,
+        batch: Arc<SharedBatch>,
+        wait: Duration,
+        refuse: bool,
+    ) -> BoxFuture<'_, Hold<'_>> {
+        self.hold_within(batch.batch().clone(), wait, refuse)
     }
 
     /// [`VendorOut::send_crisis`] for a batch every vendor receives.
     fn send_crisis_shared(&self, batch: Arc<SharedBatch>) -> BoxFuture<'_, ()> {
         self.send_crisis(batch.batch().clone())
+    }
+}
+
+/// Room held in one vendor's queue for one batch (see
+/// [`VendorOut::hold_within`]). `send` queues the batch in it; dropping it
+/// unsent gives the room back, and the vendor never saw the batch.
+pub trait HeldRoom: Send {
+    fn send(self: Box<Self>);
+}
+
+/// What [`VendorOut::hold_within`] got from one vendor.
+pub enum Hold<'a> {
+    /// Room for the batch, to be sent once the request is accepted.
+    Room(Box<dyn HeldRoom + 'a>),
+    /// Nothing to send: the vendor does not take this batch (its signal,
+    /// no records), or dropped it and counted why (larger than its whole
+    /// queue; no room while failing past `lag_limit.max_failing`; no room
+    /// for a request that must not be refused).
+    Nothing,
+    /// No room within the wait: refuse the request, to be sent again.
+    Full,
+}
+
+impl std::fmt::Debug for Hold<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Hold::Room(_) => "Room",
+            Hold::Nothing => "Nothing",
+            Hold::Full => "Full",
+        })
+    }
+}
+
+/// A [`HeldRoom`] for a vendor that has no queue to hold room in: it sends
+/// when told to.
+struct SendLater<F>(F);
+
+impl<F: FnOnce() + Send> HeldRoom for SendLater<F> {
+    fn send(self: Box<Self>) {
+        (self.0)()
     }
 }
 
@@ -422,21 +478,71 @@ impl Pipeline {
         }
     }
 
-    /// [`Pipeline::to_vendors`] for an admitted OTLP request: each vendor
-    /// waits up to [`OTLP_VENDOR_WAIT`] for room in its queue, so that
-    /// requests admitted together do not overfill it, while the client's
-    /// answer stays well under its export timeout.
-    async fn to_vendors_within(&self, batch: VendorBatch) {
+    /// Holds room for an admitted OTLP request's scrubbed batch in every
+    /// vendor's queue, before anything in the request is recorded. Each
+    /// vendor waits up to [`OTLP_VENDOR_WAIT`] for room: requests admitted
+    /// together (each while the queue was under half full) can overfill
+    /// it, and a short wait absorbs that while the client's answer stays
+    /// well under its export timeout. A vendor with no room by then refuses
+    /// the whole request (429 with `Retry-After`; the room held at the
+    /// others is given back, so no vendor gets the records twice when the
+    /// client sends them again), unless `refuse` is false (the request
+    /// carries a crisis record, which must not go back to a client that may
+    /// give up): then that vendor's batch is dropped, counted `queue_full`.
+    ///
+    /// Before, the batch was queued after the client's 200 was decided, and
+    /// a vendor still full after the wait dropped it: records the client
+    /// had been told were accepted.
+    async fn hold_vendor_room(
+        &self,
+        batch: VendorBatch,
+        refuse: bool,
+    ) -> Result<Vec<Box<dyn HeldRoom + '_>>, Rejection> {
+        let mut held = Vec::with_capacity(self.vendors.len());
         match self.vendors.as_slice() {
             [] => {}
-            [one] => one.send_within(batch, OTLP_VENDOR_WAIT).await,
+            [one] => {
+                let hold = one.hold_within(batch, OTLP_VENDOR_WAIT, refuse).await;
+                self.keep_room(hold, one.as_ref(), &mut held)?;
+            }
             all => {
                 let shared = SharedBatch::new(batch);
                 for v in all {
-                    v.send_within_shared(shared.clone(), OTLP_VENDOR_WAIT).await;
+                    let hold = v
+                        .hold_within_shared(shared.clone(), OTLP_VENDOR_WAIT, refuse)
+                        .await;
+                    self.keep_room(hold, v.as_ref(), &mut held)?;
                 }
             }
         }
+        Ok(held)
+    }
+
+    /// Keeps the room one vendor held, or turns its [`Hold::Full`] into the
+    /// request's refusal (counted).
+    fn keep_room<'a>(
+        &self,
+        hold: Hold<'a>,
+        vendor: &dyn VendorOut,
+        held: &mut Vec<Box<dyn HeldRoom + 'a>>,
+    ) -> Result<(), Rejection> {
+        match hold {
+            Hold::Room(room) => held.push(room),
+            Hold::Nothing => {}
+            Hold::Full => {
+                self.metrics.add(
+                    "scrubs_otlp_refused_total",
+                    "OTLP requests refused, by reason.",
+                    &[("reason", "vendor_queue_full")],
+                    1,
+                );
+                tracing::debug!(vendor = %vendor.name(), "OTLP request refused: no room in the vendor's queue within the wait");
+                return Err(Rejection::Overloaded {
+                    retry_after: RETRY_AFTER,
+                });
+            }
+        }
+        Ok(())
     }
 
     async fn audit(&self, events: Vec<AuditEvent>) -> Result<(), String> {
@@ -915,24 +1021,37 @@ impl Pipeline {
             &[("source", "otlp")],
             count,
         );
+        let crisis = if crises > 0 {
+            take_crisis_records(&mut req.resource_logs)
+        } else {
+            Vec::new()
+        };
+        req.resource_logs
+            .retain(|rl| rl.scope_logs.iter().any(|s| !s.log_records.is_empty()));
+        // Room at the vendors first, then the audit records: a request
+        // refused for want of room has recorded nothing, so the client's
+        // retry does not audit its records twice.
+        let held = if req.resource_logs.is_empty() {
+            Vec::new()
+        } else {
+            self.hold_vendor_room(VendorBatch::Logs(req.resource_logs), crises == 0)
+                .await?
+        };
         self.audit(events).await.map_err(|e| {
             tracing::warn!(error = %e, "audit records from OTLP not durable; request refused");
             Rejection::Unavailable {
                 retry_after: RETRY_AFTER,
             }
         })?;
-        self.count_crisis("otlp", crises);
-        if crises > 0 {
-            let crisis = take_crisis_records(&mut req.resource_logs);
-            if !crisis.is_empty() {
-                self.to_vendors_crisis(VendorBatch::Logs(crisis)).await;
-            }
+        // The held room is sent before the crisis records wait for theirs:
+        // a crisis batch waits for the queue to drain, which held room that
+        // is never sent would stop.
+        for room in held {
+            room.send();
         }
-        req.resource_logs
-            .retain(|rl| rl.scope_logs.iter().any(|s| !s.log_records.is_empty()));
-        if !req.resource_logs.is_empty() {
-            self.to_vendors_within(VendorBatch::Logs(req.resource_logs))
-                .await;
+        self.count_crisis("otlp", crises);
+        if !crisis.is_empty() {
+            self.to_vendors_crisis(VendorBatch::Logs(crisis)).await;
         }
         Ok(outcome(rejected))
     }
@@ -948,8 +1067,12 @@ impl Pipeline {
         req.resource_spans
             .retain(|r| r.scope_spans.iter().any(|s| !s.spans.is_empty()));
         if !req.resource_spans.is_empty() {
-            self.to_vendors_within(VendorBatch::Traces(req.resource_spans))
-                .await;
+            for room in self
+                .hold_vendor_room(VendorBatch::Traces(req.resource_spans), true)
+                .await?
+            {
+                room.send();
+            }
         }
         Ok(outcome(rejected))
     }
@@ -965,8 +1088,12 @@ impl Pipeline {
         req.resource_metrics
             .retain(|r| r.scope_metrics.iter().any(|s| !s.metrics.is_empty()));
         if !req.resource_metrics.is_empty() {
-            self.to_vendors_within(VendorBatch::Metrics(req.resource_metrics))
-                .await;
+            for room in self
+                .hold_vendor_room(VendorBatch::Metrics(req.resource_metrics), true)
+                .await?
+            {
+                room.send();
+            }
         }
         Ok(outcome(rejected))
     }
@@ -1195,6 +1322,154 @@ mod tests {
         assert_eq!(batches[0].records(), 5);
     }
 
+    /// A vendor that holds room for a batch, or has none, and tells what
+    /// became of the room it held.
+    struct Holding {
+        room: bool,
+        sent: Arc<std::sync::atomic::AtomicUsize>,
+        given_back: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    /// The room a [`Holding`] vendor held: counts itself sent or given back.
+    struct CountedRoom {
+        sent: Arc<std::sync::atomic::AtomicUsize>,
+        given_back: Arc<std::sync::atomic::AtomicUsize>,
+        done: bool,
+    }
+
+    impl HeldRoom for CountedRoom {
+        fn send(mut self: Box<Self>) {
+            self.done = true;
+            self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    impl Drop for CountedRoom {
+        fn drop(&mut self) {
+            if !self.done {
+                self.given_back
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    impl VendorOut for Holding {
+        fn name(&self) -> &str {
+            "holding"
+        }
+        fn send(&self, _: VendorBatch) -> Result<(), String> {
+            panic!("an OTLP batch was sent without room held for it");
+        }
+        fn hold_within_shared(
+            &self,
+            _: Arc<SharedBatch>,
+            _: Duration,
+            _: bool,
+        ) -> BoxFuture<'_, Hold<'_>> {
+            let hold = if self.room {
+                Hold::Room(Box::new(CountedRoom {
+                    sent: self.sent.clone(),
+                    given_back: self.given_back.clone(),
+                    done: false,
+                }))
+            } else {
+                Hold::Full
+            };
+            Box::pin(std::future::ready(hold))
+        }
+    }
+
+    /// An OTLP request for which one vendor has no room is refused (429)
+    /// before anything in it is recorded: no audit record (the client sends
+    /// it again), and the room the other vendor held is given back, not
+    /// sent (it would get the records twice). With room at both, both send.
+    #[tokio::test]
+    async fn a_vendor_without_room_refuses_the_request_before_audit() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (sent, given_back) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let vendor = |room| {
+            Arc::new(Holding {
+                room,
+                sent: sent.clone(),
+                given_back: given_back.clone(),
+            })
+        };
+        let capture = Arc::new(Capture::default());
+        let metrics = Metrics::new();
+        let audited = || {
+            Selector::new(&AuditSelector {
+                fields: [("audit".to_string(), vec!["true".to_string()])].into(),
+                contains: Vec::new(),
+                key_field: None,
+            })
+        };
+        let req = || ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![
+                        LogRecord {
+                            attributes: vec![text("audit", "true")],
+                            ..Default::default()
+                        };
+                        3
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let pipeline = Pipeline::new(
+            Engine::builtin().unwrap(),
+            audited(),
+            Some(capture.clone()),
+            vec![vendor(true), vendor(false)],
+            metrics.clone(),
+            RouterConfig::default(),
+        );
+        let refused = pipeline.process_otlp_logs(req()).await;
+        assert!(
+            matches!(refused, Err(Rejection::Overloaded { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(
+            capture.events.lock().unwrap().len(),
+            0,
+            "audited, then refused"
+        );
+        assert_eq!(
+            (
+                sent.load(Ordering::Relaxed),
+                given_back.load(Ordering::Relaxed)
+            ),
+            (0, 1)
+        );
+        assert_eq!(
+            metrics.value(
+                "scrubs_otlp_refused_total",
+                &[("reason", "vendor_queue_full")]
+            ),
+            Some(1)
+        );
+
+        let pipeline = Pipeline::new(
+            Engine::builtin().unwrap(),
+            audited(),
+            Some(capture.clone()),
+            vec![vendor(true), vendor(true)],
+            Metrics::new(),
+            RouterConfig::default(),
+        );
+        pipeline.process_otlp_logs(req()).await.unwrap();
+        assert_eq!(capture.events.lock().unwrap().len(), 3);
+        assert_eq!(
+            (
+                sent.load(Ordering::Relaxed),
+                given_back.load(Ordering::Relaxed)
+            ),
+            (2, 1)
+        );
+    }
+
     /// Takes shared batches only and remembers which one it was given.
     #[derive(Default)]
     struct SharedOnly {
@@ -1208,9 +1483,14 @@ mod tests {
         fn send(&self, _: VendorBatch) -> Result<(), String> {
             panic!("a copy was sent where the shared batch would do");
         }
-        fn send_within_shared(&self, batch: Arc<SharedBatch>, _: Duration) -> BoxFuture<'_, ()> {
+        fn hold_within_shared(
+            &self,
+            batch: Arc<SharedBatch>,
+            _: Duration,
+            _: bool,
+        ) -> BoxFuture<'_, Hold<'_>> {
             self.got.lock().unwrap().push(batch);
-            Box::pin(std::future::ready(()))
+            Box::pin(std::future::ready(Hold::Nothing))
         }
     }
 

@@ -1,11 +1,11 @@
 //! The concrete sinks as the route stage sees them.
 
-use crate::pipeline::route::{AuditOut, Durable, VendorOut};
+use crate::pipeline::route::{AuditOut, Durable, HeldRoom, Hold, VendorOut};
 use std::sync::Arc;
 
 use crate::pipeline::{AuditEvent, BoxFuture, SharedBatch, VendorBatch};
 use crate::sinks::audit::AuditSink;
-use crate::sinks::otlp::VendorSink;
+use crate::sinks::otlp::{Held, QueueRoom, VendorSink};
 
 impl AuditOut for AuditSink {
     fn submit(&self, events: Vec<AuditEvent>) -> BoxFuture<'_, Result<Durable, String>> {
@@ -57,11 +57,19 @@ impl VendorOut for VendorSink {
         })
     }
 
-    fn send_within(&self, batch: VendorBatch, wait: std::time::Duration) -> BoxFuture<'_, ()> {
+    fn hold_within(
+        &self,
+        batch: VendorBatch,
+        wait: std::time::Duration,
+        refuse: bool,
+    ) -> BoxFuture<'_, Hold<'_>> {
         Box::pin(async move {
-            if self.accepts(batch.signal()) {
-                VendorSink::send_within(self, batch, wait).await
+            if !self.accepts(batch.signal()) {
+                return Hold::Nothing;
             }
+            VendorSink::hold_within(self, batch, wait, refuse)
+                .await
+                .into()
         })
     }
 
@@ -76,15 +84,19 @@ impl VendorOut for VendorSink {
         VendorSink::send_shared(self, &batch).map_err(|r| r.label())
     }
 
-    fn send_within_shared(
+    fn hold_within_shared(
         &self,
         batch: Arc<SharedBatch>,
         wait: std::time::Duration,
-    ) -> BoxFuture<'_, ()> {
+        refuse: bool,
+    ) -> BoxFuture<'_, Hold<'_>> {
         Box::pin(async move {
-            if self.accepts(batch.batch().signal()) {
-                VendorSink::send_within_shared(self, &batch, wait).await
+            if !self.accepts(batch.batch().signal()) {
+                return Hold::Nothing;
             }
+            VendorSink::hold_within_shared(self, &batch, wait, refuse)
+                .await
+                .into()
         })
     }
 
@@ -94,5 +106,21 @@ impl VendorOut for VendorSink {
                 VendorSink::send_crisis_shared(self, &batch).await
             }
         })
+    }
+}
+
+impl HeldRoom for QueueRoom<'_> {
+    fn send(self: Box<Self>) {
+        QueueRoom::send(*self)
+    }
+}
+
+impl<'a> From<Held<'a>> for Hold<'a> {
+    fn from(held: Held<'a>) -> Hold<'a> {
+        match held {
+            Held::Room(room) => Hold::Room(Box::new(room)),
+            Held::Nothing => Hold::Nothing,
+            Held::Full => Hold::Full,
+        }
     }
 }

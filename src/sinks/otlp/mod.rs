@@ -9,10 +9,11 @@
 //! dropped and counted; for stdin, which cannot be read again);
 //! [`VendorSink::send_wait`] waits for room and for the request's outcome
 //! (for a file source's vendor lane: the file is the buffer, see
-//! `crate::pipeline::lane`); [`VendorSink::send_within`] waits for room a
-//! short while (for OTLP requests, which are refused with 429 beforehand
-//! while [`VendorSink::congested`]). The audit path does not go through
-//! here.
+//! `crate::pipeline::lane`); [`VendorSink::hold_within`] waits a short
+//! while for room and holds it until the request is answered (for OTLP
+//! requests, which are refused with 429 beforehand while
+//! [`VendorSink::congested`], and when no room came in time). The audit
+//! path does not go through here.
 //!
 //! A vendor not flagged `baa_covered: true` is refused by
 //! [`VendorConfig::validate`] and again by [`VendorConfig::build`]: no sink
@@ -555,6 +556,54 @@ impl VendorConfig {
     }
 }
 
+/// What [`VendorSink::hold_within`] got.
+#[derive(Debug)]
+pub enum Held<'a> {
+    /// Room held in the queue for the batch.
+    Room(QueueRoom<'a>),
+    /// Nothing to send: the vendor does not take the batch, or dropped it
+    /// and counted why.
+    Nothing,
+    /// No room within the wait: the request should be refused.
+    Full,
+}
+
+/// Room held in a vendor's queue for one batch: [`QueueRoom::send`] queues
+/// the batch in it; dropped unsent, it gives the room back.
+pub struct QueueRoom<'a> {
+    sink: &'a VendorSink,
+    batch: Option<(Signal, u64, Body)>,
+    bytes: u64,
+}
+
+impl QueueRoom<'_> {
+    /// Queues the batch in the room held for it. A closed sink counts it
+    /// dropped (`closed`).
+    pub fn send(mut self) {
+        if let Some((signal, records, body)) = self.batch.take() {
+            let _ = self.sink.enqueue(body, signal, records, self.bytes, false);
+        }
+    }
+}
+
+impl Drop for QueueRoom<'_> {
+    fn drop(&mut self) {
+        if self.batch.is_some() {
+            self.sink.shared.release(self.bytes, 1);
+        }
+    }
+}
+
+impl std::fmt::Debug for QueueRoom<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueRoom")
+            .field("vendor", &self.sink.shared.name)
+            .field("bytes", &self.bytes)
+            .field("sent", &self.batch.is_none())
+            .finish()
+    }
+}
+
 impl VendorSink {
     /// The vendor's name.
     pub fn name(&self) -> &str {
@@ -743,39 +792,63 @@ impl VendorSink {
         let _ = self.enqueue(measured, signal, records, bytes, true);
     }
 
-    /// Queues a batch, waiting up to `wait` for room; past it the batch is
-    /// dropped and counted `queue_full`. For OTLP requests that were
-    /// admitted while the queue had room (see [`VendorSink::congested`]):
-    /// requests admitted together can still overfill it briefly, and a
-    /// short wait absorbs that without holding the client long.
-    pub async fn send_within(&self, batch: VendorBatch, wait: Duration) {
-        self.send_within_prepared(self.prepare(batch), wait).await
-    }
-
-    /// [`VendorSink::send_within`] for a batch other vendors receive too.
-    pub async fn send_within_shared(&self, batch: &SharedBatch, wait: Duration) {
-        self.send_within_prepared(self.prepare_shared(batch), wait)
+    /// Holds room in the queue for a batch of an admitted OTLP request,
+    /// waiting up to `wait` for it; the batch is queued when the room is
+    /// sent ([`QueueRoom::send`]), and the room given back if it is dropped
+    /// unsent. With no room by then: [`Held::Full`] if `refuse` and the
+    /// vendor is not failing past `lag_limit.max_failing` (the request is
+    /// refused and comes again), else the batch is dropped and counted
+    /// `queue_full`. A batch larger than the whole queue is dropped and
+    /// counted at once (no wait or retry would make room for it).
+    pub async fn hold_within(&self, batch: VendorBatch, wait: Duration, refuse: bool) -> Held<'_> {
+        self.hold_within_prepared(self.prepare(batch), wait, refuse)
             .await
     }
 
-    async fn send_within_prepared(&self, prepared: Option<(Signal, u64, Body)>, wait: Duration) {
-        let Some((signal, records, measured)) = prepared else {
-            return;
+    /// [`VendorSink::hold_within`] for a batch other vendors receive too.
+    pub async fn hold_within_shared(
+        &self,
+        batch: &SharedBatch,
+        wait: Duration,
+        refuse: bool,
+    ) -> Held<'_> {
+        self.hold_within_prepared(self.prepare_shared(batch), wait, refuse)
+            .await
+    }
+
+    async fn hold_within_prepared(
+        &self,
+        prepared: Option<(Signal, u64, Body)>,
+        wait: Duration,
+        refuse: bool,
+    ) -> Held<'_> {
+        let Some((signal, records, body)) = prepared else {
+            return Held::Nothing;
         };
-        let bytes = measured.len() as u64;
+        let bytes = body.len() as u64;
         let reserved = match tokio::time::timeout(wait, self.shared.reserve_wait(bytes)).await {
             Ok(r) => r,
             Err(_) => Err(DropReason::QueueFull),
         };
-        if let Err(reason) = reserved {
-            self.shared.count_dropped(signal, records, &reason);
-            if reason == DropReason::QueueFull {
-                self.shared.warn_queue_full();
+        match reserved {
+            Ok(()) => Held::Room(QueueRoom {
+                sink: self,
+                batch: Some((signal, records, body)),
+                bytes,
+            }),
+            // `congested` is false for a vendor failing past `max_failing`:
+            // a dead vendor does not hold back the clients.
+            Err(DropReason::QueueFull) if refuse && self.congested() => Held::Full,
+            Err(reason) => {
+                self.shared.count_dropped(signal, records, &reason);
+                if reason == DropReason::QueueFull {
+                    self.shared.warn_queue_full();
+                } else {
+                    tracing::warn!(vendor = %self.shared.name, bytes, records, "batch larger than the vendor's whole queue: dropped");
+                }
+                Held::Nothing
             }
-            return;
         }
-        // A closed sink has counted the batch; nothing more to do here.
-        let _ = self.enqueue(measured, signal, records, bytes, false);
     }
 
     /// Whether OTLP clients should be asked to wait (429 with
@@ -1412,6 +1485,73 @@ mod tests {
             tokio::time::timeout(Duration::from_millis(300), sink.send_crisis(logs(n)))
                 .await
                 .is_err()
+        );
+        sink.shutdown(Duration::from_millis(100)).await;
+    }
+
+    /// Room held for an OTLP request's batch: given back when dropped
+    /// unsent, queued when sent; with no room in time, the request is
+    /// refused (`Full`, nothing counted) or, when it must not be refused,
+    /// the batch is dropped and counted.
+    #[tokio::test]
+    async fn held_room_is_given_back_unless_sent() {
+        let n = (1..1000)
+            .find(|&n| Measured::new(logs(n)).len() >= 512)
+            .unwrap();
+        let one = Measured::new(logs(n)).len() as u64;
+        let cfg: VendorConfig = serde_yaml::from_str(&format!(
+            "name: v\nendpoint: http://127.0.0.1:1\nbaa_covered: true\nbatch: {{ max_bytes: 1024 }}\nqueue: {{ max_bytes: {}, max_batches: 100 }}\n",
+            one * 2
+        ))
+        .unwrap();
+        let metrics = Metrics::new();
+        let sink = cfg
+            .build(&Context::new("test", metrics.clone()))
+            .unwrap()
+            .handle;
+        let wait = Duration::from_millis(100);
+        let queued = || metrics.value("scrubs_vendor_queue_bytes", &[("vendor", "v")]);
+        let dropped = || {
+            metrics.value(
+                "scrubs_vendor_dropped_total",
+                &[("vendor", "v"), ("reason", "queue_full")],
+            )
+        };
+        let Held::Room(a) = sink.hold_within(logs(n), wait, true).await else {
+            panic!("no room in an empty queue");
+        };
+        let Held::Room(b) = sink.hold_within(logs(n), wait, true).await else {
+            panic!("no room for the second batch");
+        };
+        assert_eq!(queued(), Some(2 * one));
+        assert!(matches!(
+            sink.hold_within(logs(n), wait, true).await,
+            Held::Full
+        ));
+        assert_eq!(
+            dropped().unwrap_or(0),
+            0,
+            "a refused request was counted dropped"
+        );
+        assert!(matches!(
+            sink.hold_within(logs(n), wait, false).await,
+            Held::Nothing
+        ));
+        assert_eq!(dropped(), Some(n as u64));
+        // Dropped unsent: the room comes back.
+        drop(b);
+        assert_eq!(queued(), Some(one));
+        // Sent: the batch keeps its room until the sender is done with it.
+        a.send();
+        assert_eq!(queued(), Some(one));
+        assert!(matches!(
+            sink.hold_within(logs(n), wait, true).await,
+            Held::Room(_)
+        ));
+        assert_eq!(
+            queued(),
+            Some(one),
+            "a room dropped at once gave its bytes back"
         );
         sink.shutdown(Duration::from_millis(100)).await;
     }
