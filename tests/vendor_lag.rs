@@ -93,6 +93,32 @@ fn post_until_accepted(port: u16, body: &[u8], start: Instant) -> usize {
     }
 }
 
+/// Waits up to 60 s until the vendor has `n` records.
+fn wait_for_records(vendor: &support::SlowVendor, n: usize) {
+    let received = || vendor.got.lock().unwrap().bodies.len();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while received() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} at the vendor",
+            received()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Asserts that the vendor got each record numbered 0 to `n` once, and
+/// returns the number of records it got.
+fn each_once(vendor: &support::SlowVendor, n: usize) -> usize {
+    let bodies = vendor.got.lock().unwrap().bodies.clone();
+    let mut count = vec![0usize; n];
+    for b in &bodies {
+        count[number(b)] += 1;
+    }
+    assert!(count.iter().all(|&c| c == 1), "lost or duplicated records");
+    bodies.len()
+}
+
 fn number(body: &str) -> usize {
     body.rsplit(['=', ':'])
         .next()
@@ -469,30 +495,15 @@ fn otlp_with_a_slow_vendor_pushes_back_and_loses_nothing() {
         refused += post_until_accepted(ports.http, &logs_request(r * PER..(r + 1) * PER), start);
     }
     let n = REQUESTS * PER;
-    let received = || vendor.got.lock().unwrap().bodies.len();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while received() < n {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {n} at the vendor",
-            received()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_records(&vendor, n);
     let m = http_get(ports.admin, "/metrics").unwrap().1;
     let (code, _) = scrubs.stop();
     assert_eq!(code, Some(0));
-    let bodies = vendor.got.lock().unwrap().bodies.clone();
-    let mut count = vec![0usize; n];
-    for b in &bodies {
-        count[number(b)] += 1;
-    }
+    let delivered = each_once(&vendor, n);
     eprintln!(
-        "OTLP: {n} records in {REQUESTS} requests, {refused} answers 429/503, {} at the vendor, {:?}",
-        bodies.len(),
+        "OTLP: {n} records in {REQUESTS} requests, {refused} answers 429/503, {delivered} at the vendor, {:?}",
         start.elapsed()
     );
-    assert!(count.iter().all(|&c| c == 1), "lost or duplicated records");
     assert!(refused > 0, "the slow vendor never pushed back");
     assert_eq!(
         metric(
@@ -590,27 +601,12 @@ fn otlp_requests_admitted_together_are_refused_not_dropped_when_the_queue_overfi
         "records accepted, then dropped for want of room"
     );
     let n = next;
-    let received = || vendor.got.lock().unwrap().bodies.len();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while received() < n {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {n} at the vendor",
-            received()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_records(&vendor, n);
     let (code, _) = scrubs.stop();
     assert_eq!(code, Some(0));
-    let bodies = vendor.got.lock().unwrap().bodies.clone();
-    let mut count = vec![0usize; n];
-    for b in &bodies {
-        count[number(b)] += 1;
-    }
+    let delivered = each_once(&vendor, n);
     eprintln!(
-        "{waves} waves: {refused} answers 429/503, {} of {n} at the vendor, {:?}",
-        bodies.len(),
+        "{waves} waves: {refused} answers 429/503, {delivered} of {n} at the vendor, {:?}",
         start.elapsed()
     );
-    assert!(count.iter().all(|&c| c == 1), "lost or duplicated records");
 }

@@ -35,6 +35,18 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Counts a refused OTLP request in `scrubs_otlp_refused_total{reason}`
+/// and returns the refusal.
+pub(super) fn refuse(metrics: &Metrics, reason: &'static str, rejection: Rejection) -> Rejection {
+    metrics.add(
+        "scrubs_otlp_refused_total",
+        "OTLP requests refused, by reason.",
+        &[("reason", reason)],
+        1,
+    );
+    rejection
+}
+
 impl Admission {
     pub(super) fn new(budget_bytes: u64) -> Admission {
         Admission {
@@ -93,40 +105,34 @@ impl Admission {
             .find(|v| v.congested())
             .filter(|_| !spare("vendor_backpressure"))
         {
-            metrics.add(
-                "scrubs_otlp_refused_total",
-                "OTLP requests refused, by reason.",
-                &[("reason", "vendor_backpressure")],
-                1,
-            );
             tracing::debug!(vendor = %v.name(), "OTLP request refused: vendor queue over half full");
-            return Err(Rejection::Overloaded {
-                retry_after: RETRY_AFTER,
-            });
+            return Err(refuse(
+                metrics,
+                "vendor_backpressure",
+                Rejection::Overloaded {
+                    retry_after: RETRY_AFTER,
+                },
+            ));
         }
         if audit_backpressure() {
-            metrics.add(
-                "scrubs_otlp_refused_total",
-                "OTLP requests refused, by reason.",
-                &[("reason", "audit_backpressure")],
-                1,
-            );
-            return Err(Rejection::Unavailable {
-                retry_after: RETRY_AFTER,
-            });
+            return Err(refuse(
+                metrics,
+                "audit_backpressure",
+                Rejection::Unavailable {
+                    retry_after: RETRY_AFTER,
+                },
+            ));
         }
         let now = self.in_flight.fetch_add(bytes, Ordering::Relaxed) + bytes;
         let guard = InFlight(&self.in_flight, bytes);
         if now > self.budget_bytes && !spare("memory_budget") {
-            metrics.add(
-                "scrubs_otlp_refused_total",
-                "OTLP requests refused, by reason.",
-                &[("reason", "memory_budget")],
-                1,
-            );
-            return Err(Rejection::Overloaded {
-                retry_after: RETRY_AFTER,
-            });
+            return Err(refuse(
+                metrics,
+                "memory_budget",
+                Rejection::Overloaded {
+                    retry_after: RETRY_AFTER,
+                },
+            ));
         }
         Ok(guard)
     }

@@ -34,7 +34,7 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message;
 
-use super::admission::{Admission, InFlight, RETRY_AFTER};
+use super::admission::{refuse, Admission, InFlight, RETRY_AFTER};
 use super::classify::Selector;
 use super::fault;
 use super::lane::{LaneDecision, VendorLane};
@@ -530,16 +530,14 @@ impl Pipeline {
             Hold::Room(room) => held.push(room),
             Hold::Nothing => {}
             Hold::Full => {
-                self.metrics.add(
-                    "scrubs_otlp_refused_total",
-                    "OTLP requests refused, by reason.",
-                    &[("reason", "vendor_queue_full")],
-                    1,
-                );
                 tracing::debug!(vendor = %vendor.name(), "OTLP request refused: no room in the vendor's queue within the wait");
-                return Err(Rejection::Overloaded {
-                    retry_after: RETRY_AFTER,
-                });
+                return Err(refuse(
+                    &self.metrics,
+                    "vendor_queue_full",
+                    Rejection::Overloaded {
+                        retry_after: RETRY_AFTER,
+                    },
+                ));
             }
         }
         Ok(())

@@ -1442,21 +1442,20 @@ mod tests {
         assert!(err.contains("x-key"), "{err}");
     }
 
-    /// A crisis batch takes the reserve above a full queue, at once; an
-    /// ordinary batch is still dropped for the full queue.
-    #[tokio::test]
-    async fn a_full_queue_still_takes_crisis_batches() {
-        // A batch of 512 to 1024 bytes: the queue holds two, the reserve
-        // two more.
+    /// A sink to a vendor that never answers, whose queue holds two
+    /// batches of `logs(n)` records (512 to 1024 bytes each), with more
+    /// queue settings from `extra(one batch's bytes)`. Returns `n`, the
+    /// batch's bytes, the sink and its metrics.
+    fn two_batch_sink(extra: impl Fn(u64) -> String) -> (usize, u64, VendorSink, Arc<Metrics>) {
         let n = (1..1000)
             .find(|&n| Measured::new(logs(n)).len() >= 512)
             .unwrap();
         let one = Measured::new(logs(n)).len() as u64;
         assert!(one <= 1024);
         let cfg: VendorConfig = serde_yaml::from_str(&format!(
-            "name: v\nendpoint: http://127.0.0.1:1\nbaa_covered: true\nbatch: {{ max_bytes: 1024 }}\nqueue: {{ max_bytes: {}, max_batches: 100, crisis_reserve_bytes: {} }}\n",
+            "name: v\nendpoint: http://127.0.0.1:1\nbaa_covered: true\nbatch: {{ max_bytes: 1024 }}\nqueue: {{ max_bytes: {}, max_batches: 100, {} }}\n",
             one * 2,
-            one * 2
+            extra(one)
         ))
         .unwrap();
         let metrics = Metrics::new();
@@ -1464,6 +1463,16 @@ mod tests {
             .build(&Context::new("test", metrics.clone()))
             .unwrap()
             .handle;
+        (n, one, sink, metrics)
+    }
+
+    /// A crisis batch takes the reserve above a full queue, at once; an
+    /// ordinary batch is still dropped for the full queue.
+    #[tokio::test]
+    async fn a_full_queue_still_takes_crisis_batches() {
+        // The queue holds two batches, the reserve two more.
+        let (n, _, sink, metrics) =
+            two_batch_sink(|one| format!("crisis_reserve_bytes: {}", one * 2));
         let mut sent = 0;
         while sink.send(logs(n)).is_ok() {
             sent += 1;
@@ -1495,20 +1504,7 @@ mod tests {
     /// the batch is dropped and counted.
     #[tokio::test]
     async fn held_room_is_given_back_unless_sent() {
-        let n = (1..1000)
-            .find(|&n| Measured::new(logs(n)).len() >= 512)
-            .unwrap();
-        let one = Measured::new(logs(n)).len() as u64;
-        let cfg: VendorConfig = serde_yaml::from_str(&format!(
-            "name: v\nendpoint: http://127.0.0.1:1\nbaa_covered: true\nbatch: {{ max_bytes: 1024 }}\nqueue: {{ max_bytes: {}, max_batches: 100 }}\n",
-            one * 2
-        ))
-        .unwrap();
-        let metrics = Metrics::new();
-        let sink = cfg
-            .build(&Context::new("test", metrics.clone()))
-            .unwrap()
-            .handle;
+        let (n, one, sink, metrics) = two_batch_sink(|_| String::new());
         let wait = Duration::from_millis(100);
         let queued = || metrics.value("scrubs_vendor_queue_bytes", &[("vendor", "v")]);
         let dropped = || {
