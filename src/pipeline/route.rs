@@ -518,6 +518,16 @@ impl Pipeline {
         Ok(held)
     }
 
+    /// [`Pipeline::hold_vendor_room`] for a request with nothing to record
+    /// (traces, metrics): the held room is sent at once, or the request is
+    /// refused.
+    async fn to_vendors_held(&self, batch: VendorBatch) -> Result<(), Rejection> {
+        for room in self.hold_vendor_room(batch, true).await? {
+            room.send();
+        }
+        Ok(())
+    }
+
     /// Keeps the room one vendor held, or turns its [`Hold::Full`] into the
     /// request's refusal (counted).
     fn keep_room<'a>(
@@ -1065,12 +1075,8 @@ impl Pipeline {
         req.resource_spans
             .retain(|r| r.scope_spans.iter().any(|s| !s.spans.is_empty()));
         if !req.resource_spans.is_empty() {
-            for room in self
-                .hold_vendor_room(VendorBatch::Traces(req.resource_spans), true)
-                .await?
-            {
-                room.send();
-            }
+            self.to_vendors_held(VendorBatch::Traces(req.resource_spans))
+                .await?;
         }
         Ok(outcome(rejected))
     }
@@ -1086,12 +1092,8 @@ impl Pipeline {
         req.resource_metrics
             .retain(|r| r.scope_metrics.iter().any(|s| !s.metrics.is_empty()));
         if !req.resource_metrics.is_empty() {
-            for room in self
-                .hold_vendor_room(VendorBatch::Metrics(req.resource_metrics), true)
-                .await?
-            {
-                room.send();
-            }
+            self.to_vendors_held(VendorBatch::Metrics(req.resource_metrics))
+                .await?;
         }
         Ok(outcome(rejected))
     }
