@@ -20,7 +20,7 @@ const MAX_SEGMENTS: usize = 8;
 
 /// Rules keyed by exact shape, and rules that accept a digit count in any
 /// grouping.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct NumericMatcher {
     exact: HashMap<Box<[u8]>, Vec<u32>, BuildFx>,
     /// Bit `n` is set when some exact shape is `n` bytes long: most digit
@@ -28,6 +28,11 @@ pub struct NumericMatcher {
     /// and skip the hash lookup.
     exact_lens: u64,
     loose: Vec<Loose>,
+    /// For each digit count, bit `k` set when `loose[k]` accepts it: a
+    /// digit run looks up its few candidates instead of testing every loose
+    /// rule's range (most runs in ops logs, times and counts, have none).
+    /// Loose rules past the 64th are tested one by one.
+    loose_by_digits: Box<[u64; MAX_SHAPE + 1]>,
 }
 
 #[derive(Debug)]
@@ -36,6 +41,17 @@ struct Loose {
     min: usize,
     max: usize,
     prefix: Option<u8>,
+}
+
+impl Default for NumericMatcher {
+    fn default() -> NumericMatcher {
+        NumericMatcher {
+            exact: HashMap::default(),
+            exact_lens: 0,
+            loose: Vec::new(),
+            loose_by_digits: Box::new([0; MAX_SHAPE + 1]),
+        }
+    }
 }
 
 impl NumericMatcher {
@@ -59,6 +75,11 @@ impl NumericMatcher {
     }
 
     pub fn add_digits(&mut self, rule: u32, min: usize, max: usize, prefix: Option<u8>) {
+        if let Some(bit) = 1u64.checked_shl(self.loose.len() as u32) {
+            for d in min..=max.min(MAX_SHAPE) {
+                self.loose_by_digits[d] |= bit;
+            }
+        }
         self.loose.push(Loose {
             rule,
             min,
@@ -67,21 +88,29 @@ impl NumericMatcher {
         });
     }
 
-    /// Calls `f` with each rule whose shape or digit count fits.
-    pub fn candidates(&self, shape: &[u8], mut f: impl FnMut(u32)) {
+    /// Calls `f` with each rule whose shape or digit count fits; `digits`
+    /// is the number of `d` in `shape`.
+    pub fn candidates(&self, shape: &[u8], digits: usize, mut f: impl FnMut(u32)) {
+        debug_assert_eq!(digits, shape.iter().filter(|&&b| b == b'd').count());
         if self.exact_lens & (1 << shape.len()) != 0 {
             if let Some(rules) = self.exact.get(shape) {
                 rules.iter().for_each(|&r| f(r));
             }
         }
-        if !self.loose.is_empty() {
-            let digits = shape.iter().filter(|&&b| b == b'd').count();
-            for l in &self.loose {
-                if (l.min..=l.max).contains(&digits)
-                    && l.prefix.is_none_or(|p| shape.first() == Some(&p))
-                {
-                    f(l.rule);
-                }
+        let fits = |l: &Loose| {
+            (l.min..=l.max).contains(&digits) && l.prefix.is_none_or(|p| shape.first() == Some(&p))
+        };
+        let mut bits = self.loose_by_digits[digits.min(MAX_SHAPE)];
+        while bits != 0 {
+            let l = &self.loose[bits.trailing_zeros() as usize];
+            bits &= bits - 1;
+            if fits(l) {
+                f(l.rule);
+            }
+        }
+        for l in self.loose.iter().skip(64) {
+            if fits(l) {
+                f(l.rule);
             }
         }
     }
@@ -152,9 +181,12 @@ pub struct NumToken {
     pub end: usize,
     pub shape: [u8; MAX_SHAPE],
     pub len: usize,
-    /// `(shape index, byte offset)` where each space-separated segment starts.
-    seg_starts: [(usize, usize); MAX_SEGMENTS],
+    /// `(shape index, byte offset, digits before it)` where each
+    /// space-separated segment starts.
+    seg_starts: [(usize, usize, usize); MAX_SEGMENTS],
     segs: usize,
+    /// The digits in the whole shape.
+    digits: usize,
 }
 
 impl NumToken {
@@ -164,8 +196,9 @@ impl NumToken {
             end: 0,
             shape: [0; MAX_SHAPE],
             len: 0,
-            seg_starts: [(0, 0); MAX_SEGMENTS],
+            seg_starts: [(0, 0, 0); MAX_SEGMENTS],
             segs: 0,
+            digits: 0,
         }
     }
 
@@ -174,17 +207,22 @@ impl NumToken {
         self.segs
     }
 
-    /// The shape and byte span of segments `i..=j`.
-    pub fn sub(&self, i: usize, j: usize) -> (&[u8], usize, usize) {
-        let (s_shape, s_byte) = self.seg_starts[i];
-        let (e_shape, e_byte) = if j + 1 < self.segs {
-            let (sh, by) = self.seg_starts[j + 1];
+    /// The shape, byte span and digit count of segments `i..=j`.
+    pub fn sub(&self, i: usize, j: usize) -> (&[u8], usize, usize, usize) {
+        let (s_shape, s_byte, s_digits) = self.seg_starts[i];
+        let (e_shape, e_byte, e_digits) = if j + 1 < self.segs {
+            let (sh, by, d) = self.seg_starts[j + 1];
             // Exclude the separating space.
-            (sh - 1, by - 1)
+            (sh - 1, by - 1, d)
         } else {
-            (self.len, self.end)
+            (self.len, self.end, self.digits)
         };
-        (&self.shape[s_shape..e_shape], s_byte, e_byte)
+        (
+            &self.shape[s_shape..e_shape],
+            s_byte,
+            e_byte,
+            e_digits - s_digits,
+        )
     }
 }
 
@@ -197,7 +235,8 @@ pub fn scan(hay: &[u8], start: usize, tok: &mut NumToken) -> bool {
     tok.start = start;
     tok.len = 0;
     tok.segs = 1;
-    tok.seg_starts[0] = (0, start);
+    tok.digits = 0;
+    tok.seg_starts[0] = (0, start, 0);
     let push = |tok: &mut NumToken, c: u8| -> bool {
         if tok.len == MAX_SHAPE {
             return false;
@@ -225,6 +264,7 @@ pub fn scan(hay: &[u8], start: usize, tok: &mut NumToken) -> bool {
             if !push(tok, b'd') {
                 return false;
             }
+            tok.digits += 1;
             p += 1;
             any = true;
         }
@@ -246,7 +286,7 @@ pub fn scan(hay: &[u8], start: usize, tok: &mut NumToken) -> bool {
                 if !push(tok, b' ') {
                     return false;
                 }
-                tok.seg_starts[tok.segs] = (tok.len, p + 1);
+                tok.seg_starts[tok.segs] = (tok.len, p + 1, tok.digits);
                 tok.segs += 1;
             } else if !push(tok, hay[p]) {
                 return false;
@@ -297,8 +337,46 @@ mod tests {
         let mut t = NumToken::new();
         assert!(scan(b"200 555 123 4567", 0, &mut t));
         assert_eq!(t.segments(), 4);
-        let (shape, s, e) = t.sub(1, 3);
+        let (shape, s, e, digits) = t.sub(1, 3);
         assert_eq!(shape, b"ddd ddd dddd");
-        assert_eq!((s, e), (4, 16));
+        assert_eq!((s, e, digits), (4, 16, 10));
+        assert_eq!(t.sub(0, 0).3, 3);
+        assert_eq!(t.sub(0, 3).3, 13);
+    }
+
+    #[test]
+    fn loose_candidates_are_the_rules_whose_range_and_prefix_fit() {
+        // More loose rules than the per-count bitmap holds: the rest are
+        // tested one by one.
+        let mut m = NumericMatcher::default();
+        let rules: Vec<(u32, usize, usize, Option<u8>)> = (0..70u32)
+            .map(|r| {
+                let min = (r as usize * 7) % 20 + 1;
+                let prefix = (r % 5 == 0).then_some(b'+');
+                (r, min, min + (r as usize % 9), prefix)
+            })
+            .collect();
+        for &(r, lo, hi, prefix) in &rules {
+            m.add_digits(r, lo, hi, prefix);
+        }
+        for digits in 0..=MAX_SHAPE {
+            for lead in [&b""[..], b"+"] {
+                let mut shape = lead.to_vec();
+                shape.extend(std::iter::repeat_n(b'd', digits));
+                shape.truncate(MAX_SHAPE);
+                let digits = shape.iter().filter(|&&b| b == b'd').count();
+                let mut got = Vec::new();
+                m.candidates(&shape, digits, |r| got.push(r));
+                got.sort_unstable();
+                let want: Vec<u32> = rules
+                    .iter()
+                    .filter(|&&(_, lo, hi, p)| {
+                        (lo..=hi).contains(&digits) && p.is_none_or(|p| shape.first() == Some(&p))
+                    })
+                    .map(|&(r, ..)| r)
+                    .collect();
+                assert_eq!(got, want, "{digits} digits, lead {lead:?}");
+            }
+        }
     }
 }

@@ -776,9 +776,9 @@ impl Engine {
         while i < segs {
             let mut matched = false;
             for j in (i..segs).rev() {
-                let (shape, s, e) = num.sub(i, j);
+                let (shape, s, e, digits) = num.sub(i, j);
                 let mut best: Option<(u32, u8)> = None;
-                self.numeric.candidates(shape, |rule| {
+                self.numeric.candidates(shape, digits, |rule| {
                     if !self.context_possible(rule, st) {
                         return;
                     }
