@@ -184,6 +184,13 @@ pub struct LiteralMatcher {
     /// `prefix[prefix_at[b]..prefix_at[b + 1]]`.
     prefix: Vec<u32>,
     prefix_at: Box<[u32; 257]>,
+    /// The second byte of each prefix gate's first word (0 for a one-byte
+    /// word), beside `prefix`: a word that begins with a gate pair is
+    /// compared only with the gates of that pair, not with every gate of
+    /// its first byte (the month gates `jan` .. `dec` made words such as
+    /// `service` and `message` compare with `sep`, `september`, `mar`,
+    /// `march` and `may`).
+    prefix_second: Vec<u8>,
     /// Literals without a word byte, and their literal indexes.
     punct: Vec<(memmem::Finder<'static>, u32)>,
 }
@@ -204,6 +211,7 @@ impl LiteralMatcher {
             gate_pairs: Box::new([0; 1024]),
             prefix: Vec::new(),
             prefix_at: Box::new([0; 257]),
+            prefix_second: Vec::new(),
             punct: Vec::new(),
         };
         let mut prefix_by_byte: Vec<Vec<u32>> = vec![Vec::new(); 256];
@@ -275,6 +283,13 @@ impl LiteralMatcher {
         for (b, ids) in prefix_by_byte.iter().enumerate() {
             m.prefix_at[b + 1] = m.prefix_at[b] + ids.len() as u32;
             m.prefix.extend_from_slice(ids);
+            m.prefix_second.extend(ids.iter().map(|&id| {
+                m.literals[id as usize]
+                    .first_word()
+                    .get(1)
+                    .copied()
+                    .unwrap_or(0)
+            }));
         }
         m
     }
@@ -369,7 +384,10 @@ impl LiteralMatcher {
             self.prefix_at[usize::from(first)] as usize,
             self.prefix_at[usize::from(first) + 1] as usize,
         );
-        for &id in &self.prefix[lo..hi] {
+        for (&id, &gate_second) in self.prefix[lo..hi].iter().zip(&self.prefix_second[lo..hi]) {
+            if gate_second != second && gate_second != 0 {
+                continue;
+            }
             let lit = &self.literals[id as usize];
             let w = lit.word;
             if len >= w && hay[s..s + w].eq_ignore_ascii_case(lit.first_word()) {
@@ -466,6 +484,33 @@ mod tests {
         // "called" and "recall" hold "call" but not as a word.
         let got = matches(&lits, "called recall 3-Nov-2020 November /patients/1 xnov");
         let want = [("nov", 16, 19), ("nov", 25, 28), ("/patient", 34, 42)];
+        assert_eq!(got, owned(&want));
+    }
+
+    #[test]
+    fn prefix_gates_sharing_a_first_byte_match_only_their_own_words() {
+        // Gates of one first byte with different second bytes, a one-byte
+        // gate (any second byte) and a word literal of the same byte.
+        let lits = [
+            ("sep", true),
+            ("september", true),
+            ("sat", true),
+            ("s", true),
+            ("service", false),
+        ];
+        let got = matches(&lits, "service Sept SATURDAY september x s");
+        let want = [
+            ("s", 0, 1),
+            ("service", 0, 7),
+            ("s", 8, 9),
+            ("sep", 8, 11),
+            ("s", 13, 14),
+            ("sat", 13, 16),
+            ("s", 22, 23),
+            ("sep", 22, 25),
+            ("september", 22, 31),
+            ("s", 34, 35),
+        ];
         assert_eq!(got, owned(&want));
     }
 
