@@ -212,8 +212,20 @@ impl Prose {
     }
 }
 
+/// ASCII letters and digits and every byte of a multi-byte character:
+/// one table load, the scan's test for every byte of a message.
+#[inline(always)]
 fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b >= 0x80
+    static WORD: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            t[b] = (b as u8).is_ascii_alphanumeric() || b >= 0x80;
+            b += 1;
+        }
+        t
+    };
+    WORD[usize::from(b)]
 }
 
 /// The span of the utterance in a transcript or chat line: after a clock

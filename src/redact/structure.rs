@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
 use memchr::{memchr, memchr2, memchr2_iter, memchr3};
+use super::class;
 
 // Key normalisation is shared with the classifier and the route stage, so it
 // lives in `crate::keys`; it is re-exported here because the scanners and
@@ -242,9 +243,12 @@ fn string_end(hay: &[u8], mut p: usize) -> Option<usize> {
     }
 }
 
+/// ASCII letters and digits, `_`, `.` and `-`: one table load (four
+/// compares were 1.8% of the engine's instructions on clean lines, keys
+/// being walked back from every `:` and `=`).
 #[inline]
 fn is_key_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-'
+    class::is(b, class::DIGIT | class::ALPHA | class::TOKEN_JOIN)
 }
 
 /// How many times its length [`scan_pairs`] may spend on a line's values
@@ -930,6 +934,14 @@ fn hex(b: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_bytes_are_ascii_letters_digits_underscore_dot_and_hyphen() {
+        for b in 0..=255u8 {
+            let want = b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-';
+            assert_eq!(is_key_byte(b), want, "{b}");
+        }
+    }
 
     fn lookup(raw: &[u8]) -> Option<u32> {
         let mut buf = [0u8; MAX_KEY];
