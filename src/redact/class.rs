@@ -88,9 +88,58 @@ pub fn is(b: u8, mask: u8) -> bool {
     of(b) & mask != 0
 }
 
+/// Whether two short byte strings of the same length are equal, compared
+/// inline with (overlapping) word loads. A slice `==` calls `memcmp`, whose
+/// call and dispatch cost more than the comparison for the keys and words
+/// the engine looks up (a few to 30 bytes): `memcmp` was 3.3% of the
+/// engine's cycles on clean lines.
+#[inline(always)]
+pub fn same_short(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n >= 8 {
+        let w = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+        let mut i = 0;
+        while i + 8 < n {
+            if w(a, i) != w(b, i) {
+                return false;
+            }
+            i += 8;
+        }
+        w(a, n - 8) == w(b, n - 8)
+    } else if n >= 4 {
+        let w = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().expect("4 bytes"));
+        w(a, 0) == w(b, 0) && w(a, n - 4) == w(b, n - 4)
+    } else {
+        a.iter().zip(b).all(|(x, y)| x == y)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The inline comparison agrees with `==` on every length it is
+        /// used for, equal or differing in any one byte.
+        #[test]
+        fn same_short_is_slice_equality(
+            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            at in 0usize..40,
+            flip in 1u8..=255,
+        ) {
+            let mut b = a.clone();
+            proptest::prop_assert!(same_short(&a, &b));
+            if !b.is_empty() {
+                let at = at % b.len();
+                b[at] ^= flip;
+                proptest::prop_assert!(!same_short(&a, &b));
+            }
+            proptest::prop_assert_eq!(same_short(&a, &a[..a.len().saturating_sub(1)]), a.is_empty());
+        }
+    }
 
     #[test]
     fn table_agrees_with_std() {

@@ -120,7 +120,7 @@ impl WordMap {
             if v & !offsets == tag {
                 let off = (v & offsets) as usize;
                 let len = usize::from(self.arena[off]);
-                if self.arena[off + 2..off + 2 + len] == *word {
+                if class::same_short(&self.arena[off + 2..off + 2 + len], word) {
                     return i;
                 }
             }
@@ -693,15 +693,23 @@ fn all_caps(w: &[u8]) -> bool {
 
 /// Whether a word starts with a capital: ASCII upper case, or a non-ASCII
 /// letter whose first char is upper case (É, Ñ, Đ).
+///
+/// Inlined for the ASCII case: the value pass asks it of every word.
+#[inline]
 pub fn is_capitalised(w: &[u8]) -> bool {
     match w.first() {
         Some(b) if b.is_ascii_uppercase() => true,
-        Some(b) if *b >= 0x80 => std::str::from_utf8(&w[..utf8_len(*b).min(w.len())])
-            .ok()
-            .and_then(|s| s.chars().next())
-            .is_some_and(char::is_uppercase),
+        Some(b) if *b >= 0x80 => starts_upper_non_ascii(w),
         _ => false,
     }
+}
+
+#[inline(never)]
+fn starts_upper_non_ascii(w: &[u8]) -> bool {
+    std::str::from_utf8(&w[..utf8_len(w[0]).min(w.len())])
+        .ok()
+        .and_then(|s| s.chars().next())
+        .is_some_and(char::is_uppercase)
 }
 
 fn utf8_len(b: u8) -> usize {

@@ -8,9 +8,9 @@
 
 use std::sync::LazyLock;
 
+use super::class;
 use memchr::memmem::Finder;
 use memchr::{memchr, memchr2, memchr2_iter, memchr3};
-use super::class;
 
 // Key normalisation is shared with the classifier and the route stage, so it
 // lives in `crate::keys`; it is re-exported here because the scanners and

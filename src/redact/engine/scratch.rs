@@ -8,6 +8,7 @@ use std::hash::BuildHasher as _;
 use regex_automata::meta;
 
 use super::{Engine, State};
+use crate::redact::class;
 use crate::redact::names::BuildFx;
 use crate::redact::numeric::NumToken;
 use crate::redact::structure::Frame;
@@ -152,7 +153,9 @@ impl Engine {
         let i = KeyCache::pair(raw);
         let mut cache = cache.borrow_mut();
         let pair = &mut cache.slots[i..i + 2];
-        let holds = |s: &KeySlot| usize::from(s.len) == raw.len() && &s.key[..raw.len()] == raw;
+        let holds = |s: &KeySlot| {
+            usize::from(s.len) == raw.len() && class::same_short(&s.key[..raw.len()], raw)
+        };
         if !holds(&pair[0]) {
             if holds(&pair[1]) {
                 pair.swap(0, 1);
