@@ -976,6 +976,15 @@ impl Pipeline {
             };
             for sl in &mut rl.scope_logs {
                 count += sl.log_records.len() as u64;
+                // Only scrubs marks a crisis record: a mark that came with the
+                // request would have its record audited in full and sent
+                // through the crisis reserve, and would tell the vendors of a
+                // crisis there was none.
+                for lr in &mut sl.log_records {
+                    if is_crisis_record(lr) {
+                        lr.attributes.retain(|a| a.key != CRISIS_ATTRIBUTE);
+                    }
+                }
                 if let Some(s) = self.signals.get() {
                     for lr in &mut sl.log_records {
                         s.observe_otlp_log(lr, resource_attrs);
@@ -1498,6 +1507,45 @@ mod tests {
     /// each as the same shared batch (encoded at most once, by the sinks),
     /// not as one deep copy per vendor; one vendor alone takes the batch
     /// itself.
+    /// Regression: a client could mark its own records `scrubs.crisis`, and
+    /// they were audited in full and reached the vendors so marked.
+    #[tokio::test]
+    async fn a_crisis_mark_sent_by_the_client_is_dropped() {
+        let capture = Arc::new(Capture::default());
+        let pipeline = Pipeline::new(
+            Engine::builtin().unwrap(),
+            Selector::new(&AuditSelector::default()),
+            Some(capture.clone()),
+            vec![capture.clone()],
+            Metrics::new(),
+            RouterConfig::default(),
+        );
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![LogRecord {
+                        attributes: vec![text(CRISIS_ATTRIBUTE, "true"), text("k", "v")],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        pipeline.process_otlp_logs(req).await.unwrap();
+        assert!(capture.events.lock().unwrap().is_empty(), "audited in full");
+        let batches = capture.batches.lock().unwrap();
+        let VendorBatch::Logs(resources) = &batches[0] else {
+            panic!("a logs batch");
+        };
+        let keys: Vec<&str> = resources[0].scope_logs[0].log_records[0]
+            .attributes
+            .iter()
+            .map(|a| a.key.as_str())
+            .collect();
+        assert_eq!(keys, ["k"]);
+    }
+
     #[tokio::test]
     async fn several_vendors_get_one_shared_batch() {
         let (a, b) = (
