@@ -22,6 +22,10 @@ pub const HIGH: u8 = 8;
 pub const TOKEN_JOIN: u8 = 16;
 /// `'` or `-`: joins two parts of a word (`O'Brien`, `Smith-Jones`).
 pub const WORD_JOIN: u8 = 32;
+/// Any byte of 0x80 or above, valid in UTF-8 or not. The prose scan counts
+/// words of a message and takes every such byte as part of one; the
+/// tokenizers use [`HIGH`], which leaves out the bytes UTF-8 never uses.
+pub const NON_ASCII: u8 = 64;
 
 /// A byte that is part of a token: a letter, a digit or a non-ASCII byte.
 pub const TOKEN: u8 = DIGIT | ALPHA | HIGH;
@@ -62,6 +66,9 @@ pub const fn classify(c: u8) -> u8 {
     if c == b'\'' || c == b'-' {
         k |= WORD_JOIN;
     }
+    if c >= 0x80 {
+        k |= NON_ASCII;
+    }
     k
 }
 
@@ -88,6 +95,19 @@ pub fn is(b: u8, mask: u8) -> bool {
     of(b) & mask != 0
 }
 
+/// The eight bytes of `s` at `i`, little-endian. Panics unless `s` holds
+/// them (the callers' loops keep `i + 8 <= s.len()`).
+#[inline(always)]
+pub fn load_u64(s: &[u8], i: usize) -> u64 {
+    u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"))
+}
+
+/// The four bytes of `s` at `i`, little-endian.
+#[inline(always)]
+pub fn load_u32(s: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes(s[i..i + 4].try_into().expect("4 bytes"))
+}
+
 /// Whether two short byte strings of the same length are equal, compared
 /// inline with (overlapping) word loads. A slice `==` calls `memcmp`, whose
 /// call and dispatch cost more than the comparison for the keys and words
@@ -100,18 +120,16 @@ pub fn same_short(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     if n >= 8 {
-        let w = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
         let mut i = 0;
         while i + 8 < n {
-            if w(a, i) != w(b, i) {
+            if load_u64(a, i) != load_u64(b, i) {
                 return false;
             }
             i += 8;
         }
-        w(a, n - 8) == w(b, n - 8)
+        load_u64(a, n - 8) == load_u64(b, n - 8)
     } else if n >= 4 {
-        let w = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().expect("4 bytes"));
-        w(a, 0) == w(b, 0) && w(a, n - 4) == w(b, n - 4)
+        load_u32(a, 0) == load_u32(b, 0) && load_u32(a, n - 4) == load_u32(b, n - 4)
     } else {
         a.iter().zip(b).all(|(x, y)| x == y)
     }
@@ -157,6 +175,7 @@ mod tests {
             assert_eq!(is(b, WORD), b.is_ascii_alphabetic() || utf8, "{b}");
             assert_eq!(is(b, TOKEN_JOIN), matches!(b, b'.' | b'-' | b'_'), "{b}");
             assert_eq!(is(b, WORD_JOIN), matches!(b, b'\'' | b'-'), "{b}");
+            assert_eq!(is(b, NON_ASCII), !b.is_ascii(), "{b}");
         }
     }
 }

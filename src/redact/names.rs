@@ -110,8 +110,8 @@ impl WordMap {
 
     /// [`WordMap::slot`] for a word whose hash is known.
     fn probe(&self, word: &[u8], hash: u64) -> usize {
-        let (mask, tag, offsets) = (self.slots.len() - 1, self.tag(hash), self.offset_mask());
-        let mut i = hash as usize & mask;
+        let (tag, offsets) = (self.tag(hash), self.offset_mask());
+        let mut i = self.home(hash);
         loop {
             let v = self.slots[i];
             if v == 0 {
@@ -124,8 +124,20 @@ impl WordMap {
                     return i;
                 }
             }
-            i = (i + 1) & mask;
+            i = self.next_slot(i);
         }
+    }
+
+    /// The slot a word whose hash is `hash` is looked for first.
+    #[inline(always)]
+    fn home(&self, hash: u64) -> usize {
+        hash as usize & (self.slots.len() - 1)
+    }
+
+    /// The slot looked at after slot `i` (linear probing, wrapping).
+    #[inline(always)]
+    fn next_slot(&self, i: usize) -> usize {
+        (i + 1) & (self.slots.len() - 1)
     }
 
     /// Adds `flag` to `word` (at most [`MAX_WORD`] bytes), inserting it if
@@ -215,8 +227,8 @@ impl std::hash::Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
         const K: u64 = 0xf135_7aea_2e62_a9c5;
         let step = |h: u64, v: u64| (h.rotate_left(5) ^ v).wrapping_mul(K);
-        let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
-        let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
+        let u64_at = |i: usize| class::load_u64(bytes, i);
+        let u32_at = |i: usize| class::load_u32(bytes, i);
         let n = bytes.len();
         let mut h = self.0;
         let mut i = 0;
@@ -935,7 +947,6 @@ mod tests {
         );
         let m = &n.words;
         assert!(m.len > 80_000, "{} words", m.len);
-        let mask = m.slots.len() - 1;
         let (mut probes, mut longest) = (0usize, 0usize);
         let misses = 20_000;
         for i in 0..misses {
@@ -950,10 +961,10 @@ mod tests {
                     }
                 })
                 .collect::<Vec<u8>>();
-            let mut at = BuildFx.hash_one(&w[..]) as usize & mask;
+            let mut at = m.home(BuildFx.hash_one(&w[..]));
             let mut k = 1;
             while m.slots[at] != 0 {
-                at = (at + 1) & mask;
+                at = m.next_slot(at);
                 k += 1;
             }
             assert_eq!(m.get(&w), 0);

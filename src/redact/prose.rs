@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 
+use super::class;
 use super::names::BuildFx;
 
 /// The longest word or phrase in the term lists.
@@ -216,16 +217,7 @@ impl Prose {
 /// one table load, the scan's test for every byte of a message.
 #[inline(always)]
 fn is_word_byte(b: u8) -> bool {
-    static WORD: [bool; 256] = {
-        let mut t = [false; 256];
-        let mut b = 0;
-        while b < 256 {
-            t[b] = (b as u8).is_ascii_alphanumeric() || b >= 0x80;
-            b += 1;
-        }
-        t
-    };
-    WORD[usize::from(b)]
+    class::is(b, class::DIGIT | class::ALPHA | class::NON_ASCII)
 }
 
 /// The span of the utterance in a transcript or chat line: after a clock
