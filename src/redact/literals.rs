@@ -43,7 +43,7 @@
 use memchr::memmem;
 
 use super::class;
-use super::simd;
+use super::simd::LineMasks;
 
 /// The lower-case form of a word byte, or 0 for a byte that ends a word.
 /// Word bytes are the engine's boundary bytes (`class::is_word`): ASCII
@@ -299,16 +299,16 @@ impl LiteralMatcher {
     /// caller's question: a word-led literal is reported wherever its first
     /// word is a whole word of the line, which boundary checks then refine
     /// (`fax-gateway`).
-    pub fn find(&self, hay: &[u8], mut f: impl FnMut(u32, usize, usize)) {
+    pub fn find(&self, hay: &[u8], masks: &LineMasks, mut f: impl FnMut(u32, usize, usize)) {
         // Word starts come from the word-byte mask of each 64-byte block
         // (a start is a word byte after a non-word byte) and each word's
         // end from the first clear bit after it: no branch per byte.
-        let n = hay.len();
+        debug_assert_eq!(masks.len(), hay.len());
         let mut base = 0;
         // Whether the byte before `base` is a word byte.
         let mut carry = 0u64;
-        while base < n {
-            let m = simd::block(hay, base).word;
+        for block in masks.blocks() {
+            let m = block.word;
             let mut starts = m & !((m << 1) | carry);
             carry = m >> 63;
             while starts != 0 {
@@ -323,7 +323,7 @@ impl LiteralMatcher {
                 let e = if after != 0 {
                     s + after.trailing_zeros() as usize
                 } else {
-                    simd::word_end(hay, base + 64)
+                    masks.word_end(base + 64)
                 };
                 self.word(hay, s, e, first, &mut f);
             }
@@ -435,12 +435,19 @@ impl LiteralMatcher {
 mod tests {
     use super::*;
 
+    /// [`LiteralMatcher::find`] over a line classified for it.
+    fn scan(m: &LiteralMatcher, hay: &[u8], f: impl FnMut(u32, usize, usize)) {
+        let mut masks = LineMasks::default();
+        masks.classify(hay);
+        m.find(hay, &masks, f);
+    }
+
     fn matches(lits: &[(&str, bool)], hay: &str) -> Vec<(String, usize, usize)> {
         let words: Vec<String> = lits.iter().map(|(l, _)| l.to_string()).collect();
         let unbounded: Vec<bool> = lits.iter().map(|(_, u)| *u).collect();
         let m = LiteralMatcher::new(&words, &unbounded);
         let mut out = Vec::new();
-        m.find(hay.as_bytes(), |id, s, e| {
+        scan(&m, hay.as_bytes(), |id, s, e| {
             out.push((words[id as usize].clone(), s, e));
         });
         out.sort_by_key(|x| (x.1, x.2));
@@ -546,7 +553,7 @@ mod tests {
         let m = LiteralMatcher::new(&words, &unbounded);
         let hay: Vec<u8> = (0..=255u8).chain(b" c d x ab".iter().copied()).collect();
         let mut n = 0;
-        m.find(&hay, |_, s, e| {
+        scan(&m, &hay, |_, s, e| {
             assert!(s < e && e <= hay.len());
             n += 1;
         });

@@ -91,110 +91,126 @@ pub fn block_scalar(hay: &[u8], at: usize) -> Block {
     m
 }
 
-impl Block {
-    /// The masks moved down by `k` bytes (`k` below 64).
+/// The class masks of a whole line, one [`Block`] per 64 bytes, computed
+/// once and read by every scanner of the line: the literal scan and the
+/// tokenizer used to classify the same bytes each on its own, the
+/// tokenizer at whatever offset it had reached (a block every 48 bytes, and
+/// the copy of the line's tail for the last one more than once).
+#[derive(Default)]
+pub struct LineMasks {
+    /// The blocks of `hay[0..64]`, `hay[64..128]`, ..., then two blocks of
+    /// zeros, so that the masks at any offset up to the line's length are
+    /// two loads without a bounds branch.
+    blocks: Vec<Block>,
+    len: usize,
+}
+
+/// The masks are a picture of the line's digits and letters: `Debug` shows
+/// only their size.
+impl std::fmt::Debug for LineMasks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineMasks")
+            .field("len", &self.len)
+            .field("blocks", &self.blocks.len())
+            .finish()
+    }
+}
+
+impl LineMasks {
+    /// Classifies `hay`. Allocates only when a line is longer than every
+    /// line before it.
+    pub fn classify(&mut self, hay: &[u8]) {
+        self.blocks.clear();
+        self.blocks
+            .extend((0..hay.len().div_ceil(64)).map(|k| block(hay, k * 64)));
+        self.blocks.extend([Block::default(); 2]);
+        self.len = hay.len();
+    }
+
+    /// The length of the line classified last.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The 64-byte blocks of the line (the last one padded with zeros).
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks[..self.blocks.len() - 2]
+    }
+
+    /// The masks of the 64 bytes from `i` on (bit 0 is byte `i`; bits past
+    /// the line's end are 0), for any `i` up to the line's length: two
+    /// blocks funnel-shifted. Inlined, so only the fields a caller reads
+    /// are computed.
     #[inline(always)]
-    fn shifted(self, k: usize) -> Block {
+    pub fn at(&self, i: usize) -> Block {
+        let (j, r) = (i / 64, (i % 64) as u32);
+        let (a, b) = (&self.blocks[j], &self.blocks[j + 1]);
+        // `b << (64 - r)` without the shift by 64 when `r` is 0.
+        let f = |lo: u64, hi: u64| (lo >> r) | ((hi << 1) << (63 - r));
         Block {
-            word: self.word >> k,
-            token: self.token >> k,
-            digit: self.digit >> k,
-            alpha: self.alpha >> k,
-            colon: self.colon >> k,
-            stop: self.stop >> k,
-        }
-    }
-}
-
-/// A window of masks over a line for a scanner that moves forward through
-/// it: one classification serves every position of the next 48 bytes.
-#[derive(Debug)]
-pub struct Cursor<'a> {
-    hay: &'a [u8],
-    base: usize,
-    m: Block,
-}
-
-impl<'a> Cursor<'a> {
-    pub fn new(hay: &'a [u8]) -> Cursor<'a> {
-        Cursor {
-            hay,
-            base: 0,
-            m: block(hay, 0),
+            word: f(a.word, b.word),
+            token: f(a.token, b.token),
+            digit: f(a.digit, b.digit),
+            alpha: f(a.alpha, b.alpha),
+            colon: f(a.colon, b.colon),
+            stop: f(a.stop, b.stop),
         }
     }
 
-    /// The masks from byte `i` on (bit 0 is byte `i`), and how many of
-    /// their bits are known: at least 16, and all 64 near the end of the
-    /// line, where bits past its end are 0.
-    #[inline(always)]
-    pub fn at(&mut self, i: usize) -> (Block, usize) {
-        if i < self.base || i - self.base > 48 {
-            self.base = i;
-            self.m = block(self.hay, i);
+    /// The end of the word starting at or continuing through `at`: the
+    /// first byte at or after `at` that is not a word byte, or the line's
+    /// length.
+    #[inline]
+    pub fn word_end(&self, mut at: usize) -> usize {
+        while at < self.len {
+            let rest = !self.at(at).word;
+            if rest != 0 {
+                return (at + rest.trailing_zeros() as usize).min(self.len);
+            }
+            at += 64;
         }
-        let k = i - self.base;
-        let known = if self.base + 64 >= self.hay.len() {
-            64
-        } else {
-            64 - k
-        };
-        (self.m.shifted(k), known)
+        self.len
     }
 
     /// The first byte at or after `i` that stops the tokenizer (see
     /// [`Block::stop`]), or the line's length.
     #[inline]
-    pub fn next_stop(&mut self, mut i: usize) -> usize {
-        while i < self.hay.len() {
-            let (m, known) = self.at(i);
-            if m.stop != 0 {
-                return (i + m.stop.trailing_zeros() as usize).min(self.hay.len());
+    pub fn next_stop(&self, mut i: usize) -> usize {
+        while i < self.len {
+            let m = self.at(i).stop;
+            if m != 0 {
+                return (i + m.trailing_zeros() as usize).min(self.len);
             }
-            i += known;
+            i += 64;
         }
-        self.hay.len()
+        self.len
     }
 
     /// The end of the run of token bytes starting at `i`, and whether it
     /// holds an ASCII digit and an ASCII letter.
     #[inline]
-    pub fn token_run(&mut self, mut i: usize) -> (usize, bool, bool) {
+    pub fn token_run(&self, mut i: usize) -> (usize, bool, bool) {
         let (mut digit, mut alpha) = (false, false);
-        while i < self.hay.len() {
-            let (m, known) = self.at(i);
-            let run = ((!m.token).trailing_zeros() as usize).min(known);
+        while i < self.len {
+            let m = self.at(i);
+            let run = (!m.token).trailing_zeros() as usize;
             let low = if run >= 64 { !0 } else { (1u64 << run) - 1 };
             digit |= m.digit & low != 0;
             alpha |= m.alpha & low != 0;
             i += run;
-            if run < known {
+            if run < 64 {
                 break;
             }
         }
-        (i.min(self.hay.len()), digit, alpha)
+        (i.min(self.len), digit, alpha)
     }
 
     /// Whether a `:` lies 1 to 4 bytes after `i`, as after an IPv6
     /// address's first group.
     #[inline(always)]
-    pub fn colon_soon(&mut self, i: usize) -> bool {
-        (self.at(i).0.colon >> 1) & 0xF != 0
+    pub fn colon_soon(&self, i: usize) -> bool {
+        (self.at(i).colon >> 1) & 0xF != 0
     }
-}
-
-/// The end of the word starting at or continuing through `at`: the first
-/// byte at or after `at` that is not a word byte, or `hay.len()`.
-#[inline]
-pub fn word_end(hay: &[u8], mut at: usize) -> usize {
-    while at < hay.len() {
-        let rest = !block(hay, at).word;
-        if rest != 0 {
-            return (at + rest.trailing_zeros() as usize).min(hay.len());
-        }
-        at += 64;
-    }
-    hay.len()
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
@@ -284,9 +300,9 @@ mod sse2 {
 #[cfg(any(test, feature = "fuzzing"))]
 pub fn check_against_scalar(hay: &[u8]) {
     let stop_byte = |b: u8| class::is(b, class::TOKEN) || matches!(b, b'\\' | b'+' | b'(');
-    // One cursor for the whole pass, moving forward as the tokenizer's
-    // does, and a fresh one per offset, so both window paths are checked.
-    let mut moving = Cursor::new(hay);
+    let mut masks = LineMasks::default();
+    masks.classify(hay);
+    assert_eq!(masks.blocks().len(), hay.len().div_ceil(64));
     for at in 0..=hay.len() {
         assert_eq!(block(hay, at), block_scalar(hay, at), "masks at {at}");
         let rest = &hay[at..];
@@ -295,11 +311,9 @@ pub fn check_against_scalar(hay: &[u8]) {
                 .position(|&b| f(b))
                 .map_or(hay.len(), |i| at + i)
         };
-        assert_eq!(
-            word_end(hay, at),
-            first(&|b| !class::is_word(b)),
-            "word end at {at}"
-        );
+        let word_end = first(&|b| !class::is_word(b));
+        assert_eq!(masks.word_end(at), word_end, "line word end at {at}");
+        assert_eq!(masks.at(at), block_scalar(hay, at), "line masks at {at}");
         let stop = first(&stop_byte);
         let end = first(&|b| !class::is(b, class::TOKEN));
         let run = &hay[at..end];
@@ -309,11 +323,9 @@ pub fn check_against_scalar(hay: &[u8]) {
             run.iter().any(u8::is_ascii_alphabetic),
         );
         let colon = (1..=4).any(|k| hay.get(at + k) == Some(&b':'));
-        for c in [&mut moving, &mut Cursor::new(hay)] {
-            assert_eq!(c.colon_soon(at), colon, "colon at {at}");
-            assert_eq!(c.token_run(at), token, "token run at {at}");
-            assert_eq!(c.next_stop(at), stop, "stop at {at}");
-        }
+        assert_eq!(masks.colon_soon(at), colon, "colon at {at}");
+        assert_eq!(masks.token_run(at), token, "token run at {at}");
+        assert_eq!(masks.next_stop(at), stop, "stop at {at}");
     }
 }
 
@@ -336,12 +348,15 @@ mod tests {
 
     #[test]
     fn word_ends() {
+        let mut m = LineMasks::default();
         let hay = b"ab_c9 x\xc3\xa9y";
-        assert_eq!(word_end(hay, 0), 5);
-        assert_eq!(word_end(hay, 5), 5);
-        assert_eq!(word_end(hay, 6), hay.len());
+        m.classify(hay);
+        assert_eq!(m.word_end(0), 5);
+        assert_eq!(m.word_end(5), 5);
+        assert_eq!(m.word_end(6), hay.len());
         let long = [b'a'; 200];
-        assert_eq!(word_end(&long, 3), 200);
+        m.classify(&long);
+        assert_eq!(m.word_end(3), 200);
     }
 
     proptest! {

@@ -407,6 +407,7 @@ impl Engine {
         st.context_seen.resize(words, 0);
         st.gate_seen.clear();
         st.gate_seen.resize(words, 0);
+        st.masks.classify(hay);
         let State {
             hits,
             context_seen,
@@ -415,8 +416,9 @@ impl Engine {
             longest_hit,
             findings,
             triggered,
+            masks,
         } = st;
-        self.literals.find(hay, |pid, s, e| {
+        self.literals.find(hay, masks, |pid, s, e| {
             let pat = &self.literal_uses[pid as usize];
             if pat.trigger {
                 *triggered = true;
@@ -552,8 +554,12 @@ impl Engine {
             .iter()
             .any(|t| self.context_possible(t.rule, st));
         // Byte classes 64 at a time: separators are skipped, and token ends
-        // found, from bit masks rather than byte by byte.
-        let mut cur = simd::Cursor::new(hay);
+        // found, from bit masks rather than byte by byte. The literal pass
+        // classified this line; the masks are taken out of the state for
+        // the loop (which adds findings to it) and put back after it, so
+        // that their buffer is reused.
+        debug_assert_eq!(st.masks.len(), hay.len());
+        let cur = std::mem::take(&mut st.masks);
         while i < n {
             let b = hay[i];
             let c = class::of(b);
@@ -621,7 +627,7 @@ impl Engine {
                 prev_word = None;
                 continue;
             }
-            let (e, seen, joined) = token_end(hay, i, &mut cur);
+            let (e, seen, joined) = token_end(hay, i, &cur);
             if seen & class::DIGIT != 0 {
                 let len = e - i;
                 if tokens_armed
@@ -699,6 +705,7 @@ impl Engine {
             prev_word = Some((i, we));
             i = we;
         }
+        st.masks = cur;
 
         if let Some(re) = &self.regex {
             if self.regex_armed(st) {
@@ -1077,7 +1084,7 @@ fn value_group(
 /// bytes, so the caller knows without another pass whether it holds a digit
 /// or a letter, and whether a joiner was crossed (a token without one is a
 /// plain word when it holds no digit).
-fn token_end(hay: &[u8], start: usize, cur: &mut simd::Cursor<'_>) -> (usize, u8, bool) {
+fn token_end(hay: &[u8], start: usize, cur: &simd::LineMasks) -> (usize, u8, bool) {
     let mut p = start;
     let mut seen = 0;
     let mut joined = false;

@@ -25,6 +25,7 @@ use super::names::{self, BuildFx, Names};
 use super::numeric::{NumToken, NumericMatcher};
 use super::prose::Prose;
 use super::pseudonym::PseudonymKey;
+use super::simd::LineMasks;
 use super::structure::{self, normalise_key, MAX_KEY};
 use super::validate::Validator;
 use crate::error::{Error, RuleProblem};
@@ -192,6 +193,9 @@ struct State {
     longest_hit: usize,
     findings: Vec<Finding>,
     triggered: bool,
+    /// The byte classes of the line, computed by the literal pass and read
+    /// by the tokenizer after it.
+    masks: LineMasks,
 }
 
 /// The outcome of redacting a structured field.
