@@ -17,6 +17,7 @@
 
 use memchr::{memchr, memchr_iter};
 
+use super::class;
 use super::names::Names;
 use super::structure::Pair;
 use super::validate::Validator;
@@ -214,7 +215,7 @@ fn segment_boundary(hay: &[u8], p: usize) -> bool {
 
 /// Finds HL7 v2 segments anywhere in the line and reports their values.
 pub fn scan_hl7(hay: &[u8], lookup: Lookup<'_>, out: &mut dyn FnMut(Pair)) {
-    if memchr(b'|', hay).is_none() {
+    if !class::has_byte(hay, b'|') {
         return;
     }
     let mut resume = 0;
@@ -523,12 +524,16 @@ pub fn scan_records(hay: &[u8], names: &Names, lookup: Lookup<'_>, out: &mut dyn
         .unwrap_or(hay.len());
     if first < hay.len()
         && !matches!(hay[first], b'{' | b'[')
+        && class::has_byte(hay, b',')
         && memchr_iter(b',', hay).nth(4).is_some()
         && memchr(b'=', hay).is_none()
     {
         record(hay, first, hay.len(), names, lookup, out);
     }
     // Tuples: `(a, b, c, d)`.
+    if !class::has_byte(hay, b'(') {
+        return;
+    }
     let mut from = 0;
     while let Some(i) = memchr(b'(', &hay[from..]) {
         let open = from + i;
@@ -746,7 +751,7 @@ fn cell(v: &[u8], names: &Names) -> Cell {
 /// nearly every interchange; an `ISA` header's own separators are used when
 /// the line has one.
 pub fn scan_x12(hay: &[u8], lookup: Lookup<'_>, out: &mut dyn FnMut(Pair)) {
-    if memchr(b'~', hay).is_none() {
+    if !class::has_byte(hay, b'~') {
         return;
     }
     let (el, comp) = match memchr::memmem::find(hay, b"ISA") {

@@ -63,7 +63,9 @@ fn block_tail(hay: &[u8], at: usize) -> Block {
     let mut buf = [0u8; 64];
     let tail = &hay[at.min(hay.len())..];
     buf[..tail.len()].copy_from_slice(tail);
-    sse2::block64(&buf)
+    // Only the lanes that hold bytes of the line are classified: most OTLP
+    // attribute values fit in one, and their masks above it stay 0.
+    sse2::block_lanes(&buf, tail.len().div_ceil(16))
 }
 
 /// [`block`] one byte at a time: the fallback for targets without SSE2 and
@@ -278,8 +280,15 @@ mod sse2 {
 
     #[inline(always)]
     pub fn block64(chunk: &[u8; 64]) -> Block {
+        block_lanes(chunk, 4)
+    }
+
+    /// The masks of the first `lanes` 16-byte lanes of `chunk` (at most 4);
+    /// the bits of the others are 0.
+    #[inline(always)]
+    pub fn block_lanes(chunk: &[u8; 64], lanes: usize) -> Block {
         let mut m = Block::default();
-        for k in 0..4 {
+        for k in 0..lanes.min(4) {
             let l = lane(chunk, k);
             let at = 16 * k;
             m.word |= l.word << at;

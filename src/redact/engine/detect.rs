@@ -253,7 +253,7 @@ impl Engine {
         }
         let mut query_values: [(usize, usize); 16] = [(0, 0); 16];
         let mut nq = 0;
-        if !pairs_done || memchr::memchr(b'=', hay).is_some() {
+        if !pairs_done || class::has_byte(hay, b'=') {
             let findings = &mut main.findings;
             let decoded = &mut *decoded;
             let mut text_end = (1, 0);
@@ -402,11 +402,17 @@ impl Engine {
         st.triggered = false;
         st.hits_sorted = true;
         st.longest_hit = 0;
+        // Zeroed in place: `clear` and `resize` called `memset` for these
+        // few words on every value.
         let words = self.rules.len().div_ceil(64);
-        st.context_seen.clear();
-        st.context_seen.resize(words, 0);
-        st.gate_seen.clear();
-        st.gate_seen.resize(words, 0);
+        for seen in [&mut st.context_seen, &mut st.gate_seen] {
+            if seen.len() == words {
+                seen.iter_mut().for_each(|w| *w = 0);
+            } else {
+                seen.clear();
+                seen.resize(words, 0);
+            }
+        }
         st.masks.classify(hay);
         let State {
             hits,
