@@ -43,8 +43,11 @@ use opentelemetry_proto::tonic::metrics::v1::{Exemplar, Metric, ResourceMetrics}
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
+use super::class;
+use super::names::BuildFx;
 use crate::pipeline::fault;
 use crate::{Category, Engine, FieldResult, Scratch};
+use std::hash::BuildHasher;
 
 /// Containers (arrays and key/value lists) nested deeper than this inside
 /// one attribute or log body are replaced by [`DEPTH_PLACEHOLDER`].
@@ -343,54 +346,65 @@ struct Walk<'e, 's> {
     /// Reused buffer for numbers written as text.
     num: String,
     /// What the engine said about attribute keys already seen.
-    keys: KeyMemo,
+    keys: CleanMemo,
+    /// What it said about short values read as text (no key naming their
+    /// rule).
+    values: CleanMemo,
 }
 
-/// Attribute keys that the engine's text detectors left unchanged in this
-/// walk.
+/// Strings that the engine's text detectors left unchanged in this walk:
+/// attribute keys, and short values read as text.
 ///
-/// The records of one resource mostly repeat the same few attribute keys,
-/// and every key is run through the text detectors (a key can be data:
-/// a map keyed by names or numbers). That answer depends only on the key
-/// and the engine, which is fixed for a walk, so it is kept here: a small
-/// direct-mapped table, so that memory stays bounded whatever the keys. A
-/// key the detectors change is never kept. (Which rule a key names is
-/// remembered by the scratch's own key cache, [`Engine::key_rule_cached`].)
-struct KeyMemo {
-    slots: Vec<Option<String>>,
+/// The records of one resource mostly repeat the same few attribute keys
+/// and many of the same short values (a method, a route template, a
+/// function or host name), and every one is run through the text detectors
+/// (a key can be data: a map keyed by names or numbers). That answer
+/// depends only on the string and the engine, which is fixed for a walk, so
+/// it is kept here: a direct-mapped table of strings up to
+/// [`CLEAN_MEMO_MAX_LEN`] bytes held inline, so that memory stays bounded
+/// whatever the strings and keeping one allocates nothing. A string the
+/// detectors change is never kept. (Which rule a key names is remembered by
+/// the scratch's own key cache, [`Engine::key_rule_cached`].)
+struct CleanMemo {
+    /// Each slot's length (0: empty; empty strings are never looked up).
+    lens: Box<[u8]>,
+    bytes: Box<[[u8; CLEAN_MEMO_MAX_LEN]]>,
 }
 
-/// Slots in a [`KeyMemo`] (a power of two).
+/// Slots for attribute keys, and for short values (powers of two).
 const KEY_MEMO_SLOTS: usize = 64;
+const VALUE_MEMO_SLOTS: usize = 256;
 
-/// Longer keys are not kept (the table's memory stays bounded).
-const KEY_MEMO_MAX_LEN: usize = 64;
+/// Longer strings are not kept (the table's memory stays bounded: 16 KiB
+/// for values).
+const CLEAN_MEMO_MAX_LEN: usize = 64;
 
-impl KeyMemo {
-    fn new() -> KeyMemo {
-        KeyMemo {
-            slots: (0..KEY_MEMO_SLOTS).map(|_| None).collect(),
+impl CleanMemo {
+    fn new(slots: usize) -> CleanMemo {
+        debug_assert!(slots.is_power_of_two());
+        CleanMemo {
+            lens: vec![0; slots].into_boxed_slice(),
+            bytes: vec![[0; CLEAN_MEMO_MAX_LEN]; slots].into_boxed_slice(),
         }
     }
 
-    /// The slot for `key` (FNV-1a of its bytes).
-    fn index(key: &str) -> usize {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in key.as_bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        (h ^ (h >> 32)) as usize & (KEY_MEMO_SLOTS - 1)
+    /// The slot for `s`.
+    fn index(&self, s: &str) -> usize {
+        BuildFx.hash_one(s.as_bytes()) as usize & (self.lens.len() - 1)
     }
 
-    fn is_clean(&self, key: &str) -> bool {
-        self.slots[Self::index(key)].as_deref() == Some(key)
+    fn is_clean(&self, s: &str) -> bool {
+        let i = self.index(s);
+        let n = usize::from(self.lens[i]);
+        n == s.len() && class::same_short(&self.bytes[i][..n], s.as_bytes())
     }
 
-    /// Notes that the text detectors left `key` unchanged.
-    fn set_clean(&mut self, key: &str) {
-        if key.len() <= KEY_MEMO_MAX_LEN {
-            self.slots[Self::index(key)] = Some(key.to_owned());
+    /// Notes that the text detectors left `s` unchanged.
+    fn set_clean(&mut self, s: &str) {
+        if !s.is_empty() && s.len() <= CLEAN_MEMO_MAX_LEN {
+            let i = self.index(s);
+            self.lens[i] = s.len() as u8;
+            self.bytes[i][..s.len()].copy_from_slice(s.as_bytes());
         }
     }
 }
@@ -404,7 +418,8 @@ impl<'e, 's> Walk<'e, 's> {
             budget: MAX_VALUES,
             joined: String::new(),
             num: String::new(),
-            keys: KeyMemo::new(),
+            keys: CleanMemo::new(KEY_MEMO_SLOTS),
+            values: CleanMemo::new(VALUE_MEMO_SLOTS),
         }
     }
 
@@ -715,6 +730,7 @@ impl<'e, 's> Walk<'e, 's> {
                 fault::check(s.as_bytes());
                 let res = match rule_key {
                     Some(rk) => self.engine.redact_field(self.scratch, rk, s),
+                    None if self.values.is_clean(s) => return Ok(Verdict::Keep),
                     None => FieldResult::Value(self.engine.redact_str(self.scratch, s)),
                 };
                 match res {
@@ -723,7 +739,11 @@ impl<'e, 's> Walk<'e, 's> {
                         *s = new;
                         self.stats.rewritten += 1;
                     }
-                    FieldResult::Value(Cow::Borrowed(_)) => {}
+                    FieldResult::Value(Cow::Borrowed(_)) => {
+                        if rule_key.is_none() {
+                            self.values.set_clean(s);
+                        }
+                    }
                 }
             }
             Value::IntValue(n) => {
@@ -805,12 +825,17 @@ impl<'e, 's> Walk<'e, 's> {
     fn scalar(&mut self, v: &mut AnyValue, rule_key: Option<&str>, scan: bool) -> Verdict {
         let res = match rule_key {
             Some(rk) => self.engine.redact_field(self.scratch, rk, &self.num),
-            None if scan => FieldResult::Value(self.engine.redact_str(self.scratch, &self.num)),
-            None => return Verdict::Keep,
+            None if !scan || self.values.is_clean(&self.num) => return Verdict::Keep,
+            None => FieldResult::Value(self.engine.redact_str(self.scratch, &self.num)),
         };
         match res {
             FieldResult::Drop => Verdict::Drop,
-            FieldResult::Value(Cow::Borrowed(_)) => Verdict::Keep,
+            FieldResult::Value(Cow::Borrowed(_)) => {
+                if rule_key.is_none() {
+                    self.values.set_clean(&self.num);
+                }
+                Verdict::Keep
+            }
             FieldResult::Value(Cow::Owned(new)) => {
                 v.value = Some(Value::StringValue(new));
                 self.stats.rewritten += 1;
@@ -977,12 +1002,13 @@ mod tests {
         }
     }
 
-    /// Keys met again later in a walk are answered from [`KeyMemo`]: the
-    /// records of one walk must come out exactly as when each is walked on
-    /// its own, with the same counts, whether a key is clean, names a rule,
-    /// or is itself PHI (redacted every time, never remembered as clean).
+    /// Keys and short values met again later in a walk are answered from
+    /// [`CleanMemo`]: the records of one walk must come out exactly as when
+    /// each is walked on its own, with the same counts, whether a key or
+    /// value is clean, names or falls under a rule, or is itself PHI
+    /// (redacted every time, never remembered as clean).
     #[test]
-    fn repeated_keys_redact_as_in_separate_walks() {
+    fn repeated_keys_and_values_redact_as_in_separate_walks() {
         let e = engine();
         let record = |i: usize| LogRecord {
             attributes: vec![
@@ -992,7 +1018,14 @@ mod tests {
                 kv(NAME, int(i as i64)),
                 kv("note", s(SSN_TEXT)),
                 kv("patient", kvlist(vec![kv("name", s(NAME))])),
-                kv(&"k".repeat(KEY_MEMO_MAX_LEN + 1), s(SSN_TEXT)),
+                kv(&"k".repeat(CLEAN_MEMO_MAX_LEN + 1), s(SSN_TEXT)),
+                kv("attr.route", s("/api/v1/visits")),
+                kv("attr.text", s(SSN_TEXT)),
+                kv("attr.code", int(200)),
+                kv(
+                    "attr.other",
+                    s(if i.is_multiple_of(2) { "GET" } else { SSN_TEXT }),
+                ),
             ],
             ..Default::default()
         };
@@ -1032,9 +1065,22 @@ mod tests {
         assert_eq!(stats, separate_stats);
         assert_eq!(one_walk_counts, separate_counts);
         assert_clean("repeated keys", &dump(&one_walk));
-        for lr in &one_walk.scope_logs[0].log_records {
+        for (i, lr) in one_walk.scope_logs[0].log_records.iter().enumerate() {
             assert_eq!(lr.attributes[0], kv("service.name", s("checkout")));
             assert!(lr.attributes[2].key.contains("[REDACTED:SSN]"), "{lr:?}");
+            let text = |k: usize| match &lr.attributes[k].value {
+                Some(AnyValue {
+                    value: Some(Value::StringValue(t)),
+                }) => t.clone(),
+                v => panic!("{v:?}"),
+            };
+            assert_eq!(text(7), "/api/v1/visits");
+            assert!(text(8).contains("[REDACTED:SSN]"), "{lr:?}");
+            assert_eq!(
+                text(10).contains("[REDACTED:SSN]"),
+                !i.is_multiple_of(2),
+                "{lr:?}"
+            );
         }
     }
 
@@ -1044,11 +1090,11 @@ mod tests {
     #[test]
     fn key_memo_slots_hold_their_own_key() {
         let first = "patient.name";
+        let mut memo = CleanMemo::new(KEY_MEMO_SLOTS);
         let other = (0..10_000)
             .map(|i| format!("field{i}"))
-            .find(|k| KeyMemo::index(k) == KeyMemo::index(first))
+            .find(|k| memo.index(k) == memo.index(first))
             .expect("a colliding key");
-        let mut memo = KeyMemo::new();
         for _ in 0..2 {
             assert!(!memo.is_clean(first));
             memo.set_clean(first);
@@ -1059,9 +1105,14 @@ mod tests {
             assert!(!memo.is_clean(first));
             memo.set_clean(&other);
         }
-        let long = "k".repeat(KEY_MEMO_MAX_LEN + 1);
+        let long = "k".repeat(CLEAN_MEMO_MAX_LEN + 1);
         memo.set_clean(&long);
         assert!(!memo.is_clean(&long));
+        // A string that is a prefix of a kept one, in the same slot or not.
+        let kept = "k".repeat(CLEAN_MEMO_MAX_LEN);
+        memo.set_clean(&kept);
+        assert!(memo.is_clean(&kept));
+        assert!(!memo.is_clean(&kept[..10]));
     }
 
     /// The cached key lookup answers as the plain one, for keys that name a
