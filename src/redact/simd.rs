@@ -355,6 +355,15 @@ mod tests {
         }
     }
 
+    /// The masks picture where a line's digits and letters are: `Debug`
+    /// shows their size only.
+    #[test]
+    fn debug_shows_no_masks() {
+        let mut m = LineMasks::default();
+        m.classify(b"SSN 219-09-9999");
+        assert_eq!(format!("{m:?}"), "LineMasks { len: 15, blocks: 3 }");
+    }
+
     #[test]
     fn word_ends() {
         let mut m = LineMasks::default();
