@@ -573,6 +573,31 @@ mod tests {
         assert!(matches(&lits, ":").is_empty());
     }
 
+    /// Punctuation literals are found by one loop on short lines, by one
+    /// `memchr`, `memchr2` or `memchr3` over the distinct first bytes on
+    /// long ones, and by a search per literal past three first bytes: every
+    /// way finds every occurrence, overlapping ones included.
+    #[test]
+    fn punctuation_literals_with_one_to_four_first_bytes() {
+        let all = ["@", "::", "%", "#", "::/", "%%"];
+        for k in 1..=all.len() {
+            let lits: Vec<(&str, bool)> = all[..k].iter().map(|l| (*l, true)).collect();
+            for pad in [0, 47, 100] {
+                let line = format!("{}a@b :::/ 5%% #x", " ".repeat(pad));
+                let mut want: Vec<(String, usize, usize)> = Vec::new();
+                for l in &all[..k] {
+                    for at in 0..line.len() {
+                        if line[at..].starts_with(l) {
+                            want.push((l.to_string(), at, at + l.len()));
+                        }
+                    }
+                }
+                want.sort_by_key(|x| (x.1, x.2));
+                assert_eq!(matches(&lits, &line), want, "{k} literals, pad {pad}");
+            }
+        }
+    }
+
     #[test]
     fn a_line_of_any_bytes_is_scanned_without_panic() {
         let lits = [("x", false), ("ab", true), (" c", false), ("d ", false)];
