@@ -1503,10 +1503,6 @@ mod tests {
         }
     }
 
-    /// With several vendors, an OTLP request's scrubbed batch is handed to
-    /// each as the same shared batch (encoded at most once, by the sinks),
-    /// not as one deep copy per vendor; one vendor alone takes the batch
-    /// itself.
     /// Regression: a client could mark its own records `scrubs.crisis`, and
     /// they were audited in full and reached the vendors so marked.
     #[tokio::test]
@@ -1546,6 +1542,10 @@ mod tests {
         assert_eq!(keys, ["k"]);
     }
 
+    /// With several vendors, an OTLP request's scrubbed batch is handed to
+    /// each as the same shared batch (encoded at most once, by the sinks),
+    /// not as one deep copy per vendor; one vendor alone takes the batch
+    /// itself.
     #[tokio::test]
     async fn several_vendors_get_one_shared_batch() {
         let (a, b) = (
