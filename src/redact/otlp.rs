@@ -407,6 +407,24 @@ impl CleanMemo {
             self.bytes[i][..s.len()].copy_from_slice(s.as_bytes());
         }
     }
+
+    /// Runs `s` through the engine's text detectors, unless this memo holds
+    /// it as clean, and keeps it when they leave it unchanged.
+    fn redact_str<'a>(
+        &mut self,
+        engine: &Engine,
+        scratch: &mut Scratch,
+        s: &'a str,
+    ) -> Cow<'a, str> {
+        if self.is_clean(s) {
+            return Cow::Borrowed(s);
+        }
+        let out = engine.redact_str(scratch, s);
+        if matches!(out, Cow::Borrowed(_)) {
+            self.set_clean(s);
+        }
+        out
+    }
 }
 
 impl<'e, 's> Walk<'e, 's> {
@@ -459,15 +477,9 @@ impl<'e, 's> Walk<'e, 's> {
             return Ok(());
         }
         fault::check(s.as_bytes());
-        if self.keys.is_clean(s) {
-            return Ok(());
-        }
-        match self.engine.redact_str(self.scratch, s) {
-            Cow::Owned(new) => {
-                *s = new;
-                self.stats.rewritten += 1;
-            }
-            Cow::Borrowed(_) => self.keys.set_clean(s),
+        if let Cow::Owned(new) = self.keys.redact_str(self.engine, self.scratch, s) {
+            *s = new;
+            self.stats.rewritten += 1;
         }
         Ok(())
     }
@@ -730,8 +742,9 @@ impl<'e, 's> Walk<'e, 's> {
                 fault::check(s.as_bytes());
                 let res = match rule_key {
                     Some(rk) => self.engine.redact_field(self.scratch, rk, s),
-                    None if self.values.is_clean(s) => return Ok(Verdict::Keep),
-                    None => FieldResult::Value(self.engine.redact_str(self.scratch, s)),
+                    None => {
+                        FieldResult::Value(self.values.redact_str(self.engine, self.scratch, s))
+                    }
                 };
                 match res {
                     FieldResult::Drop => return Ok(Verdict::Drop),
@@ -739,11 +752,7 @@ impl<'e, 's> Walk<'e, 's> {
                         *s = new;
                         self.stats.rewritten += 1;
                     }
-                    FieldResult::Value(Cow::Borrowed(_)) => {
-                        if rule_key.is_none() {
-                            self.values.set_clean(s);
-                        }
-                    }
+                    FieldResult::Value(Cow::Borrowed(_)) => {}
                 }
             }
             Value::IntValue(n) => {
@@ -825,17 +834,14 @@ impl<'e, 's> Walk<'e, 's> {
     fn scalar(&mut self, v: &mut AnyValue, rule_key: Option<&str>, scan: bool) -> Verdict {
         let res = match rule_key {
             Some(rk) => self.engine.redact_field(self.scratch, rk, &self.num),
-            None if !scan || self.values.is_clean(&self.num) => return Verdict::Keep,
-            None => FieldResult::Value(self.engine.redact_str(self.scratch, &self.num)),
+            None if scan => {
+                FieldResult::Value(self.values.redact_str(self.engine, self.scratch, &self.num))
+            }
+            None => return Verdict::Keep,
         };
         match res {
             FieldResult::Drop => Verdict::Drop,
-            FieldResult::Value(Cow::Borrowed(_)) => {
-                if rule_key.is_none() {
-                    self.values.set_clean(&self.num);
-                }
-                Verdict::Keep
-            }
+            FieldResult::Value(Cow::Borrowed(_)) => Verdict::Keep,
             FieldResult::Value(Cow::Owned(new)) => {
                 v.value = Some(Value::StringValue(new));
                 self.stats.rewritten += 1;
