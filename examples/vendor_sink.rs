@@ -147,6 +147,10 @@ struct Run {
     dups: u64,
     seen: Vec<u64>,
     latency: Hist,
+    /// The worst latency (µs) and the record count per 100 ms of receipt
+    /// time since the run's first record: shows whether slow records come
+    /// in periodic spikes (a timer, an fsync) or spread evenly (queueing).
+    windows: Vec<(u64, u64)>,
 }
 
 impl Run {
@@ -161,6 +165,7 @@ impl Run {
             dups: 0,
             seen: Vec::new(),
             latency: Hist::new(),
+            windows: Vec::new(),
         }
     }
 
@@ -185,7 +190,17 @@ impl Run {
             self.max_seq = self.max_seq.max(s);
         }
         if let Some(g) = gen_ns {
-            self.latency.record(recv_ns.saturating_sub(g) / 1000);
+            let us = recv_ns.saturating_sub(g) / 1000;
+            self.latency.record(us);
+            let w = (recv_ns.saturating_sub(self.first_recv_ns) / 100_000_000) as usize;
+            if w < 100_000 {
+                if w >= self.windows.len() {
+                    self.windows.resize(w + 1, (0, 0));
+                }
+                let slot = &mut self.windows[w];
+                slot.0 = slot.0.max(us);
+                slot.1 += 1;
+            }
         }
     }
 
@@ -201,6 +216,11 @@ impl Run {
             "unique_seq": self.unique,
             "duplicates": self.dups,
             "latency": self.latency.json(),
+            "latency_windows_100ms": self
+                .windows
+                .iter()
+                .map(|&(max_us, n)| json!([max_us / 1000, n]))
+                .collect::<Vec<_>>(),
         })
     }
 }
