@@ -296,6 +296,82 @@ fn slow_vendor_lags_and_delivers_everything_across_two_kill_9() {
     assert_eq!(code, Some(if dups > 0 { 1 } else { 0 }), "{out}");
 }
 
+/// Regression: with two vendors that did not answer, every pipeline worker
+/// was held by their lanes (each lane keeps one batch waiting for its
+/// vendor and the next, redacted, waiting for its turn), so the audit
+/// lane's batches queued behind them and audit events stopped reaching
+/// Kafka. The audit fork must not wait for any number of vendors.
+#[test]
+fn two_hung_vendors_do_not_hold_back_the_audit_fork() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = format!("scrubs-hung-{}", std::process::id());
+    create_topic(&rt, &topic, 1);
+    // Neither vendor answers within the test.
+    let first = slow_vendor(&rt, Duration::from_secs(120));
+    let second = slow_vendor(&rt, Duration::from_secs(120));
+    let ports = Ports::new(first.port);
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let second_vendor = format!(
+        "  - name: second-vendor\n    endpoint: http://127.0.0.1:{}\n    baa_covered: true\n    timeout: 120s\n",
+        second.port
+    );
+    let cfg = Sidecar {
+        include: log.display().to_string(),
+        file: &["batch_max_lines: 100"],
+        audit: Some(Audit {
+            brokers: bootstrap(),
+            topic: &topic,
+            kafka: &["check_topic_config: false"],
+        }),
+        vendor: &["timeout: 120s"],
+        more_vendors: &[&second_vendor],
+        drain_deadline: "1s",
+        ..Sidecar::default()
+    }
+    .write(dir.path(), &ports);
+    let mut scrubs = Scrubs::start(&cfg, &[]);
+    scrubs.wait_http(ports.admin, "/healthz");
+
+    // The first lines: both vendors are asked, and their lanes wait.
+    append(&log, 0..1_000);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while first.requests.load(Ordering::Relaxed) == 0
+        || second.requests.load(Ordering::Relaxed) == 0
+    {
+        assert!(Instant::now() < deadline, "the vendors were never asked");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // The audit lines written after that reach Kafka all the same.
+    const N: usize = 4_000;
+    append(&log, 1_000..N);
+    let delivered = || {
+        metric(
+            &http_get(ports.admin, "/metrics").unwrap().1,
+            "scrubs_audit_events_total{result=\"delivered\"}",
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while delivered() < (N / 20) as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "audit events held back by the vendors: {} of {} delivered",
+            delivered(),
+            N / 20
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The vendors had not answered meanwhile.
+    assert!(first.got.lock().unwrap().bodies.is_empty());
+    assert!(second.got.lock().unwrap().bodies.is_empty());
+    let seen = audit_numbers(&audit_messages(&topic, Duration::from_secs(5)));
+    assert_eq!(seen.len(), N / 20, "audit lines in Kafka");
+    let (_, log_text) = scrubs.stop();
+    assert!(!log_text.contains("John Smith") && !log_text.contains("Maria Gonzalez"));
+}
+
 /// A vendor that fails every attempt for longer than `max_failing`: its
 /// lane skips ahead, every line counted once (delivered, skipped, or
 /// dropped by the exporter), the audit topic complete meanwhile; once the

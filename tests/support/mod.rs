@@ -430,6 +430,9 @@ pub struct Sidecar<'a> {
     pub vendor_batch: &'a str,
     /// Vendor settings after `batch`.
     pub vendor: &'a [&'a str],
+    /// More entries of `vendors:`, each written as it is (a YAML list item
+    /// starting `  - name: ...`), after the test vendor.
+    pub more_vendors: &'a [&'a str],
     /// Top-level sections written as they are, before `shutdown`.
     pub extra: &'a str,
     pub drain_deadline: &'a str,
@@ -453,6 +456,7 @@ impl Default for Sidecar<'_> {
             audit: None,
             vendor_batch: "max_wait: 50ms",
             vendor: &[],
+            more_vendors: &[],
             extra: "",
             drain_deadline: "10s",
         }
@@ -490,10 +494,11 @@ impl Sidecar<'_> {
             ));
         }
         cfg.push_str(&format!(
-            "vendors:\n  - name: test-vendor\n    endpoint: http://127.0.0.1:{}\n    baa_covered: true\n    batch: {{ {} }}\n{}admin:\n  address: \"127.0.0.1:{}\"\n{}shutdown:\n  drain_deadline: {}\n",
+            "vendors:\n  - name: test-vendor\n    endpoint: http://127.0.0.1:{}\n    baa_covered: true\n    batch: {{ {} }}\n{}{}admin:\n  address: \"127.0.0.1:{}\"\n{}shutdown:\n  drain_deadline: {}\n",
             p.vendor,
             self.vendor_batch,
             lines(self.vendor, "    "),
+            self.more_vendors.concat(),
             p.admin,
             self.extra,
             self.drain_deadline,
