@@ -49,9 +49,11 @@
 //! The checkpoint only ever moves to the end of a batch the pipeline
 //! acknowledged with `true`, in order; on `false` (or a dropped
 //! acknowledgement) the file is read again from the acknowledged offset
-//! after a back-off (100 ms doubling to 10 s). The checkpoint file is
-//! rewritten (atomically) right after acknowledgements arrive and before
-//! the next batch is read, and fsynced at least every second. Up to
+//! after a back-off (100 ms doubling to 10 s). The checkpoint is written
+//! (into a live slot, in place, without waiting for the disk) right after
+//! acknowledgements arrive and before the next batch is read, and a durable
+//! copy is written and fsynced in the background about every second (see
+//! `checkpoint`). Up to
 //! `max_inflight_batches` batches are in the pipeline at once, so that
 //! redaction overlaps the wait for Kafka, but each carries a gate
 //! (`LineBatch::earlier_committed`) that opens only once every earlier
@@ -59,7 +61,8 @@
 //! to a sink before it opens. After a `kill -9` the lines after the
 //! checkpoint are read again, but at most one batch of them had reached a
 //! sink (the one delivered and not yet checkpointed); none is lost. After a
-//! power loss, up to a second more.
+//! power loss, about a second more (plus however long the disk took to
+//! sync the last durable copy).
 //!
 //! The service writing the file is never blocked or slowed: when the
 //! pipeline is slow, the bounded channel and the in-flight window fill and
@@ -157,8 +160,8 @@ impl FileSourceConfig {
                 )
             })?;
         }
-        if !primary && !ckpt_path.exists() && main_path.exists() {
-            std::fs::copy(&main_path, &ckpt_path).map_err(|e| {
+        if !primary && !checkpoint::exists(&ckpt_path) && checkpoint::exists(&main_path) {
+            checkpoint::copy(&main_path, &ckpt_path).map_err(|e| {
                 BuildError::io(
                     name,
                     format!(
@@ -184,14 +187,14 @@ impl FileSourceConfig {
             own_metrics = Metrics::new();
             &own_metrics
         };
+        let generation = match &loaded {
+            Loaded::Entries(_, generation) => *generation,
+            _ => 0,
+        };
         let mut tail = Tail::new(name.to_string(), self, loaded, counters_in)
             .map_err(|e| BuildError::config(name, e))?;
         tail.lane = lane.clone();
-        let ckpt = Committer {
-            path: ckpt_path,
-            last_sync: Instant::now(),
-            warned: false,
-        };
+        let ckpt = Committer::new(ckpt_path, generation);
         let span = match &lane {
             Lane::Vendor(l) => tracing::info_span!("file", source = %name, vendor = %l.vendor_name),
             _ => tracing::info_span!("file", source = %name),
@@ -366,23 +369,41 @@ async fn run(
     debug!(source = %tail.name, "file source stopped");
 }
 
-/// Writes checkpoints. Each write replaces the file atomically (temporary
-/// file and rename), right after the acknowledgements it records and
-/// before the next batch is read, so that a crashed process (`kill -9`)
-/// leaves a checkpoint covering every acknowledged batch. The data is also
-/// fsynced at most every [`SYNC_INTERVAL`] (and at shutdown), which bounds
-/// what a power loss can take back to a second of progress (lines read
-/// again, none lost).
+/// Writes checkpoints (see `checkpoint` for the copies). After every
+/// acknowledgement, and before the next batch may reach a sink, the new
+/// checkpoint is written into a live slot in place: a copy into the page
+/// cache, so a crashed process (`kill -9`) leaves a checkpoint covering
+/// every acknowledged batch, without the lane waiting for the disk. The
+/// durable copy is written in the background at most every
+/// [`SYNC_INTERVAL`] (once the previous one has finished) and at shutdown,
+/// which bounds what a power loss can take back to that interval plus the
+/// time the disk takes to sync (lines read again, none lost).
 struct Committer {
     path: PathBuf,
+    live: Option<Box<checkpoint::Writer>>,
+    /// The generation of the last checkpoint written (see `checkpoint`).
+    generation: u64,
+    /// The durable copy being written, if one is.
+    durable: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     last_sync: Instant,
     warned: bool,
 }
 
-/// How often checkpoint writes are made durable against power loss.
+/// How often the durable copy of a checkpoint is written.
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Committer {
+    fn new(path: PathBuf, generation: u64) -> Committer {
+        Committer {
+            live: Some(Box::new(checkpoint::Writer::new(&path))),
+            path,
+            generation,
+            durable: None,
+            last_sync: Instant::now(),
+            warned: false,
+        }
+    }
+
     /// Writes the checkpoint if acknowledgements moved it, then opens the
     /// gates of the batches that waited for it: a batch reaches the sinks
     /// only once every earlier one is checkpointed (`earlier_committed`).
@@ -399,30 +420,63 @@ impl Committer {
         }
     }
 
-    async fn commit(&mut self, tail: &mut Tail, force_sync: bool) {
+    /// Writes a live slot, and the durable copy when it is due (with
+    /// `last`, at shutdown: now, waiting for it).
+    async fn commit(&mut self, tail: &mut Tail, last: bool) {
         tail.dirty = false;
-        let bytes = tail.snapshot();
-        let sync = force_sync || self.last_sync.elapsed() >= SYNC_INTERVAL;
-        let p = self.path.clone();
-        let res =
-            tokio::task::spawn_blocking(move || checkpoint::write_atomic(&p, &bytes, sync)).await;
-        match res {
-            Ok(Ok(())) => {
-                self.warned = false;
-                if sync {
-                    self.last_sync = Instant::now();
+        self.generation += 1;
+        let bytes = std::sync::Arc::new(tail.snapshot(self.generation));
+        let res = match self.live.take() {
+            Some(mut live) => {
+                let b = bytes.clone();
+                match tokio::task::spawn_blocking(move || (live.write_live(&b), live)).await {
+                    Ok((res, live)) => {
+                        self.live = Some(live);
+                        res
+                    }
+                    Err(e) => Err(std::io::Error::other(e.to_string())),
                 }
             }
-            Ok(Err(e)) => {
-                tail.m.ckpt_errors.fetch_add(1, Ordering::Relaxed);
-                tail.dirty = true;
-                if !self.warned {
-                    warn!(source = %tail.name, path = %self.path.display(), error = %e,
-                        "cannot write the file checkpoint; lines may be read again after a restart");
-                    self.warned = true;
-                }
+            // A writer lost to a panic above: the durable copy alone.
+            None => Ok(()),
+        };
+        if let Err(e) = res {
+            self.failed(tail, &e);
+            self.live = Some(Box::new(checkpoint::Writer::new(&self.path)));
+        }
+        if let Some(h) = self.durable.take_if(|h| last || h.is_finished()) {
+            match h.await {
+                Ok(Ok(())) => self.warned = false,
+                Ok(Err(e)) => self.failed(tail, &e),
+                Err(e) => error!(source = %tail.name, error = %e, "checkpoint write failed"),
             }
-            Err(e) => error!(source = %tail.name, error = %e, "checkpoint write failed"),
+        }
+        let due = last || self.last_sync.elapsed() >= SYNC_INTERVAL;
+        if self.durable.is_none() && due {
+            self.last_sync = Instant::now();
+            let p = self.path.clone();
+            let h = tokio::task::spawn_blocking(move || checkpoint::write_atomic(&p, &bytes, true));
+            if last {
+                match h.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => self.failed(tail, &e),
+                    Err(e) => error!(source = %tail.name, error = %e, "checkpoint write failed"),
+                }
+            } else {
+                self.durable = Some(h);
+            }
+        }
+    }
+
+    /// Counts a failed checkpoint write, warns once per run of failures,
+    /// and has the next acknowledgement write it again.
+    fn failed(&mut self, tail: &mut Tail, e: &std::io::Error) {
+        tail.m.ckpt_errors.fetch_add(1, Ordering::Relaxed);
+        tail.dirty = true;
+        if !self.warned {
+            warn!(source = %tail.name, path = %self.path.display(), error = %e,
+                "cannot write the file checkpoint; lines may be read again after a restart");
+            self.warned = true;
         }
     }
 }
@@ -762,7 +816,7 @@ impl Tail {
                 error!(source = %t.name, moved_to = %moved_to.display(), error = %error,
                     "the file checkpoint is unreadable; every file is read from its beginning");
             }
-            Loaded::Entries(entries) => {
+            Loaded::Entries(entries, _) => {
                 for e in entries {
                     let Some(key) = e.key() else { continue };
                     if t.by_key.contains_key(&key) {
@@ -778,7 +832,7 @@ impl Tail {
         Ok(t)
     }
 
-    fn snapshot(&self) -> Vec<u8> {
+    fn snapshot(&self, generation: u64) -> Vec<u8> {
         let entries = self
             .idents
             .iter()
@@ -801,7 +855,7 @@ impl Tail {
                 )
             })
             .collect();
-        checkpoint::encode(&self.name, entries)
+        checkpoint::encode(&self.name, generation, entries)
     }
 
     fn new_multiline(&self) -> Option<Multiline> {
