@@ -371,19 +371,7 @@ mod tests {
         assert!(p.ends_with("checkpoints/app_.._x.json"));
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         assert!(matches!(load(&p).unwrap(), Loaded::Missing));
-        let k = Key::of(b"hello world", 256, 1, 2);
-        let e = Entry {
-            fingerprint: k.hex(),
-            fingerprint_len: k.len,
-            inode_bound: true,
-            dev: 1,
-            ino: 2,
-            offset: 11,
-            path: "/x".into(),
-            stream: "/x".into(),
-            seq: 0,
-            last_seen: 0,
-        };
+        let (k, e) = entry(11);
         write_atomic(&p, &encode("x", 7, vec![(k, e)]), true).unwrap();
         match load(&p).unwrap() {
             Loaded::Entries(v, generation) => {
