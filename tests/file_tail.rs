@@ -472,6 +472,23 @@ async fn acknowledgements_rewrite_a_slot_in_place_not_the_checkpoint_file() {
     for slot in ["app.json.live0", "app.json.live1"] {
         assert!(data.join("checkpoints").join(slot).exists(), "{slot}");
     }
+    // With no acknowledgement since, the file operators read catches up
+    // with the last one within about a second.
+    let end: u64 = (0..N).map(|i| line(i).len() as u64 + 1).sum();
+    let durable_offset = || -> Option<u64> {
+        let v: serde_json::Value =
+            serde_json::from_slice(&fs::read(data.join("checkpoints/app.json")).ok()?).ok()?;
+        v["files"].as_object()?.values().next()?["offset"].as_u64()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while durable_offset() != Some(end) {
+        assert!(
+            Instant::now() < deadline,
+            "the durable copy did not catch up: {:?} of {end}",
+            durable_offset()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // A crash now (no shutdown, so no final write of the durable copy):
     // the restarted source resumes after the last acknowledged line.
     src.handle.abort();

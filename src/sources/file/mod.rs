@@ -383,6 +383,9 @@ struct Committer {
     live: Option<Box<checkpoint::Writer>>,
     /// The generation of the last checkpoint written (see `checkpoint`).
     generation: u64,
+    /// The last checkpoint written, and whether the durable copy has it.
+    latest: Option<std::sync::Arc<Vec<u8>>>,
+    durable_has_latest: bool,
     /// The durable copy being written, if one is.
     durable: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     last_sync: Instant,
@@ -398,6 +401,8 @@ impl Committer {
             live: Some(Box::new(checkpoint::Writer::new(&path))),
             path,
             generation,
+            latest: None,
+            durable_has_latest: true,
             durable: None,
             last_sync: Instant::now(),
             warned: false,
@@ -414,6 +419,10 @@ impl Committer {
     ) {
         if tail.dirty {
             self.commit(tail, false).await;
+        } else if !self.durable_has_latest {
+            // No acknowledgement since: the durable copy catches up with
+            // the live slots once it is due, idle or not.
+            self.sync(tail, false).await;
         }
         for gate in gates {
             let _ = gate.send(());
@@ -444,6 +453,15 @@ impl Committer {
             self.failed(tail, &e);
             self.live = Some(Box::new(checkpoint::Writer::new(&self.path)));
         }
+        self.latest = Some(bytes);
+        self.durable_has_latest = false;
+        self.sync(tail, last).await;
+    }
+
+    /// Writes the latest checkpoint as the durable copy when it is due and
+    /// the previous durable write has finished (with `last`: now, waiting
+    /// for both).
+    async fn sync(&mut self, tail: &mut Tail, last: bool) {
         if let Some(h) = self.durable.take_if(|h| last || h.is_finished()) {
             match h.await {
                 Ok(Ok(())) => self.warned = false,
@@ -452,19 +470,25 @@ impl Committer {
             }
         }
         let due = last || self.last_sync.elapsed() >= SYNC_INTERVAL;
-        if self.durable.is_none() && due {
-            self.last_sync = Instant::now();
-            let p = self.path.clone();
-            let h = tokio::task::spawn_blocking(move || checkpoint::write_atomic(&p, &bytes, true));
-            if last {
-                match h.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => self.failed(tail, &e),
-                    Err(e) => error!(source = %tail.name, error = %e, "checkpoint write failed"),
-                }
-            } else {
-                self.durable = Some(h);
+        let Some(bytes) = self
+            .latest
+            .clone()
+            .filter(|_| due && self.durable.is_none())
+        else {
+            return;
+        };
+        self.last_sync = Instant::now();
+        self.durable_has_latest = true;
+        let p = self.path.clone();
+        let h = tokio::task::spawn_blocking(move || checkpoint::write_atomic(&p, &bytes, true));
+        if last {
+            match h.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => self.failed(tail, &e),
+                Err(e) => error!(source = %tail.name, error = %e, "checkpoint write failed"),
             }
+        } else {
+            self.durable = Some(h);
         }
     }
 
