@@ -130,6 +130,14 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 curl -sf "http://127.0.0.1:$admin_port/healthz" >/dev/null
+# The admin endpoint answers /healthz from the start and /readyz once the
+# pipeline is built, some milliseconds later: wait for it as the kubelet
+# would (asking once right after /healthz answered failed when the first
+# /healthz came in that window).
+for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$admin_port/readyz" >/dev/null && break
+    sleep 0.2
+done
 curl -sf "http://127.0.0.1:$admin_port/readyz" >/dev/null
 curl -sf "http://127.0.0.1:$admin_port/metrics" > "$work/pod/metrics"
 grep -q '^scrubs_config_last_reload_successful 1$' "$work/pod/metrics"
