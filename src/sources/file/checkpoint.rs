@@ -184,26 +184,39 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The valid copies of the checkpoint at `path` (durable copy first), and
-/// the durable copy's parse error if it exists and is not valid.
-#[allow(clippy::type_complexity)]
-fn copies(path: &Path) -> io::Result<(Vec<CheckpointFile>, Option<String>)> {
-    let mut valid = Vec::new();
-    let mut durable_error = None;
+/// What is on disk for one checkpoint.
+struct Copies {
+    /// The valid copies (durable copy first).
+    valid: Vec<CheckpointFile>,
+    /// The durable copy's error, if it exists and is not valid.
+    durable_error: Option<String>,
+    /// A live slot that holds something, but no valid checkpoint.
+    bad_slot: Option<PathBuf>,
+}
+
+fn copies(path: &Path) -> io::Result<Copies> {
+    let mut c = Copies {
+        valid: Vec::new(),
+        durable_error: None,
+        bad_slot: None,
+    };
     if let Some(bytes) = read_if_exists(path)? {
         match parse(&bytes) {
-            Ok(f) => valid.push(f),
-            Err(e) => durable_error = Some(e),
+            Ok(f) => c.valid.push(f),
+            Err(e) => c.durable_error = Some(e),
         }
     }
     for i in 0..2 {
-        if let Some(bytes) = read_if_exists(&slot_path(path, i))? {
-            if let Some(f) = slot_json(&bytes).and_then(|j| parse(j).ok()) {
-                valid.push(f);
+        let p = slot_path(path, i);
+        // An empty slot was created and never written: nothing was lost.
+        if let Some(bytes) = read_if_exists(&p)?.filter(|b| !b.is_empty()) {
+            match slot_json(&bytes).and_then(|j| parse(j).ok()) {
+                Some(f) => c.valid.push(f),
+                None => c.bad_slot = Some(p),
             }
         }
     }
-    Ok((valid, durable_error))
+    Ok(c)
 }
 
 /// The newest of `copies` (the first of equal generations: the durable
@@ -218,35 +231,51 @@ fn newest(copies: Vec<CheckpointFile>) -> Option<CheckpointFile> {
     })
 }
 
+/// Moves an unreadable copy aside, to `<its name>.corrupt-<secs>`.
+fn move_aside(p: &Path) -> io::Result<PathBuf> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut name = p.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".corrupt-{secs}"));
+    let to = p.with_file_name(name);
+    fs::rename(p, &to)?;
+    Ok(to)
+}
+
 /// Loads the newest valid copy of the checkpoint at `path`. A durable copy
-/// that cannot be read is moved aside (`<source>.json.corrupt-<secs>`);
-/// when no valid copy is left, every file is read from its beginning.
+/// that cannot be read is moved aside (`<source>.json.corrupt-<secs>`).
+/// When no valid copy is left but one existed (a durable copy or a live
+/// slot that cannot be read), every file is read from its beginning
+/// (`Corrupt`), whatever `start_at` says: lines may be read again, none
+/// skipped.
 pub(crate) fn load(path: &Path) -> io::Result<Loaded> {
-    let (copies, durable_error) = copies(path)?;
+    let Copies {
+        valid,
+        durable_error,
+        bad_slot,
+    } = copies(path)?;
     let moved_to = match &durable_error {
-        Some(_) => {
-            let secs = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let to = path.with_extension(format!("json.corrupt-{secs}"));
-            fs::rename(path, &to)?;
-            Some(to)
-        }
+        Some(_) => Some(move_aside(path)?),
         None => None,
     };
-    match (newest(copies), moved_to, durable_error) {
-        (Some(f), _, _) => {
-            let mut v: Vec<Entry> = f
-                .files
-                .into_values()
-                .filter(|e| e.key().is_some())
-                .collect();
-            v.sort_by_key(|e| e.seq);
-            Ok(Loaded::Entries(v, f.generation))
-        }
-        (None, Some(moved_to), Some(error)) => Ok(Loaded::Corrupt { moved_to, error }),
-        (None, _, _) => Ok(Loaded::Missing),
+    if let Some(f) = newest(valid) {
+        let mut v: Vec<Entry> = f
+            .files
+            .into_values()
+            .filter(|e| e.key().is_some())
+            .collect();
+        v.sort_by_key(|e| e.seq);
+        return Ok(Loaded::Entries(v, f.generation));
+    }
+    match (moved_to, durable_error, bad_slot) {
+        (Some(moved_to), Some(error), _) => Ok(Loaded::Corrupt { moved_to, error }),
+        (_, _, Some(slot)) => Ok(Loaded::Corrupt {
+            moved_to: move_aside(&slot)?,
+            error: "a live slot of the checkpoint does not match its checksum".into(),
+        }),
+        _ => Ok(Loaded::Missing),
     }
 }
 
@@ -259,8 +288,7 @@ pub(crate) fn exists(path: &Path) -> bool {
 /// durable copy at `to` (a new vendor lane starts where the source is).
 /// Does nothing if `from` has no valid copy.
 pub(crate) fn copy(from: &Path, to: &Path) -> io::Result<()> {
-    let (copies, _) = copies(from)?;
-    match newest(copies) {
+    match newest(copies(from)?.valid) {
         Some(f) => {
             let bytes = serde_json::to_vec_pretty(&f).map_err(io::Error::other)?;
             write_atomic(to, &bytes, true)
@@ -451,8 +479,22 @@ mod tests {
         assert!(exists(&lane));
         assert_eq!(loaded_offset(&lane), (2, 2));
 
-        // Neither slot valid and no durable copy: nothing to resume from.
+        // Neither slot valid and no durable copy: every file is read from
+        // its beginning (not as a new source, which `start_at: end` would
+        // skip), and the bad slot is moved aside.
         fs::write(slot_path(&p, 1), b"scrubs-checkpoint-slot 5 00\n{}").unwrap();
+        match load(&p).unwrap() {
+            Loaded::Corrupt { moved_to, .. } => {
+                assert!(
+                    moved_to.to_string_lossy().contains(".json.live"),
+                    "{moved_to:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Empty slots (created, never written) hold nothing to lose.
+        fs::write(slot_path(&p, 0), b"").unwrap();
+        fs::write(slot_path(&p, 1), b"").unwrap();
         assert!(matches!(load(&p).unwrap(), Loaded::Missing));
     }
 
