@@ -36,9 +36,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use super::reader::Key;
+use super::reader::{hash, hex, Key};
 
 /// The file format version.
 const VERSION: u32 = 1;
@@ -177,11 +176,7 @@ fn slot_json(bytes: &[u8]) -> Option<&[u8]> {
     let len: usize = words.next()?.parse().ok()?;
     let sum = words.next()?;
     let json = bytes.get(nl + 1..)?.get(..len)?;
-    (hex(&Sha256::digest(json)) == sum).then_some(json)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    (hex(&hash(json)) == sum).then_some(json)
 }
 
 /// What is on disk for one checkpoint.
@@ -256,8 +251,11 @@ pub(crate) fn load(path: &Path) -> io::Result<Loaded> {
         durable_error,
         bad_slot,
     } = copies(path)?;
-    let moved_to = match &durable_error {
-        Some(_) => Some(move_aside(path)?),
+    let durable_corrupt = match durable_error {
+        Some(error) => Some(Loaded::Corrupt {
+            moved_to: move_aside(path)?,
+            error,
+        }),
         None => None,
     };
     if let Some(f) = newest(valid) {
@@ -269,13 +267,15 @@ pub(crate) fn load(path: &Path) -> io::Result<Loaded> {
         v.sort_by_key(|e| e.seq);
         return Ok(Loaded::Entries(v, f.generation));
     }
-    match (moved_to, durable_error, bad_slot) {
-        (Some(moved_to), Some(error), _) => Ok(Loaded::Corrupt { moved_to, error }),
-        (_, _, Some(slot)) => Ok(Loaded::Corrupt {
+    if let Some(corrupt) = durable_corrupt {
+        return Ok(corrupt);
+    }
+    match bad_slot {
+        Some(slot) => Ok(Loaded::Corrupt {
             moved_to: move_aside(&slot)?,
             error: "a live slot of the checkpoint does not match its checksum".into(),
         }),
-        _ => Ok(Loaded::Missing),
+        None => Ok(Loaded::Missing),
     }
 }
 
@@ -369,12 +369,7 @@ impl Writer {
                 slot.insert(f)
             }
         };
-        let mut buf = format!(
-            "{SLOT_MAGIC} {} {}\n",
-            json.len(),
-            hex(&Sha256::digest(json))
-        )
-        .into_bytes();
+        let mut buf = format!("{SLOT_MAGIC} {} {}\n", json.len(), hex(&hash(json))).into_bytes();
         buf.extend_from_slice(json);
         buf.push(b'\n');
         // Pad with spaces (after the JSON, outside its length) to the
@@ -501,7 +496,7 @@ mod tests {
     #[test]
     fn slot_headers_that_do_not_match_hold_nothing() {
         let json = br#"{"a":1}"#;
-        let sum = hex(&Sha256::digest(json));
+        let sum = hex(&hash(json));
         let good = format!("{SLOT_MAGIC} {} {sum}\n{{\"a\":1}}\n   ", json.len());
         assert_eq!(slot_json(good.as_bytes()), Some(&json[..]));
         for bad in [

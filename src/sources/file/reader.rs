@@ -48,12 +48,7 @@ impl Key {
     }
 
     pub fn hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        for b in self.hash {
-            s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-            s.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-        }
-        s
+        hex(&self.hash)
     }
 
     /// The checkpoint map key: `<hex>/<len>` or `<hex>/<len>@<dev>:<ino>`.
@@ -93,6 +88,16 @@ impl fmt::Debug for Key {
 
 pub(crate) fn hash(b: &[u8]) -> [u8; 32] {
     Sha256::digest(b).into()
+}
+
+/// A [`hash`] in lowercase hex.
+pub(crate) fn hex(hash: &[u8; 32]) -> String {
+    let mut s = String::with_capacity(64);
+    for b in hash {
+        s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        s.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    s
 }
 
 /// Reads up to `n` bytes at offset 0 (fewer if the file is shorter).
