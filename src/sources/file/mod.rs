@@ -383,9 +383,9 @@ struct Committer {
     live: Option<Box<checkpoint::Writer>>,
     /// The generation of the last checkpoint written (see `checkpoint`).
     generation: u64,
-    /// The last checkpoint written, and whether the durable copy has it.
-    latest: Option<std::sync::Arc<Vec<u8>>>,
-    durable_has_latest: bool,
+    /// The last checkpoint written, while the durable copy does not have
+    /// it yet.
+    undurable: Option<std::sync::Arc<Vec<u8>>>,
     /// The durable copy being written, if one is.
     durable: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     last_sync: Instant,
@@ -398,11 +398,10 @@ const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 impl Committer {
     fn new(path: PathBuf, generation: u64) -> Committer {
         Committer {
-            live: Some(Box::new(checkpoint::Writer::new(&path))),
+            live: None,
             path,
             generation,
-            latest: None,
-            durable_has_latest: true,
+            undurable: None,
             durable: None,
             last_sync: Instant::now(),
             warned: false,
@@ -419,7 +418,7 @@ impl Committer {
     ) {
         if tail.dirty {
             self.commit(tail, false).await;
-        } else if !self.durable_has_latest {
+        } else if self.undurable.is_some() {
             // No acknowledgement since: the durable copy catches up with
             // the live slots once it is due, idle or not.
             self.sync(tail, false).await;
@@ -435,26 +434,24 @@ impl Committer {
         tail.dirty = false;
         self.generation += 1;
         let bytes = std::sync::Arc::new(tail.snapshot(self.generation));
-        let res = match self.live.take() {
-            Some(mut live) => {
-                let b = bytes.clone();
-                match tokio::task::spawn_blocking(move || (live.write_live(&b), live)).await {
-                    Ok((res, live)) => {
-                        self.live = Some(live);
-                        res
-                    }
-                    Err(e) => Err(std::io::Error::other(e.to_string())),
-                }
+        // The writer moves to the blocking thread and back; it is made at
+        // the first write, and again after one was lost to a panic there.
+        let mut live = self
+            .live
+            .take()
+            .unwrap_or_else(|| Box::new(checkpoint::Writer::new(&self.path)));
+        let b = bytes.clone();
+        let res = match tokio::task::spawn_blocking(move || (live.write_live(&b), live)).await {
+            Ok((res, live)) => {
+                self.live = Some(live);
+                res
             }
-            // A writer lost to a panic above: the durable copy alone.
-            None => Ok(()),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
         };
         if let Err(e) = res {
             self.failed(tail, &e);
-            self.live = Some(Box::new(checkpoint::Writer::new(&self.path)));
         }
-        self.latest = Some(bytes);
-        self.durable_has_latest = false;
+        self.undurable = Some(bytes);
         self.sync(tail, last).await;
     }
 
@@ -470,15 +467,11 @@ impl Committer {
             }
         }
         let due = last || self.last_sync.elapsed() >= SYNC_INTERVAL;
-        let Some(bytes) = self
-            .latest
-            .clone()
-            .filter(|_| due && self.durable.is_none())
-        else {
+        let ready = due && self.durable.is_none();
+        let Some(bytes) = self.undurable.take_if(|_| ready) else {
             return;
         };
         self.last_sync = Instant::now();
-        self.durable_has_latest = true;
         let p = self.path.clone();
         let h = tokio::task::spawn_blocking(move || checkpoint::write_atomic(&p, &bytes, true));
         if last {
