@@ -9,6 +9,7 @@
 use std::sync::LazyLock;
 
 use super::class;
+use super::simd::LineMasks;
 use memchr::memmem::Finder;
 use memchr::{memchr, memchr2, memchr2_iter, memchr3};
 
@@ -305,23 +306,44 @@ pub fn scan_pairs(
     lookup: &dyn Fn(&[u8]) -> Option<u32>,
     out: &mut dyn FnMut(Pair) -> bool,
 ) {
+    // A JSON line has a colon per field: with `eq_only` they are not even
+    // visited.
+    let (a, b) = if eq_only { (b'=', b'=') } else { (b'=', b':') };
+    pairs_at(hay, memchr2_iter(a, b, hay), lookup, out);
+}
+
+/// [`scan_pairs`] over a line the engine has classified: the separators
+/// come from its masks instead of a `memchr2` call each.
+pub fn scan_pairs_masked(
+    hay: &[u8],
+    masks: &LineMasks,
+    eq_only: bool,
+    lookup: &dyn Fn(&[u8]) -> Option<u32>,
+    out: &mut dyn FnMut(Pair) -> bool,
+) {
+    debug_assert_eq!(masks.len(), hay.len());
+    pairs_at(hay, masks.separators(eq_only), lookup, out);
+}
+
+/// The pairs at `separators`, the offsets of the `=` (and `:`) of `hay`
+/// in order.
+fn pairs_at(
+    hay: &[u8],
+    separators: impl Iterator<Item = usize>,
+    lookup: &dyn Fn(&[u8]) -> Option<u32>,
+    out: &mut dyn FnMut(Pair) -> bool,
+) {
     let n = hay.len();
     let mut resume = 0;
     let mut escapes = EscapeLookahead::default();
     let mut next_close = KeptSearch::default();
     let budget = reread_budget(n);
     let mut reread = 0usize;
-    // A JSON line has a colon per field: with `eq_only` they are not even
-    // visited.
-    let (a, b) = if eq_only { (b'=', b'=') } else { (b'=', b':') };
-    for p in memchr2_iter(a, b, hay) {
+    for p in separators {
         if p < resume {
             continue;
         }
         let sep = hay[p];
-        if eq_only && sep != b'=' {
-            continue;
-        }
         // Skip `==`, `:=`, `::`, `!=` and URL schemes (`https://`).
         let prev = if p > 0 { hay[p - 1] } else { 0 };
         if prev == b'=' || prev == b':' || prev == b'!' || prev == b'<' || prev == b'>' {
@@ -963,12 +985,22 @@ mod tests {
         v
     }
 
+    /// The pairs of `s`, found with separators from `memchr2` and from the
+    /// line's masks (which must agree).
     fn pairs(s: &str) -> Vec<(Option<u32>, String)> {
         let mut v = Vec::new();
         scan_pairs(s.as_bytes(), false, &lookup, &mut |p| {
             v.push((p.rule, s[p.start..p.end].to_string()));
             true
         });
+        let mut masked = Vec::new();
+        let mut masks = LineMasks::default();
+        masks.classify(s.as_bytes());
+        scan_pairs_masked(s.as_bytes(), &masks, false, &lookup, &mut |p| {
+            masked.push((p.rule, s[p.start..p.end].to_string()));
+            true
+        });
+        assert_eq!(masked, v, "masked separators disagree on {s:?}");
         v
     }
 

@@ -259,7 +259,7 @@ impl Engine {
             let mut text_end = (1, 0);
             let mut extended = 0usize;
             let extend_budget = structure::reread_budget(hay.len());
-            structure::scan_pairs(hay, pairs_done, &lookup, &mut |p: Pair| {
+            structure::scan_pairs_masked(hay, &main.masks, pairs_done, &lookup, &mut |p: Pair| {
                 if structure::is_own_token(&hay[p.start..p.end]) {
                     return true;
                 }
@@ -347,23 +347,29 @@ impl Engine {
                     let text = &decoded[..];
                     let inner = &mut *inner;
                     let findings = &mut sub.findings;
-                    structure::scan_pairs(text, false, &lookup, &mut |p: Pair| {
-                        let v = &text[p.start..p.end];
-                        if let Some(rule) = p
-                            .rule
-                            .filter(|&r| self.keyed_value_ok(r, hay, mentions, v, true, inner))
-                        {
-                            findings.push(Finding {
-                                start: p.start,
-                                end: p.end,
-                                rule,
-                                strength: STRENGTH_KEY,
-                                quote: false,
-                            });
-                            return true;
-                        }
-                        p.rule.is_none()
-                    });
+                    structure::scan_pairs_masked(
+                        text,
+                        &sub.masks,
+                        false,
+                        &lookup,
+                        &mut |p: Pair| {
+                            let v = &text[p.start..p.end];
+                            if let Some(rule) = p
+                                .rule
+                                .filter(|&r| self.keyed_value_ok(r, hay, mentions, v, true, inner))
+                            {
+                                findings.push(Finding {
+                                    start: p.start,
+                                    end: p.end,
+                                    rule,
+                                    strength: STRENGTH_KEY,
+                                    quote: false,
+                                });
+                                return true;
+                            }
+                            p.rule.is_none()
+                        },
+                    );
                 }
                 self.value_pass(decoded, sub, num, regex_cache);
                 if let Some(best) = sub
