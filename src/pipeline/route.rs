@@ -964,6 +964,12 @@ impl Pipeline {
         let mut errors = Vec::new();
         let mut count = 0u64;
         let mut crises = 0u64;
+        // Signals count the records of an accepted request only: a refused
+        // request comes again, and records observed at both attempts were
+        // counted twice. The records a signal may want (the lock-free
+        // filter passes few) are kept raw, with their resource's
+        // attributes, and observed once the request is taken.
+        let mut for_signals: Vec<(Vec<KeyValue>, Vec<LogRecord>)> = Vec::new();
         for rl in &mut req.resource_logs {
             // Borrowed, not copied: the resource is only read here, and the
             // records are filtered in place (`retain` moves nothing when
@@ -974,6 +980,7 @@ impl Pipeline {
             } else {
                 normalised_keys(resource_attrs)
             };
+            let mut wanted = Vec::new();
             for sl in &mut rl.scope_logs {
                 count += sl.log_records.len() as u64;
                 // Only scrubs marks a crisis record: a mark that came with the
@@ -987,7 +994,9 @@ impl Pipeline {
                 }
                 if let Some(s) = self.signals.get() {
                     for lr in &mut sl.log_records {
-                        s.observe_otlp_log(lr, resource_attrs);
+                        if s.wants_otlp_log(lr, resource_attrs) {
+                            wanted.push(lr.clone());
+                        }
                         // Crisis records are marked before redaction (the
                         // selector reads them raw) and go to the vendors
                         // through their reserve, below.
@@ -1024,6 +1033,9 @@ impl Pipeline {
                         }
                     }
                 });
+            }
+            if !wanted.is_empty() {
+                for_signals.push((resource_attrs.to_vec(), wanted));
             }
             if let Err(e) = otlp::redact_logs_with_stats(&engine, &mut scratch, rl, &mut stats) {
                 errors.push(e);
@@ -1065,6 +1077,13 @@ impl Pipeline {
         // is never sent would stop.
         for room in held {
             room.send();
+        }
+        if let Some(s) = self.signals.get() {
+            for (resource, records) in &for_signals {
+                for lr in records {
+                    s.observe_otlp_log(lr, resource);
+                }
+            }
         }
         self.count_crisis("otlp", crises);
         if !crisis.is_empty() {
@@ -1334,7 +1353,7 @@ mod tests {
     /// A vendor that holds room for a batch, or has none, and tells what
     /// became of the room it held.
     struct Holding {
-        room: bool,
+        room: std::sync::atomic::AtomicBool,
         sent: Arc<std::sync::atomic::AtomicUsize>,
         given_back: Arc<std::sync::atomic::AtomicUsize>,
     }
@@ -1375,7 +1394,7 @@ mod tests {
             _: Duration,
             _: bool,
         ) -> BoxFuture<'_, Hold<'_>> {
-            let hold = if self.room {
+            let hold = if self.room.load(std::sync::atomic::Ordering::Relaxed) {
                 Hold::Room(Box::new(CountedRoom {
                     sent: self.sent.clone(),
                     given_back: self.given_back.clone(),
@@ -1396,9 +1415,9 @@ mod tests {
     async fn a_vendor_without_room_refuses_the_request_before_audit() {
         use std::sync::atomic::{AtomicUsize, Ordering};
         let (sent, given_back) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let vendor = |room| {
+        let vendor = |room: bool| {
             Arc::new(Holding {
-                room,
+                room: room.into(),
                 sent: sent.clone(),
                 given_back: given_back.clone(),
             })
@@ -1505,6 +1524,89 @@ mod tests {
 
     /// Regression: a client could mark its own records `scrubs.crisis`, and
     /// they were audited in full and reached the vendors so marked.
+    /// A refused OTLP request is sent again by its client: its records
+    /// count in the signals once, when the request is accepted, not at
+    /// every attempt (they were observed before the vendors' room was
+    /// asked for, and a refused then retried request counted twice).
+    #[tokio::test]
+    async fn signals_count_a_refused_then_retried_request_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // Two vendors, so that the batch is held at each (one alone is
+        // sent the batch without holding room); the second has room only
+        // for the third attempt.
+        let sent = Arc::new(AtomicUsize::new(0));
+        let vendor = |room: bool| {
+            Arc::new(Holding {
+                room: room.into(),
+                sent: sent.clone(),
+                given_back: Arc::new(AtomicUsize::new(0)),
+            })
+        };
+        let (roomy, full) = (vendor(true), vendor(false));
+        let signals = crate::signals::SignalsConfig::from_yaml(
+            "counters:\n  - name: visits_connected_total\n    when: { field: evt, equals: connected }\n",
+        )
+        .unwrap()
+        .build(Arc::new(Engine::builtin().unwrap()), b"a test hash key of 32 bytes ....")
+        .unwrap();
+        let tap = SignalsTap::new(signals);
+        let pipeline = Pipeline::new(
+            Engine::builtin().unwrap(),
+            Selector::new(&AuditSelector::default()),
+            None,
+            vec![roomy, full.clone()],
+            Metrics::new(),
+            RouterConfig::default(),
+        );
+        pipeline.set_signals(tap.clone());
+        let req = || ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![text("service.name", "visits")],
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![
+                        LogRecord {
+                            attributes: vec![text("evt", "connected")],
+                            ..Default::default()
+                        },
+                        LogRecord {
+                            attributes: vec![text("evt", "connected")],
+                            ..Default::default()
+                        },
+                        LogRecord {
+                            attributes: vec![text("evt", "waiting")],
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let connected = || {
+            let mut text = String::new();
+            tap.render_prometheus(&mut text);
+            text.lines()
+                .find(|l| l.starts_with("visits_connected_total "))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        for _ in 0..2 {
+            let refused = pipeline.process_otlp_logs(req()).await;
+            assert!(
+                matches!(refused, Err(Rejection::Overloaded { .. })),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(connected(), 0, "records of refused requests counted");
+        full.room.store(true, Ordering::Relaxed);
+        pipeline.process_otlp_logs(req()).await.unwrap();
+        assert_eq!(connected(), 2);
+        assert_eq!(sent.load(Ordering::Relaxed), 2, "one batch to each vendor");
+    }
+
     #[tokio::test]
     async fn a_crisis_mark_sent_by_the_client_is_dropped() {
         let capture = Arc::new(Capture::default());

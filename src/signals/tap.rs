@@ -3,8 +3,10 @@
 //! mutex only for the records that may.
 //!
 //! The pipeline calls [`SignalsTap::observe_line`] for every line read from
-//! a file or stdin, and [`SignalsTap::observe_fields`] for every OTLP log
-//! record, before redaction and inside the boundary. A task calls
+//! a file or stdin, before redaction and inside the boundary. An OTLP log
+//! record that [`SignalsTap::wants_otlp_log`] is kept raw until its request
+//! is accepted and then given to [`SignalsTap::observe_otlp_log`]: a refused
+//! request is sent again by its client, and must not count twice. A task calls
 //! [`SignalsTap::tick`] every second; `/metrics` calls
 //! [`SignalsTap::render_prometheus`]; the export task sends
 //! [`SignalsTap::to_otlp`] to the vendors.
@@ -87,6 +89,19 @@ impl SignalsTap {
             resource,
         };
         self.observe_fields(otlp_body(record), record.time_unix_nano, &fields);
+    }
+
+    /// Whether a signal may want an OTLP log record of a resource: the
+    /// lock-free filter alone, observing nothing. The pipeline keeps such
+    /// records until their request is accepted.
+    pub fn wants_otlp_log(&self, record: &LogRecord, resource: &[KeyValue]) -> bool {
+        let fields = OtlpFields {
+            record: &record.attributes,
+            resource,
+        };
+        let time = (record.time_unix_nano > 0).then_some(record.time_unix_nano as i64);
+        self.filter
+            .wants(&RecordView::with_fields(otlp_body(record), time, &fields))
     }
 
     /// Whether the crisis selector is on.
