@@ -238,6 +238,10 @@ struct Read {
     records: Vec<LogRecord>,
     /// Redacted crisis records for the vendors, sent through their reserve.
     crisis: Vec<LogRecord>,
+    /// The raw lines a signal may want, with their times, observed by
+    /// [`Pipeline::observe_signals`] once the batch is acknowledged (with
+    /// `count_source` only).
+    for_signals: Vec<(Vec<u8>, u64)>,
 }
 
 /// What [`Pipeline::read_lines`] does with a batch's lines.
@@ -644,13 +648,21 @@ impl Pipeline {
         let crisis_sel = self.signals.get().filter(|s| s.has_crisis());
         let mut crisis_records = Vec::new();
         let mut crises = 0u64;
+        let mut for_signals = Vec::new();
         for (i, line) in lines.iter().enumerate() {
             bytes += line.len() as u64;
             // The lane that counts the source observes the line and learns
             // from the same scan whether it is a crisis record; the others
             // ask the crisis selector alone.
             let crisis = match signals {
-                Some(s) => s.observe_line(line, meta.get(i).map_or(0, |m| m.time_unix_nano)),
+                Some(s) => {
+                    let time = meta.get(i).map_or(0, |m| m.time_unix_nano);
+                    let (wanted, crisis) = s.screen_line(line, time);
+                    if wanted {
+                        for_signals.push((line.clone(), time));
+                    }
+                    crisis
+                }
                 None => crisis_sel.is_some_and(|s| s.is_crisis_line(line)),
             };
             crises += u64::from(crisis);
@@ -736,6 +748,14 @@ impl Pipeline {
             events,
             records,
             crisis: crisis_records,
+            for_signals,
+        }
+    }
+
+    /// Observes the lines of an acknowledged batch that a signal may want.
+    fn observe_signals(&self, lines: &[(Vec<u8>, u64)]) {
+        if let Some(s) = self.signals.get() {
+            s.observe_kept_lines(lines);
         }
     }
 
@@ -757,6 +777,7 @@ impl Pipeline {
             events,
             records,
             crisis,
+            for_signals,
         } = self.read_lines(
             &source,
             &stream,
@@ -806,6 +827,9 @@ impl Pipeline {
         if durable && !records.is_empty() {
             self.to_vendors(line_resource(&self.cfg.resource, &source, &stream, records));
         }
+        if durable {
+            self.observe_signals(&for_signals);
+        }
         let _ = ack.send(durable);
     }
 
@@ -847,23 +871,25 @@ impl Pipeline {
             let crisis_on = self.signals.get().is_some_and(|s| s.has_crisis());
             let mut crisis = Vec::new();
             if lane.primary || crisis_on {
-                crisis = self
-                    .read_lines(
-                        &source,
-                        &stream,
-                        &lines,
-                        &dropped_bytes,
-                        &meta,
-                        ReadMode {
-                            audit: false,
-                            redact: false,
-                            count_source: lane.primary,
-                            count_redactions: false,
-                            only_crisis: crisis_on,
-                            vendor: Some(lane.vendor),
-                        },
-                    )
-                    .crisis;
+                let read = self.read_lines(
+                    &source,
+                    &stream,
+                    &lines,
+                    &dropped_bytes,
+                    &meta,
+                    ReadMode {
+                        audit: false,
+                        redact: false,
+                        count_source: lane.primary,
+                        count_redactions: false,
+                        only_crisis: crisis_on,
+                        vendor: Some(lane.vendor),
+                    },
+                );
+                // Skipped lines are acknowledged (below) and never read
+                // again: they count now.
+                self.observe_signals(&read.for_signals);
+                crisis = read.crisis;
             }
             lane.count_skipped((n - crisis.len().min(n)) as u64);
             if !crisis.is_empty() {
@@ -875,7 +901,10 @@ impl Pipeline {
             return;
         }
         let Read {
-            records, crisis, ..
+            records,
+            crisis,
+            for_signals,
+            ..
         } = self.read_lines(
             &source,
             &stream,
@@ -904,6 +933,7 @@ impl Pipeline {
                 .await;
         }
         if records.is_empty() {
+            self.observe_signals(&for_signals);
             let _ = ack.send(true);
             return;
         }
@@ -918,6 +948,9 @@ impl Pipeline {
             }
             _ => vendor.send_wait(batch).await,
         };
+        if done {
+            self.observe_signals(&for_signals);
+        }
         let _ = ack.send(done);
     }
 
@@ -1605,6 +1638,94 @@ mod tests {
         pipeline.process_otlp_logs(req()).await.unwrap();
         assert_eq!(connected(), 2);
         assert_eq!(sent.load(Ordering::Relaxed), 2, "one batch to each vendor");
+    }
+
+    /// An audit sink whose submissions fail until `up` is set.
+    #[derive(Default)]
+    struct FlakyAudit {
+        up: std::sync::atomic::AtomicBool,
+    }
+
+    impl AuditOut for FlakyAudit {
+        fn submit(&self, _: Vec<AuditEvent>) -> BoxFuture<'_, Result<Durable, String>> {
+            let up = self.up.load(std::sync::atomic::Ordering::Relaxed);
+            let durable: Durable = Box::pin(async move {
+                if up {
+                    Ok(())
+                } else {
+                    Err("the audit sink is down".to_string())
+                }
+            });
+            Box::pin(async move { Ok(durable) })
+        }
+        fn backpressure(&self) -> bool {
+            false
+        }
+    }
+
+    /// A batch of lines the pipeline refuses (its audit records not
+    /// durable) is read again by its source: its lines count in the
+    /// signals once, when the batch is acknowledged, not at every reading.
+    #[tokio::test]
+    async fn signals_count_a_refused_then_reread_batch_once() {
+        use std::sync::atomic::Ordering;
+        let audit = Arc::new(FlakyAudit::default());
+        let signals = crate::signals::SignalsConfig::from_yaml(
+            "counters:\n  - name: visits_connected_total\n    when: { field: evt, equals: connected }\n",
+        )
+        .unwrap()
+        .build(Arc::new(Engine::builtin().unwrap()), b"a test hash key of 32 bytes ....")
+        .unwrap();
+        let tap = SignalsTap::new(signals);
+        let pipeline = Pipeline::new(
+            Engine::builtin().unwrap(),
+            Selector::new(&AuditSelector {
+                contains: vec!["visit".into()],
+                ..Default::default()
+            }),
+            Some(audit.clone()),
+            vec![Arc::new(Capture::default())],
+            Metrics::new(),
+            RouterConfig::default(),
+        );
+        pipeline.set_signals(tap.clone());
+        let sequencer = Arc::new(Sequencer::default());
+        let read = |ack| LineBatch {
+            source: "app".into(),
+            stream: "/var/log/app.log".into(),
+            lines: [
+                r#"{"evt":"connected","visit":"v1"}"#,
+                r#"{"evt":"connected","visit":"v2"}"#,
+                r#"{"evt":"waiting","visit":"v3"}"#,
+            ]
+            .iter()
+            .map(|l| l.as_bytes().to_vec())
+            .collect(),
+            dropped_bytes: vec![0; 3],
+            meta: Vec::new(),
+            ack,
+            earlier_committed: None,
+            lane: Lane::All,
+        };
+        let connected = || {
+            let mut text = String::new();
+            tap.render_prometheus(&mut text);
+            text.lines()
+                .find(|l| l.starts_with("visits_connected_total "))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        for _ in 0..2 {
+            let (ack, acked) = tokio::sync::oneshot::channel();
+            pipeline.process_lines(read(ack), sequencer.ticket()).await;
+            assert!(!acked.await.unwrap(), "refused");
+        }
+        assert_eq!(connected(), 0, "lines of refused batches counted");
+        audit.up.store(true, Ordering::Relaxed);
+        let (ack, acked) = tokio::sync::oneshot::channel();
+        pipeline.process_lines(read(ack), sequencer.ticket()).await;
+        assert!(acked.await.unwrap());
+        assert_eq!(connected(), 2);
     }
 
     #[tokio::test]

@@ -774,7 +774,7 @@ impl SignalsConfig {
 
         // The crisis selector's literals are among the prefilter's (its
         // counters are too, but this says so), so that a line no signal
-        // wants is no crisis record either: `SignalsTap::observe_line`
+        // wants is no crisis record either: `SignalsTap::screen_line`
         // answers both from one scan.
         if let Some(c) = &crisis {
             literal_sets.push(c.cond.literals());

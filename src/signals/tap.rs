@@ -2,11 +2,14 @@
 //! first (most lines match no signal), the signals themselves behind a
 //! mutex only for the records that may.
 //!
-//! The pipeline calls [`SignalsTap::observe_line`] for every line read from
-//! a file or stdin, before redaction and inside the boundary. An OTLP log
-//! record that [`SignalsTap::wants_otlp_log`] is kept raw until its request
-//! is accepted and then given to [`SignalsTap::observe_otlp_log`]: a refused
-//! request is sent again by its client, and must not count twice. A task calls
+//! The pipeline screens every line read from a file or stdin
+//! ([`SignalsTap::screen_line`]) and every OTLP log record
+//! ([`SignalsTap::wants_otlp_log`]) before redaction and inside the
+//! boundary, keeps the few a signal may want raw, and observes them
+//! ([`SignalsTap::observe_kept_lines`], [`SignalsTap::observe_otlp_log`])
+//! once their batch is acknowledged or their request accepted: a refused
+//! batch is read again and a refused request sent again, and neither may
+//! count twice. A task calls
 //! [`SignalsTap::tick`] every second; `/metrics` calls
 //! [`SignalsTap::render_prometheus`]; the export task sends
 //! [`SignalsTap::to_otlp`] to the vendors.
@@ -57,19 +60,38 @@ impl SignalsTap {
     }
 
     /// A line from a file or stdin (JSON or logfmt, found out here), with
-    /// the container runtime's time when it had one (0: none). Returns
-    /// whether it is a crisis record, as [`SignalsTap::is_crisis_line`]
-    /// would: the prefilter's literals include the crisis selector's, so
-    /// one scan answers both for the lines that no signal wants, nearly all.
-    pub fn observe_line(&self, line: &[u8], time_unix_nano: u64) -> bool {
+    /// the container runtime's time when it had one (0: none), screened but
+    /// not observed: whether a signal may want it (the lock-free filter)
+    /// and whether it is a crisis record, as [`SignalsTap::is_crisis_line`]
+    /// would (the prefilter's literals include the crisis selector's, so one
+    /// scan answers both for the lines that no signal wants, nearly all).
+    /// The pipeline keeps the wanted lines of a batch and observes them with
+    /// [`SignalsTap::observe_kept_lines`] once the batch is acknowledged: a
+    /// batch refused is read again, and must not count twice.
+    pub fn screen_line(&self, line: &[u8], time_unix_nano: u64) -> (bool, bool) {
         let time = (time_unix_nano > 0).then_some(time_unix_nano as i64);
         let view = RecordView::auto(line, time);
         if !self.filter.wants(&view) {
-            return false;
+            return (false, false);
         }
-        let crisis = self.crisis.as_ref().is_some_and(|c| c.is_crisis(&view));
-        self.lock().observe_wanted(&view, now_nanos());
-        crisis
+        (
+            true,
+            self.crisis.as_ref().is_some_and(|c| c.is_crisis(&view)),
+        )
+    }
+
+    /// Observes lines [`SignalsTap::screen_line`] found wanted, each with
+    /// its container runtime's time (0: none), under one lock.
+    pub fn observe_kept_lines(&self, lines: &[(Vec<u8>, u64)]) {
+        if lines.is_empty() {
+            return;
+        }
+        let mut signals = self.lock();
+        let now = now_nanos();
+        for (line, time_unix_nano) in lines {
+            let time = (*time_unix_nano > 0).then_some(*time_unix_nano as i64);
+            signals.observe_wanted(&RecordView::auto(line, time), now);
+        }
     }
 
     /// An OTLP log record: its body as the line, its attributes as fields.
