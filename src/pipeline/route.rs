@@ -1557,6 +1557,28 @@ mod tests {
 
     /// Regression: a client could mark its own records `scrubs.crisis`, and
     /// they were audited in full and reached the vendors so marked.
+    /// Signals with one counter, `visits_connected_total`: records whose
+    /// `evt` is `connected`.
+    fn connected_counter() -> Arc<SignalsTap> {
+        let signals = crate::signals::SignalsConfig::from_yaml(
+            "counters:\n  - name: visits_connected_total\n    when: { field: evt, equals: connected }\n",
+        )
+        .unwrap()
+        .build(Arc::new(Engine::builtin().unwrap()), b"a test hash key of 32 bytes ....")
+        .unwrap();
+        SignalsTap::new(signals)
+    }
+
+    /// The count of [`connected_counter`]'s counter, from `/metrics`' text.
+    fn connected_total(tap: &SignalsTap) -> u64 {
+        let mut text = String::new();
+        tap.render_prometheus(&mut text);
+        text.lines()
+            .find(|l| l.starts_with("visits_connected_total "))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    }
+
     /// A refused OTLP request is sent again by its client: its records
     /// count in the signals once, when the request is accepted, not at
     /// every attempt (they were observed before the vendors' room was
@@ -1576,13 +1598,7 @@ mod tests {
             })
         };
         let (roomy, full) = (vendor(true), vendor(false));
-        let signals = crate::signals::SignalsConfig::from_yaml(
-            "counters:\n  - name: visits_connected_total\n    when: { field: evt, equals: connected }\n",
-        )
-        .unwrap()
-        .build(Arc::new(Engine::builtin().unwrap()), b"a test hash key of 32 bytes ....")
-        .unwrap();
-        let tap = SignalsTap::new(signals);
+        let tap = connected_counter();
         let pipeline = Pipeline::new(
             Engine::builtin().unwrap(),
             Selector::new(&AuditSelector::default()),
@@ -1618,14 +1634,7 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let connected = || {
-            let mut text = String::new();
-            tap.render_prometheus(&mut text);
-            text.lines()
-                .find(|l| l.starts_with("visits_connected_total "))
-                .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
+        let connected = || connected_total(&tap);
         for _ in 0..2 {
             let refused = pipeline.process_otlp_logs(req()).await;
             assert!(
@@ -1670,13 +1679,7 @@ mod tests {
     async fn signals_count_a_refused_then_reread_batch_once() {
         use std::sync::atomic::Ordering;
         let audit = Arc::new(FlakyAudit::default());
-        let signals = crate::signals::SignalsConfig::from_yaml(
-            "counters:\n  - name: visits_connected_total\n    when: { field: evt, equals: connected }\n",
-        )
-        .unwrap()
-        .build(Arc::new(Engine::builtin().unwrap()), b"a test hash key of 32 bytes ....")
-        .unwrap();
-        let tap = SignalsTap::new(signals);
+        let tap = connected_counter();
         let pipeline = Pipeline::new(
             Engine::builtin().unwrap(),
             Selector::new(&AuditSelector {
@@ -1707,14 +1710,7 @@ mod tests {
             earlier_committed: None,
             lane: Lane::All,
         };
-        let connected = || {
-            let mut text = String::new();
-            tap.render_prometheus(&mut text);
-            text.lines()
-                .find(|l| l.starts_with("visits_connected_total "))
-                .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
+        let connected = || connected_total(&tap);
         for _ in 0..2 {
             let (ack, acked) = tokio::sync::oneshot::channel();
             pipeline.process_lines(read(ack), sequencer.ticket()).await;
