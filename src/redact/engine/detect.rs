@@ -9,7 +9,8 @@ use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::Input;
 
 use super::{
-    Engine, Finding, Hit, Mention, Scratch, State, STRENGTH_CONTEXT, STRENGTH_KEY, STRENGTH_PLAIN,
+    Engine, Finding, Hit, Mention, Scratch, State, TokenRule, STRENGTH_CONTEXT, STRENGTH_KEY,
+    STRENGTH_PLAIN,
 };
 use crate::redact::class;
 use crate::redact::formats;
@@ -559,12 +560,26 @@ impl Engine {
         let n = hay.len();
         let mut i = 0;
         let mut prev_word: Option<(usize, usize)> = None;
-        // Token rules mostly need context words; on a line without them no
-        // token can match, and the per-token loop over the rules is skipped.
-        let tokens_armed = self
+        // Token rules mostly need context words. The first 64 rules that can
+        // fire on this line (their context words occurred, or they need
+        // none) as a bit set: a token takes its candidates from the rules
+        // that accept its length, instead of a branch per rule that went
+        // either way (5.7% of the engine's mispredicted branches on clean
+        // lines, callgrind's model). On a line that arms none, tokens skip
+        // the rules altogether.
+        let armed_tokens = self
             .tokens
             .iter()
-            .any(|t| self.context_possible(t.rule, st));
+            .take(64)
+            .enumerate()
+            .filter(|(_, t)| self.context_possible(t.rule, st))
+            .fold(0u64, |m, (k, _)| m | 1 << k);
+        let tokens_armed = armed_tokens != 0
+            || self
+                .tokens
+                .iter()
+                .skip(64)
+                .any(|t| self.context_possible(t.rule, st));
         // Byte classes 64 at a time: separators are skipped, and token ends
         // found, from bit masks rather than byte by byte. The literal pass
         // classified this line; the masks are taken out of the state for
@@ -650,24 +665,20 @@ impl Engine {
                     && len <= self.token_max
                     && seen & class::ALPHA != 0
                 {
-                    let tok = &hay[i..e];
-                    for t in &self.tokens {
-                        // A rule that needs context cannot fire on a line
-                        // without its words: skip its pattern (most ops lines).
-                        if len < t.min || len > t.max || !self.context_possible(t.rule, st) {
-                            continue;
+                    // In rule order, as the rules past the 64th after them.
+                    let mut candidates = self.tokens_by_len[len] & armed_tokens;
+                    let mut found = false;
+                    while candidates != 0 && !found {
+                        let k = candidates.trailing_zeros() as usize;
+                        candidates &= candidates - 1;
+                        found = self.token_rule_at(&self.tokens[k], hay, i, e, st);
+                    }
+                    for t in self.tokens.iter().skip(64) {
+                        if found {
+                            break;
                         }
-                        if t.regex.is_match(tok) {
-                            if let Some(strength) = self.accept(t.rule, hay, i, e, st.seen()) {
-                                st.findings.push(Finding {
-                                    start: i,
-                                    end: e,
-                                    rule: t.rule,
-                                    strength,
-                                    quote: false,
-                                });
-                                break;
-                            }
+                        if len >= t.min && len <= t.max && self.context_possible(t.rule, st) {
+                            found = self.token_rule_at(t, hay, i, e, st);
                         }
                     }
                 }
@@ -765,6 +776,25 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Whether token rule `t` takes the token `hay[i..e]` (its pattern and
+    /// its checks); if so, its finding is added.
+    fn token_rule_at(&self, t: &TokenRule, hay: &[u8], i: usize, e: usize, st: &mut State) -> bool {
+        if !t.regex.is_match(&hay[i..e]) {
+            return false;
+        }
+        let Some(strength) = self.accept(t.rule, hay, i, e, st.seen()) else {
+            return false;
+        };
+        st.findings.push(Finding {
+            start: i,
+            end: e,
+            rule: t.rule,
+            strength,
+            quote: false,
+        });
+        true
     }
 
     /// Whether any regex rule can fire on this line: its gate literal
@@ -1128,6 +1158,57 @@ fn token_end(hay: &[u8], start: usize, cur: &simd::LineMasks) -> (usize, u8, boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{PseudonymKey, RuleSet};
+
+    /// Token rules are tried in their order, the first that takes a token
+    /// winning, whether they are among the first 64 (read from a bit set by
+    /// the token's length) or after them (tried one by one); a rule that
+    /// needs context words stays out on a line without them.
+    #[test]
+    fn token_rules_past_the_64th_and_in_order() {
+        // 70 rules: rule k takes two letters of k (`aa` for 0, `ab` for 1,
+        // ...) and 3 + k % 7 digits; rules 3 and 10 take the same tokens
+        // (`ad` + 6 digits), as do 68 and 69 (`zz` + 9); rule 66 needs the
+        // word `lot`.
+        let mut yaml = String::from("rules:\n");
+        for k in 0..70u8 {
+            let (prefix, digits) = match k {
+                10 => ("ad".to_string(), 6),
+                68 | 69 => ("zz".to_string(), 9),
+                _ => (
+                    format!("{}{}", (b'a' + k / 26) as char, (b'a' + k % 26) as char),
+                    3 + k % 7,
+                ),
+            };
+            yaml.push_str(&format!(
+                "  - id: t{k}\n    category: other_identifier\n    detector:\n      token:\n        pattern: '{prefix}\\d{{{digits}}}'\n"
+            ));
+            if k == 66 {
+                yaml.push_str("    context:\n      words: [lot]\n");
+            }
+        }
+        let set = RuleSet::from_yaml("tokens.yaml", &yaml).unwrap();
+        let e = Engine::new(&set, PseudonymKey::ephemeral()).unwrap();
+        let mut s = e.scratch();
+        let mut rule_of = |line: &str| -> Vec<String> {
+            e.detect_line(line.as_bytes(), &mut s);
+            s.main
+                .findings
+                .iter()
+                .map(|f| e.rules[f.rule as usize].id.clone())
+                .collect()
+        };
+        assert_eq!(rule_of("x aa123 y"), ["t0"]);
+        assert_eq!(rule_of("x bl12345 y"), ["t37"]);
+        assert_eq!(rule_of("x ad123456 y"), ["t3"]);
+        // Past the 64th: rule 65 is `cn` + 3 + 65 % 7 = 5 digits.
+        assert_eq!(rule_of("x cn12345 y"), ["t65"]);
+        // Rule 66 (`co` + 6 digits) needs its word.
+        assert_eq!(rule_of("x co123456 y"), Vec::<String>::new());
+        assert_eq!(rule_of("lot co123456"), ["t66"]);
+        // Rules 68 and 69 take the same tokens: the first wins.
+        assert_eq!(rule_of("x zz123456789 y"), ["t68"]);
+    }
 
     proptest::proptest! {
         /// Looking hits up by position finds every hit a context window can

@@ -235,6 +235,9 @@ pub struct Engine {
     key_word_entries: Vec<Vec<u32>>,
     numeric: NumericMatcher,
     tokens: Vec<TokenRule>,
+    /// For each token length (patterns match at most 64 bytes), bit `k`
+    /// set when `tokens[k]` (of the first 64) accepts that length.
+    tokens_by_len: Box<[u64; 65]>,
     token_min: usize,
     token_max: usize,
     names: Option<Names>,
@@ -624,6 +627,12 @@ impl Engine {
         }
         let token_min = tokens.iter().map(|t| t.min).min().unwrap_or(0);
         let token_max = tokens.iter().map(|t| t.max).max().unwrap_or(0);
+        let mut tokens_by_len = Box::new([0u64; 65]);
+        for (k, t) in tokens.iter().enumerate().take(64) {
+            for bits in &mut tokens_by_len[t.min.min(64)..=t.max.min(64)] {
+                *bits |= 1 << k;
+            }
+        }
         Ok(Engine {
             rules,
             literals,
@@ -634,6 +643,7 @@ impl Engine {
             key_word_entries,
             numeric,
             tokens,
+            tokens_by_len,
             token_min,
             token_max,
             names,
