@@ -220,13 +220,7 @@ impl Engine {
             let mut keyed = |p: Pair| {
                 let rule = p.rule.expect("format pairs carry a rule");
                 if self.keyed_value_ok(rule, hay, mentions, &hay[p.start..p.end], false, decoded) {
-                    findings.push(Finding {
-                        start: p.start,
-                        end: p.end,
-                        rule,
-                        strength: STRENGTH_KEY,
-                        quote: false,
-                    });
+                    findings.push(Finding::keyed(p.start, p.end, rule));
                 }
             };
             formats::scan_hl7(hay, &lookup, &mut keyed);
@@ -242,13 +236,7 @@ impl Engine {
             // chat, whatever about; one word (`ok`) says nothing.
             if let Some((s, e)) = prose::utterance(hay) {
                 if hay[s..e].contains(&b' ') {
-                    main.findings.push(Finding {
-                        start: s,
-                        end: e,
-                        rule: p.rule,
-                        strength: STRENGTH_KEY,
-                        quote: false,
-                    });
+                    main.findings.push(Finding::keyed(s, e, p.rule));
                 }
             }
         }
@@ -309,13 +297,7 @@ impl Engine {
                     } else {
                         p.end
                     };
-                    findings.push(Finding {
-                        start: p.start,
-                        end,
-                        rule,
-                        strength: STRENGTH_KEY,
-                        quote: false,
-                    });
+                    findings.push(Finding::keyed(p.start, end, rule));
                     true
                 } else {
                     let v = &hay[p.start..p.end];
@@ -359,13 +341,7 @@ impl Engine {
                                 .rule
                                 .filter(|&r| self.keyed_value_ok(r, hay, mentions, v, true, inner))
                             {
-                                findings.push(Finding {
-                                    start: p.start,
-                                    end: p.end,
-                                    rule,
-                                    strength: STRENGTH_KEY,
-                                    quote: false,
-                                });
+                                findings.push(Finding::keyed(p.start, p.end, rule));
                                 return true;
                             }
                             p.rule.is_none()

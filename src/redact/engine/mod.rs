@@ -170,6 +170,20 @@ struct Finding {
     quote: bool,
 }
 
+impl Finding {
+    /// A value that a key names for `rule` (`ssn=...`, an HL7 field, a
+    /// keyed JSON string): the strongest kind, written as it stood.
+    fn keyed(start: usize, end: usize, rule: u32) -> Finding {
+        Finding {
+            start,
+            end,
+            rule,
+            strength: STRENGTH_KEY,
+            quote: false,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Hit {
     pattern: u32,
