@@ -651,9 +651,11 @@ impl Pipeline {
         let mut for_signals = Vec::new();
         for (i, line) in lines.iter().enumerate() {
             bytes += line.len() as u64;
-            // The lane that counts the source observes the line and learns
-            // from the same scan whether it is a crisis record; the others
-            // ask the crisis selector alone.
+            // The lane that counts the source screens the line for the
+            // signals (kept if a signal may want it, observed once the
+            // batch is acknowledged) and learns from the same scan whether
+            // it is a crisis record; the others ask the crisis selector
+            // alone.
             let crisis = match signals {
                 Some(s) => {
                     let time = meta.get(i).map_or(0, |m| m.time_unix_nano);
@@ -1112,11 +1114,7 @@ impl Pipeline {
             room.send();
         }
         if let Some(s) = self.signals.get() {
-            for (resource, records) in &for_signals {
-                for lr in records {
-                    s.observe_otlp_log(lr, resource);
-                }
-            }
+            s.observe_kept_otlp_logs(&for_signals);
         }
         self.count_crisis("otlp", crises);
         if !crisis.is_empty() {
@@ -1555,8 +1553,6 @@ mod tests {
         }
     }
 
-    /// Regression: a client could mark its own records `scrubs.crisis`, and
-    /// they were audited in full and reached the vendors so marked.
     /// Signals with one counter, `visits_connected_total`: records whose
     /// `evt` is `connected`.
     fn connected_counter() -> Arc<SignalsTap> {
@@ -1724,6 +1720,8 @@ mod tests {
         assert_eq!(connected(), 2);
     }
 
+    /// Regression: a client could mark its own records `scrubs.crisis`, and
+    /// they were audited in full and reached the vendors so marked.
     #[tokio::test]
     async fn a_crisis_mark_sent_by_the_client_is_dropped() {
         let capture = Arc::new(Capture::default());

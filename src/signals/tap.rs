@@ -6,7 +6,7 @@
 //! ([`SignalsTap::screen_line`]) and every OTLP log record
 //! ([`SignalsTap::wants_otlp_log`]) before redaction and inside the
 //! boundary, keeps the few a signal may want raw, and observes them
-//! ([`SignalsTap::observe_kept_lines`], [`SignalsTap::observe_otlp_log`])
+//! ([`SignalsTap::observe_kept_lines`], [`SignalsTap::observe_kept_otlp_logs`])
 //! once their batch is acknowledged or their request accepted: a refused
 //! batch is read again and a refused request sent again, and neither may
 //! count twice. A task calls
@@ -39,6 +39,12 @@ impl fmt::Debug for SignalsTap {
     }
 }
 
+/// A record's time in Unix nanoseconds, as the signals take it: 0 (the
+/// runtime or the client gave none) is no time.
+fn record_time(unix_nano: u64) -> Option<i64> {
+    (unix_nano > 0).then_some(unix_nano as i64)
+}
+
 fn now_nanos() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -69,8 +75,7 @@ impl SignalsTap {
     /// [`SignalsTap::observe_kept_lines`] once the batch is acknowledged: a
     /// batch refused is read again, and must not count twice.
     pub fn screen_line(&self, line: &[u8], time_unix_nano: u64) -> (bool, bool) {
-        let time = (time_unix_nano > 0).then_some(time_unix_nano as i64);
-        let view = RecordView::auto(line, time);
+        let view = RecordView::auto(line, record_time(time_unix_nano));
         if !self.filter.wants(&view) {
             return (false, false);
         }
@@ -89,41 +94,48 @@ impl SignalsTap {
         let mut signals = self.lock();
         let now = now_nanos();
         for (line, time_unix_nano) in lines {
-            let time = (*time_unix_nano > 0).then_some(*time_unix_nano as i64);
-            signals.observe_wanted(&RecordView::auto(line, time), now);
+            signals.observe_wanted(&RecordView::auto(line, record_time(*time_unix_nano)), now);
         }
     }
 
-    /// An OTLP log record: its body as the line, its attributes as fields.
-    pub fn observe_fields(&self, body: &[u8], time_unix_nano: u64, fields: &dyn FieldLookup) {
-        let time = (time_unix_nano > 0).then_some(time_unix_nano as i64);
-        let view = RecordView::with_fields(body, time, fields);
-        if self.filter.wants(&view) {
-            self.lock().observe_wanted(&view, now_nanos());
+    /// Observes OTLP log records [`SignalsTap::wants_otlp_log`] found
+    /// wanted, grouped with their resource's attributes, under one lock.
+    pub fn observe_kept_otlp_logs(&self, kept: &[(Vec<KeyValue>, Vec<LogRecord>)]) {
+        if kept.is_empty() {
+            return;
+        }
+        let mut signals = self.lock();
+        let now = now_nanos();
+        for (resource, records) in kept {
+            for record in records {
+                let fields = OtlpFields {
+                    record: &record.attributes,
+                    resource,
+                };
+                let view = RecordView::with_fields(
+                    otlp_body(record),
+                    record_time(record.time_unix_nano),
+                    &fields,
+                );
+                signals.observe_wanted(&view, now);
+            }
         }
     }
 
-    /// An OTLP log record of a resource: its string body is the line, its
-    /// attributes and then the resource's are the fields.
-    pub fn observe_otlp_log(&self, record: &LogRecord, resource: &[KeyValue]) {
-        let fields = OtlpFields {
-            record: &record.attributes,
-            resource,
-        };
-        self.observe_fields(otlp_body(record), record.time_unix_nano, &fields);
-    }
-
-    /// Whether a signal may want an OTLP log record of a resource: the
-    /// lock-free filter alone, observing nothing. The pipeline keeps such
-    /// records until their request is accepted.
+    /// Whether a signal may want an OTLP log record of a resource (its
+    /// string body is the line, its attributes and then the resource's are
+    /// the fields): the lock-free filter alone, observing nothing. The
+    /// pipeline keeps such records until their request is accepted.
     pub fn wants_otlp_log(&self, record: &LogRecord, resource: &[KeyValue]) -> bool {
         let fields = OtlpFields {
             record: &record.attributes,
             resource,
         };
-        let time = (record.time_unix_nano > 0).then_some(record.time_unix_nano as i64);
-        self.filter
-            .wants(&RecordView::with_fields(otlp_body(record), time, &fields))
+        self.filter.wants(&RecordView::with_fields(
+            otlp_body(record),
+            record_time(record.time_unix_nano),
+            &fields,
+        ))
     }
 
     /// Whether the crisis selector is on.
