@@ -233,7 +233,7 @@ impl LineMasks {
 }
 
 /// The set bits of a mask, lowest first.
-struct Bits(u64);
+pub struct Bits(pub u64);
 
 impl Iterator for Bits {
     type Item = usize;

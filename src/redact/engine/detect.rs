@@ -642,12 +642,12 @@ impl Engine {
                     && seen & class::ALPHA != 0
                 {
                     // In rule order, as the rules past the 64th after them.
-                    let mut candidates = self.tokens_by_len[len] & armed_tokens;
                     let mut found = false;
-                    while candidates != 0 && !found {
-                        let k = candidates.trailing_zeros() as usize;
-                        candidates &= candidates - 1;
+                    for k in simd::Bits(self.tokens_by_len[len] & armed_tokens) {
                         found = self.token_rule_at(&self.tokens[k], hay, i, e, st);
+                        if found {
+                            break;
+                        }
                     }
                     for t in self.tokens.iter().skip(64) {
                         if found {
