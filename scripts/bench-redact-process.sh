@@ -33,7 +33,10 @@ if ! [ -x /usr/bin/time ]; then
 fi
 command -v taskset >/dev/null || echo "taskset not found: skipping the one-core runs" >&2
 
-cargo build --release --quiet --bin scrubs --example gen_corpus
+# The binary alone, as the image builds it (with an example it would get the
+# dependencies' dev features: see scripts/startup-symbols.sh).
+cargo build --release --quiet --example gen_corpus
+cargo build --release --quiet --bin scrubs
 BIN=$ROOT/target/release/scrubs
 GEN=$ROOT/target/release/examples/gen_corpus
 mkdir -p "$DIR"
