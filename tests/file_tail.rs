@@ -275,6 +275,52 @@ async fn rename_rotation_loses_and_repeats_nothing() {
     src.stop().await;
 }
 
+/// Regression: after a rename rotation the new file at the path was found
+/// only at the next poll, so its first lines waited up to `poll_interval`
+/// (~0.4 s at every rotation of a 30-minute soak). A read that reaches the
+/// end of a file no longer at its path now expands the globs at once. The
+/// poll interval here is 30 s: the new file's lines must not wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_finds_the_new_file_before_the_next_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    {
+        let mut w = append(&log);
+        for i in 0..10 {
+            writeln!(w, "{}", line(i)).unwrap();
+        }
+    }
+    let cfg = FileSourceConfig {
+        poll_interval: Duration::from_secs(30),
+        ..config(vec![glob_of(dir.path(), "app.log")])
+    };
+    let mut src = start(cfg, &dir.path().join("data"));
+    let first = src.collect(10, Duration::from_secs(5)).await;
+    assert_eq!(first.len(), 10);
+    // The writer writes on into the renamed file for a moment, as a service
+    // does until it reopens its log, then opens the new one.
+    let mut w = append(&log);
+    fs::rename(&log, log.with_extension("log.1")).unwrap();
+    writeln!(w, "{}", line(10)).unwrap();
+    w.flush().unwrap();
+    let mut w = append(&log);
+    for i in 11..20 {
+        writeln!(w, "{}", line(i)).unwrap();
+    }
+    w.flush().unwrap();
+    let rest = src.collect(10, Duration::from_secs(5)).await;
+    assert_eq!(
+        rest.len(),
+        10,
+        "lines after the rotation within 5 s (the next poll is 30 s away)"
+    );
+    let mut got = numbers(&first);
+    got.extend(numbers(&rest));
+    got.sort_unstable();
+    assert_exactly_once_in_order(&got, 20);
+    src.stop().await;
+}
+
 /// (b') The same with no pause at all, rotated names in the glob
 /// (`app.log*`): a file rotated before any scan saw it is found under its
 /// new name. All lines exactly once, in order within each stream.

@@ -41,7 +41,10 @@ pub struct FileSourceConfig {
     /// Paths or glob patterns (`*`, `?`, `[...]`, `**`) of the files to
     /// tail, for example `/var/log/app/*.log` or `/var/log/pods/*/*/*.log`.
     /// Globs are re-expanded every `poll_interval`, so files that appear
-    /// later are picked up (and read from their beginning). Symbolic links
+    /// later are picked up (and read from their beginning), and at once
+    /// when a file read to its end is no longer the one at its path (a
+    /// rename rotation: the new file's lines do not wait for the poll).
+    /// Symbolic links
     /// are followed; a file reached by two paths is read once.
     pub include: Vec<String>,
 

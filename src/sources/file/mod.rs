@@ -3,7 +3,9 @@
 //!
 //! # How files are followed
 //!
-//! Every `poll_interval` the globs are expanded. A file is identified by a
+//! Every `poll_interval` the globs are expanded, and at once when a read
+//! reaches the end of a file whose path now names another file (it was
+//! renamed and a new one created there). A file is identified by a
 //! *fingerprint*, the SHA-256 of its first `fingerprint_bytes` bytes, not
 //! by its path or inode alone: a renamed, moved or copied file keeps its
 //! fingerprint, and a truncated or re-created one gets a new one. Files
@@ -273,7 +275,7 @@ async fn run(
         if *shutdown.borrow() {
             break;
         }
-        if tokio::time::Instant::now() >= next_tick {
+        if tokio::time::Instant::now() >= next_tick || std::mem::take(&mut tail.rescan) {
             tail = match blocking(tail, |t| t.tick(Instant::now())).await {
                 Some(t) => t,
                 None => return,
@@ -753,6 +755,12 @@ struct Tail {
     m: Counters,
     /// The destinations of this tail's batches.
     lane: Lane,
+    /// A file read to its end is no longer the one at its path: it was
+    /// rotated (renamed, and a new file created there). The globs are
+    /// expanded again at once rather than at the next poll, which alone
+    /// held the new file's first lines back by up to `poll_interval` at
+    /// every rotation (~0.4 s at each of a 30-minute soak's 31 rotations).
+    rescan: bool,
 }
 
 impl fmt::Debug for Tail {
@@ -826,6 +834,7 @@ impl Tail {
             rr: 0,
             m,
             lane: Lane::All,
+            rescan: false,
         };
         match loaded {
             Loaded::Missing => t.fresh = true,
@@ -1034,6 +1043,13 @@ impl Tail {
             i.maybe_data = false;
             if i.finishing {
                 i.done_reading = true;
+            }
+            // One `stat` per read that reaches the end of a file still
+            // taken to be at its path; after the rescan the file is at its
+            // new name, or out of the globs, and is not looked at again.
+            if i.in_glob && !i.finishing {
+                self.rescan |=
+                    std::fs::metadata(&i.path).is_ok_and(|m| (m.dev(), m.ino()) != (i.dev, i.ino));
             }
         }
         if let Some(k) = f.new_key {
