@@ -277,9 +277,9 @@ async fn rename_rotation_loses_and_repeats_nothing() {
 
 /// Regression: after a rename rotation the new file at the path was found
 /// only at the next poll, so its first lines waited up to `poll_interval`.
-/// A read that reaches the
-/// end of a file no longer at its path now expands the globs at once. The
-/// poll interval here is 30 s: the new file's lines must not wait for it.
+/// A read that reaches the end of a file no longer at its path now expands
+/// the globs at once. The poll interval here is 30 s: the new file's lines
+/// must not wait for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_finds_the_new_file_before_the_next_poll() {
     let dir = tempfile::tempdir().unwrap();
